@@ -1,0 +1,3 @@
+from ci_gen.cli import main
+
+raise SystemExit(main())

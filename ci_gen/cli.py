@@ -1,0 +1,60 @@
+"""Command-line entry point: parse, dispatch, and turn CiGenError into one line + exit code.
+
+Each command lives in its own module under `ci_gen.commands` (and `ci_gen.jobs` for the
+commands the components' jobs call). A module exposes `register(subparsers)`, which adds its
+parser and sets `func`, a plain function of the parsed arguments returning an exit code.
+Command modules import heavy libraries (dvc, gitlab, tensorflow) only inside their functions,
+so `ci-gen --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from ci_gen import __version__
+from ci_gen.errors import CiGenError
+
+# Order of `ci-gen --help`; command modules not named here come last, alphabetically.
+ORDER = ("list", "render", "build", "init", "lint", "run", "report", "variables", "job")
+
+
+def _command_modules() -> list[str]:
+    from ci_gen import commands
+
+    names = [m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")]
+    return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ci-gen",
+        description="Versioned GitLab CI/CD components for MLOps: scaffold, check and run "
+        "a project's pipeline locally, and talk to GitLab.",
+    )
+    parser.add_argument("--version", action="version", version=f"ci-gen {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in _command_modules():
+        module = importlib.import_module(f"ci_gen.commands.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CiGenError as exc:
+        print(f"ci-gen: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ci-gen: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""One module per `ci-gen` command; see `ci_gen.cli`."""

@@ -1,0 +1,81 @@
+"""`ci-gen build [--check]`: regenerate `templates/` from the sources, or check for drift."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from ci_gen import components as desc
+from ci_gen.errors import CiGenError, DriftError
+from ci_gen.render import render
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("build", help="regenerate templates/ from the Jinja sources",
+                       description="Render every component into DIR/<name>.yml (the published "
+                       "GitLab CI/CD components). --check changes nothing and exits 1 on drift.")
+    p.add_argument("--check", action="store_true",
+                   help="exit 1 when the files differ from what the sources render")
+    p.add_argument("--dir", default="templates", type=Path, metavar="DIR",
+                   help="output directory (default: templates)")
+    p.set_defaults(func=run)
+
+
+def expected() -> dict[str, str]:
+    return {f"{name}.yml": render(name) for name in desc.ORDER}
+
+
+def check(out_dir: Path) -> list[str]:
+    """Names of files that are missing, stale or unexpected."""
+    want = expected()
+    problems = []
+    for fname, text in want.items():
+        path = out_dir / fname
+        if not path.is_file():
+            problems.append(f"{path} is missing")
+        elif path.read_text(encoding="utf-8") != text:
+            problems.append(f"{path} differs from its source")
+    if out_dir.is_dir():
+        for path in sorted(out_dir.glob("*.yml")):
+            if path.name not in want:
+                problems.append(f"{path} has no source")
+    return problems
+
+
+def write(out_dir: Path) -> list[Path]:
+    """Write every component; each file is replaced atomically, so none is half-written."""
+    want = expected()  # render everything first: a failing source writes nothing
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CiGenError(f"cannot create {out_dir}: {exc.strerror}") from None
+    written = []
+    for fname, text in want.items():
+        path = out_dir / fname
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
+            continue
+        try:
+            fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{fname}.")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise CiGenError(f"cannot write {path}: {exc.strerror}") from None
+        written.append(path)
+    return written
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.check:
+        problems = check(args.dir)
+        if problems:
+            for line in problems:
+                print(f"drift: {line}")
+            raise DriftError(f"{len(problems)} generated file(s) out of date; run `ci-gen build`")
+        print(f"{args.dir}: {len(desc.ORDER)} components up to date")
+        return 0
+    written = write(args.dir)
+    print(f"{args.dir}: {len(written)} file(s) written, {len(desc.ORDER) - len(written)} unchanged")
+    return 0

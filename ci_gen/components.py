@@ -1,0 +1,269 @@
+"""The one descriptor: which components exist, their stages and their inputs.
+
+Component headers (`spec: inputs:`), the README inputs tables, `ci-gen init` and input
+validation are all derived from this module; nothing here is written twice elsewhere.
+
+Every string input reaches a shell or a YAML position, so each one is constrained by
+`options` or an anchored `regex`. The regexes are written in the subset shared by Python's
+`re` and RE2 (GitLab's engine): no look-arounds, no back-references.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Sentinel for "no default": GitLab treats an input without `default` as required.
+REQUIRED: Any = object()
+
+# -- shared regexes ---------------------------------------------------------------------
+RE_JOB_PREFIX = r"^[a-z][a-z0-9-]{0,38}$"
+RE_STAGE = r"^[a-z][a-z0-9_-]{0,38}$"
+# A pinned image: a tag that starts with a digit (or v+digit), optionally a digest.
+# `latest`, `stable` and untagged references do not match.
+RE_IMAGE = r"^[a-z0-9][a-z0-9._/:-]{0,199}:v?[0-9][A-Za-z0-9._-]{0,127}(@sha256:[a-f0-9]{64})?$"
+# A path relative to the project: no spaces, no leading slash, no shell characters.
+RE_PATH = r"^[A-Za-z0-9_.][A-Za-z0-9_./-]{0,199}$"
+RE_OPT_PATH = r"^([A-Za-z0-9_.][A-Za-z0-9_./-]{0,199})?$"
+RE_REMOTE = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+RE_OPT_REMOTE = r"^([A-Za-z0-9][A-Za-z0-9_-]{0,63})?$"
+RE_METRIC = r"^([A-Za-z0-9_][A-Za-z0-9_.-]{0,63})?$"
+RE_ENV_NAME = r"^[a-z][a-z0-9_-]{0,63}$"
+RE_HOST = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$"
+RE_MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+RE_HEALTH_PATH = r"^(/[A-Za-z0-9_./:-]{0,200})?$"
+# KEY=VALUE pairs separated by commas; values are plain words (no spaces, quotes, `$`).
+RE_KV_LIST = r"^([A-Za-z_][A-Za-z0-9_]{0,63}=[A-Za-z0-9_./:@+-]{0,200}(,[A-Za-z_][A-Za-z0-9_]{0,63}=[A-Za-z0-9_./:@+-]{0,200}){0,31})?$"
+# A command made of plain words: the project's own script and its fixed arguments.
+RE_COMMAND = r"^[A-Za-z0-9_./][A-Za-z0-9_./= -]{0,199}$"
+
+DEFAULT_CHANGES = [
+    "**/*.py",
+    "params.yaml",
+    "dvc.yaml",
+    "dvc.lock",
+    "*.dvc",
+    "requirements.txt",
+    "Dockerfile",
+    ".gitlab-ci.yml",
+]
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    description: str
+    type: str = "string"  # string | number | boolean | array (GitLab's input types)
+    default: Any = REQUIRED
+    options: tuple[Any, ...] | None = None
+    regex: str | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def spec(self) -> dict[str, Any]:
+        """This input as it appears under `spec: inputs:` in a component header."""
+        out: dict[str, Any] = {}
+        if self.type != "string":
+            out["type"] = self.type
+        if not self.required:
+            out["default"] = list(self.default) if isinstance(self.default, (list, tuple)) else self.default
+        if self.options is not None:
+            out["options"] = list(self.options)
+        if self.regex is not None:
+            out["regex"] = self.regex
+        out["description"] = self.description
+        return out
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    stage: str
+    summary: str
+    image: str
+    inputs: tuple[Input, ...] = field(default_factory=tuple)
+
+    def input(self, name: str) -> Input:
+        for inp in self.inputs:
+            if inp.name == name:
+                return inp
+        raise KeyError(name)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [i.name for i in self.inputs]
+
+
+def _common(stage: str, image: str) -> tuple[Input, ...]:
+    """Inputs every component takes, in the order they are listed."""
+    return (
+        Input("job-prefix", "Prefix of every job name; use the same prefix for all ci-gen components "
+              "of a pipeline, since jobs refer to each other by name.",
+              default="mlops", regex=RE_JOB_PREFIX),
+        Input("stage", "Stage the job runs in; declare it in the pipeline's `stages:`.",
+              default=stage, regex=RE_STAGE),
+        Input("image", "Container image of the job, pinned to a version tag (never `latest`).",
+              default=image, regex=RE_IMAGE),
+        Input("tags", "Runner tags, e.g. `[gpu]` to send the job to a GPU runner.",
+              type="array", default=[]),
+        Input("changes", "Paths whose change triggers the pipeline's ML jobs (`rules: changes`): "
+              "code, params, DVC pointers, the CI file.",
+              type="array", default=list(DEFAULT_CHANGES)),
+    )
+
+
+PYTHON_IMAGE = "python:3.11.11-slim-bookworm"
+
+COMPONENTS: dict[str, Component] = {}
+
+
+def _register(c: Component) -> None:
+    COMPONENTS[c.name] = c
+
+
+_register(Component(
+    name="train",
+    stage="train",
+    summary="Pull the training data with DVC and `dvc repro` (restored from the run cache when nothing changed); "
+            "model, metrics and plots as artifacts.",
+    image=PYTHON_IMAGE,
+    inputs=_common("train", PYTHON_IMAGE) + (
+        Input("requirements", "pip requirements file of the project, installed before training.",
+              default="requirements.txt", regex=RE_PATH),
+        Input("data", "DVC pointer of the training data, pulled before `dvc repro`.",
+              default="train_data.dvc", regex=RE_PATH),
+        Input("artifacts", "Paths kept as job artifacts (model, metrics, plots).",
+              type="array", default=["model/", "dvc.lock"]),
+        Input("push-run-cache", "Push outputs and the run cache to the default DVC remote after "
+              "training, so the next unchanged run restores instead of retraining. Needs a writable remote.",
+              type="boolean", default=True),
+    ),
+))
+
+_register(Component(
+    name="eval-report",
+    stage="evaluate",
+    summary="Build `report.md` (metrics, diff against the target branch, confusion matrix) and post it "
+            "to the merge request, updated in place; optional quality gate.",
+    image=PYTHON_IMAGE,
+    inputs=_common("evaluate", PYTHON_IMAGE) + (
+        Input("metrics", "Metrics JSON written by the pipeline.",
+              default="model/eval/metrics.json", regex=RE_PATH),
+        Input("confusion-matrix", "Confusion matrix image embedded in the report (empty: none).",
+              default="model/eval/confusion_matrix.png", regex=RE_OPT_PATH),
+        Input("reporter", "Who posts the report: `ci-gen` (python-gitlab, default), `cml` "
+              "(@dvcorg/cml from npm) or `none` (artifact only).",
+              default="ci-gen", options=("ci-gen", "cml", "none")),
+        Input("gate-metric", "Metric checked by the quality gate (empty: no gate).",
+              default="", regex=RE_METRIC),
+        Input("max-drop", "Largest allowed drop of the gate metric against the target branch.",
+              type="number", default=0.01),
+    ),
+))
+
+_register(Component(
+    name="docker-build",
+    stage="build",
+    summary="Build the serving image without a Docker daemon (Buildah or Kaniko), tag it with the commit "
+            "SHA and branch slug, push it to `$CI_REGISTRY_IMAGE`.",
+    image="quay.io/buildah/stable:v1.37.3",
+    inputs=_common("build", "quay.io/buildah/stable:v1.37.3") + (
+        Input("builder", "Image builder: `buildah` (default) or `kaniko`.",
+              default="buildah", options=("buildah", "kaniko")),
+        Input("kaniko-image", "Image used when `builder` is `kaniko`.",
+              default="gcr.io/kaniko-project/executor:v1.23.2-debug", regex=RE_IMAGE),
+        Input("dockerfile", "Dockerfile to build.", default="Dockerfile", regex=RE_PATH),
+        Input("context", "Build context directory.", default=".", regex=RE_PATH),
+        Input("build-args", "Build arguments as `KEY=VALUE,KEY2=VALUE2` (plain words only).",
+              default="", regex=RE_KV_LIST),
+        Input("tls-verify", "Verify the registry's TLS certificate (turn off only for a local test registry).",
+              type="boolean", default=True),
+    ),
+))
+
+_register(Component(
+    name="dvc-upload",
+    stage="upload",
+    summary="Default branch, manual: `dvc push` the model to the model remote and commit the pointer "
+            "files back with `[skip ci]`, never force-pushing.",
+    image=PYTHON_IMAGE,
+    inputs=_common("upload", PYTHON_IMAGE) + (
+        Input("data", "DVC pointer of the training data, pulled so the model's stage can be hashed.",
+              default="train_data.dvc", regex=RE_PATH),
+        Input("remote", "DVC remote that stores models (empty: the default remote).",
+              default="", regex=RE_OPT_REMOTE),
+        Input("commit-back", "Commit changed `*.dvc`/`dvc.lock` files back to the branch with `[skip ci]`.",
+              type="boolean", default=True),
+    ),
+))
+
+_register(Component(
+    name="deploy",
+    stage="deploy",
+    summary="Default branch, manual: run the image on the runner host behind a health gate; an unhealthy "
+            "release is rolled back to the previous one. Includes the environment's stop job.",
+    image=PYTHON_IMAGE,
+    inputs=_common("deploy", PYTHON_IMAGE) + (
+        Input("environment", "GitLab environment name; also the `resource_group`, so deploys never overlap.",
+              default="production", regex=RE_ENV_NAME),
+        Input("engine", "How the release runs on the runner host: `docker`, `podman`, or `process` "
+              "(the project's serve script, for hosts without a container engine).",
+              default="docker", options=("docker", "podman", "process")),
+        Input("host", "Host name the service is reached at (the environment URL's host).",
+              default="127.0.0.1", regex=RE_HOST),
+        Input("port", "Host port the service listens on.", type="number", default=8501),
+        Input("model-name", "Model name served (TF Serving's `MODEL_NAME`).",
+              default="fashion-mnist", regex=RE_MODEL_NAME),
+        Input("model-path", "Exported model directory, used by the `process` engine.",
+              default="model/fashion-mnist", regex=RE_PATH),
+        Input("serve-script", "Script started by the `process` engine, with TF Serving's flags.",
+              default="serve.py", regex=RE_PATH),
+        Input("health-path", "Path polled for health (empty: `/v1/models/<model-name>`).",
+              default="", regex=RE_HEALTH_PATH),
+        Input("health-timeout", "Seconds to wait for the new release to become healthy.",
+              type="number", default=120),
+        Input("env", "Environment of the service as `KEY=VALUE,KEY2=VALUE2` (plain words only; "
+              "secrets belong in masked CI/CD variables).",
+              default="", regex=RE_KV_LIST),
+    ),
+))
+
+_register(Component(
+    name="inference",
+    stage="inference",
+    summary="After deploy: send random test samples to the deployed service with the project's client, "
+            "print the predictions, fail below an accuracy threshold.",
+    image=PYTHON_IMAGE,
+    inputs=_common("inference", PYTHON_IMAGE) + (
+        Input("client", "Client command; it gets `--url`, `--model-name`, `--samples` and `--min-accuracy`.",
+              default="python inference_client.py", regex=RE_COMMAND),
+        Input("requirements", "pip requirements file the client needs.",
+              default="requirements.txt", regex=RE_PATH),
+        Input("data", "DVC pointer of the test data the client samples from (empty: none).",
+              default="train_data.dvc", regex=RE_OPT_PATH),
+        Input("model-name", "Model name served.", default="fashion-mnist", regex=RE_MODEL_NAME),
+        Input("samples", "Number of random test samples sent.", type="number", default=20),
+        Input("min-accuracy", "Smallest sample accuracy that passes (0 to 1).", type="number", default=0.5),
+    ),
+))
+
+# Pipeline order; also the order of `stages:` that `ci-gen init` writes.
+ORDER = ("train", "eval-report", "docker-build", "dvc-upload", "deploy", "inference")
+assert tuple(COMPONENTS) == ORDER
+
+
+def get(name: str) -> Component:
+    from ci_gen.errors import InputError
+
+    try:
+        return COMPONENTS[name]
+    except KeyError:
+        raise InputError(
+            f"unknown component {name!r}; known: {', '.join(ORDER)}"
+        ) from None
+
+
+def default_stages() -> list[str]:
+    return [COMPONENTS[n].stage for n in ORDER]
