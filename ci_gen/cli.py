@@ -28,8 +28,15 @@ def _command_modules() -> list[str]:
     return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (exit 2), pointing at --help instead of dumping usage."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ci-gen",
         description="Versioned GitLab CI/CD components for MLOps: scaffold, check and run "
         "a project's pipeline locally, and talk to GitLab.",

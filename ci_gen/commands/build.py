@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from ci_gen import components as desc
+from ci_gen import docs
 from ci_gen.errors import CiGenError, DriftError
 from ci_gen.render import render
 
@@ -20,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="exit 1 when the files differ from what the sources render")
     p.add_argument("--dir", default="templates", type=Path, metavar="DIR",
                    help="output directory (default: templates)")
+    p.add_argument("--readme", default=Path("README.md"), type=Path, metavar="FILE",
+                   help="README whose inputs tables are regenerated, if it exists (default: README.md)")
     p.set_defaults(func=run)
 
 
@@ -27,10 +30,14 @@ def expected() -> dict[str, str]:
     return {f"{name}.yml": render(name) for name in desc.ORDER}
 
 
-def check(out_dir: Path) -> list[str]:
+def check(out_dir: Path, readme: Path | None = None) -> list[str]:
     """Names of files that are missing, stale or unexpected."""
     want = expected()
     problems = []
+    if readme is not None and readme.is_file():
+        text = readme.read_text(encoding="utf-8")
+        if docs.update_readme(text) != text:
+            problems.append(f"{readme} inputs tables differ from the descriptor")
     for fname, text in want.items():
         path = out_dir / fname
         if not path.is_file():
@@ -44,7 +51,17 @@ def check(out_dir: Path) -> list[str]:
     return problems
 
 
-def write(out_dir: Path) -> list[Path]:
+def _replace(path: Path, text: str) -> None:
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise CiGenError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def write(out_dir: Path, readme: Path | None = None) -> list[Path]:
     """Write every component; each file is replaced atomically, so none is half-written."""
     want = expected()  # render everything first: a failing source writes nothing
     try:
@@ -56,26 +73,28 @@ def write(out_dir: Path) -> list[Path]:
         path = out_dir / fname
         if path.is_file() and path.read_text(encoding="utf-8") == text:
             continue
-        try:
-            fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{fname}.")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise CiGenError(f"cannot write {path}: {exc.strerror}") from None
+        _replace(path, text)
         written.append(path)
+    if readme is not None and readme.is_file():
+        old = readme.read_text(encoding="utf-8")
+        new = docs.update_readme(old)
+        if new != old:
+            _replace(readme, new)
+            written.append(readme)
     return written
 
 
 def run(args: argparse.Namespace) -> int:
     if args.check:
-        problems = check(args.dir)
+        problems = check(args.dir, args.readme)
         if problems:
             for line in problems:
                 print(f"drift: {line}")
             raise DriftError(f"{len(problems)} generated file(s) out of date; run `ci-gen build`")
         print(f"{args.dir}: {len(desc.ORDER)} components up to date")
         return 0
-    written = write(args.dir)
-    print(f"{args.dir}: {len(written)} file(s) written, {len(desc.ORDER) - len(written)} unchanged")
+    written = write(args.dir, args.readme)
+    for path in written:
+        print(f"wrote {path}")
+    print(f"{args.dir}: {len(desc.ORDER)} components, {len(written)} file(s) written")
     return 0

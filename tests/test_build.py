@@ -1,0 +1,57 @@
+"""`ci-gen build`: templates/ and the README tables are generated, and drift is caught."""
+
+from __future__ import annotations
+
+import shutil
+
+from ci_gen import components as desc
+from ci_gen import docs
+from ci_gen.commands.build import expected
+from tests.helpers import REPO, cli
+
+
+def test_committed_templates_are_up_to_date():
+    for fname, text in expected().items():
+        assert (REPO / "templates" / fname).read_text() == text, f"templates/{fname}: run `ci-gen build`"
+
+
+def test_readme_has_one_current_table_per_component():
+    text = (REPO / "README.md").read_text()
+    assert docs.blocks(text) == list(desc.ORDER)
+    assert docs.update_readme(text) == text, "README inputs tables drifted: run `ci-gen build`"
+
+
+def test_check_passes_then_fails_after_a_source_edit(tmp_path):
+    out = tmp_path / "templates"
+    assert cli("build", "--dir", str(out), "--readme", str(tmp_path / "none.md")).returncode == 0
+    ok = cli("build", "--check", "--dir", str(out), "--readme", str(tmp_path / "none.md"))
+    assert ok.returncode == 0, ok.stderr
+    # A hand edit of a generated file is drift.
+    (out / "train.yml").write_text((out / "train.yml").read_text().replace("interruptible: true", "interruptible: false"))
+    bad = cli("build", "--check", "--dir", str(out), "--readme", str(tmp_path / "none.md"))
+    assert bad.returncode == 1
+    assert "train.yml differs from its source" in bad.stdout
+    assert bad.stderr.strip().startswith("ci-gen: error: 1 generated file(s) out of date")
+
+
+def test_check_fails_after_editing_a_source(tmp_path):
+    """Acceptance: editing a Jinja source without rebuilding makes --check exit 1."""
+    pkg = tmp_path / "pkg"
+    shutil.copytree(REPO / "ci_gen", pkg / "ci_gen", ignore=shutil.ignore_patterns("__pycache__", "examples"))
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    src = pkg / "ci_gen" / "sources" / "inference.yml.jinja"
+    src.write_text(src.read_text().replace("needs:", "# edited\n  needs:", 1))
+    env = {"PYTHONPATH": str(pkg)}
+    res = cli("build", "--check", "--dir", str(tmp_path / "templates"), "--readme", "none.md", cwd=tmp_path, env=env)
+    assert res.returncode == 1
+    assert "inference.yml differs from its source" in res.stdout
+
+
+def test_build_writes_missing_and_reports_unexpected(tmp_path):
+    out = tmp_path / "t"
+    res = cli("build", "--dir", str(out), "--readme", "none.md", cwd=tmp_path)
+    assert res.returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.yml" for n in desc.ORDER)
+    (out / "old.yml").write_text("x: 1\n")
+    res = cli("build", "--check", "--dir", str(out), "--readme", "none.md", cwd=tmp_path)
+    assert res.returncode == 1 and "old.yml has no source" in res.stdout
