@@ -9,6 +9,7 @@ OSS keys from OSS_* (written to `.dvc/config.local` by `ci-gen job dvc-auth` in 
 from __future__ import annotations
 
 import importlib.util
+import io
 import re
 import shutil
 import subprocess
@@ -148,7 +149,7 @@ def setup_example(
     say(f"[5/{steps}] dvc push of the training data")
     from ci_gen.jobs import dvc_auth  # credentials from the environment, into .dvc/config.local
 
-    dvc_auth.write_credentials(project, quiet=True)
+    dvc_auth.write_credentials(project, out=io.StringIO())
     _dvc(project, "push", "-q", "train_data.dvc", what="dvc push of the training data")
 
     say(f"[6/{steps}] first commit")

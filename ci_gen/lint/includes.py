@@ -1,0 +1,289 @@
+"""Resolve `include:` offline, so a project's whole pipeline is checked without a network.
+
+- ci-gen's own components (`component: <host>/<project>/<name>@<version>`, `project:` +
+  `file: templates/<name>.yml`, and `local: templates/<name>.yml` when that file is not in
+  the project) are rendered in memory by the installed ci-gen with the include's `inputs:`.
+- Local files are loaded (their `spec: inputs:` checked and interpolated, their own
+  includes resolved in turn).
+- Remote files, GitLab templates and other projects' files are reported as not checked.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ci_gen import __version__
+from ci_gen import components as desc
+from ci_gen.errors import CiGenError
+from ci_gen.lint import schema, spec
+from ci_gen.lint.findings import ERROR, INFO, WARNING, Finding, Locate, json_path
+from ci_gen.lint.yamlfile import Document, read
+
+MAX_INCLUDES = 150  # GitLab's limit per pipeline
+_OUR_FILE = re.compile(r"^/?templates/([A-Za-z0-9_-]+)(?:\.yml|/template\.yml)$")
+
+
+@dataclass
+class Included:
+    """The configuration one include contributes, and how to point at it."""
+
+    label: str                 # e.g. "include[2] deploy@0.1.0"
+    config: dict
+    locate: Locate             # where findings about its keys point
+
+
+@dataclass
+class Resolution:
+    included: list[Included] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    count: int = 0
+    seen: set[tuple[Path, str]] = field(default_factory=set)
+
+
+def items(value: Any) -> list[tuple[tuple, Any]]:
+    """(key path, include item) for `include:` as a string, a mapping or a list of them."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [(("include", i), item) for i, item in enumerate(value)]
+    return [(("include",), value)]
+
+
+def _normalise(item: Any) -> dict | None:
+    if isinstance(item, str):
+        return {"remote": item} if re.match(r"^https?://", item) else {"local": item}
+    return item if isinstance(item, dict) else None
+
+
+def parse_component(ref: str) -> tuple[str, str, str | None]:
+    """(project path, component name, version) of `<host>/<project>/<name>@<version>`."""
+    address, at, version = ref.partition("@")
+    parts = [p for p in address.split("/") if p]
+    name = parts[-1] if parts else ""
+    project = "/".join(parts[1:-1])
+    return project, name, (version if at else None)
+
+
+def _looks_ours(project: str, ours: set[str]) -> bool:
+    """A project that publishes ci-gen's components: its name says so, or another include of
+    this file takes a known ci-gen component from it."""
+    last = project.rstrip("/").rsplit("/", 1)[-1].lower()
+    return "ci-gen" in last or "ci_gen" in last or project in ours
+
+
+def version_note(name: str, ref: str | None) -> tuple[str, str] | None:
+    """How far the installed ci-gen stands in for the version the pipeline will use."""
+    installed = __version__
+    if ref is not None and ref.lstrip("v") == installed:
+        return None
+    shown = f"{name}@{ref}" if ref else f"{name} (default branch)"
+    if ref is None or "$" in ref or ref.startswith("~") or installed.startswith(ref.lstrip("v") + "."):
+        return INFO, f"{shown}: checked with the installed ci-gen {installed}"
+    return WARNING, (f"{shown}: lint used the installed ci-gen {installed}; the pipeline will use "
+                     f"{ref} (install ci-gen {ref} to check that version)")
+
+
+@lru_cache(maxsize=64)
+def _rendered(name: str, frozen_inputs: str) -> dict:
+    from ci_gen.render import render
+
+    data = yaml.safe_load(render(name, json.loads(frozen_inputs), mode="inline"))
+    return data if isinstance(data, dict) else {}
+
+
+def render_ours(name: str, inputs: Any, where: str) -> dict:
+    """A ci-gen component rendered with concrete values; bad inputs raise InputError."""
+    from ci_gen.inputs import resolve
+
+    given = inputs if isinstance(inputs, dict) else {}
+    if inputs is not None and not isinstance(inputs, dict):
+        raise CiGenError(f"{where}: `inputs:` must be a mapping")
+    resolve(desc.get(name), given, where=where)  # the error names the include, not just the component
+    return copy.deepcopy(_rendered(name, json.dumps(given, sort_keys=True, default=str)))
+
+
+class Resolver:
+    """Resolves the includes of one file (and of the local files it includes)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.result = Resolution()
+
+    def _add(self, path: str, location: str, message: str, severity: str) -> None:
+        self.result.findings.append(Finding(path, location, message, severity))
+
+    def resolve(self, config: dict, doc_path: str, locate: Locate) -> Resolution:
+        entries = items(config.get("include"))
+        ours_projects = set()
+        for _key, raw in entries:
+            item = _normalise(raw)
+            if item is None:
+                continue
+            if isinstance(item.get("component"), str):
+                project, name, _v = parse_component(item["component"])
+                if name in desc.COMPONENTS:
+                    ours_projects.add(project)
+            elif isinstance(item.get("project"), str):
+                for f in self._files(item):
+                    m = _OUR_FILE.match(f)
+                    if m and m.group(1) in desc.COMPONENTS:
+                        ours_projects.add(item["project"])
+        for index, (key, raw) in enumerate(entries):
+            self.result.count += 1
+            path, location, _ = locate(key)
+            path = path or doc_path
+            if self.result.count > MAX_INCLUDES:
+                self._add(path, location, f"more than {MAX_INCLUDES} includes; GitLab refuses the pipeline", ERROR)
+                return self.result
+            where = f"include[{index}]" if key[-1] != "include" else "include"
+            item = _normalise(raw)
+            if item is None:
+                continue  # the schema reports the malformed item
+            self._one(item, where, path, location, ours_projects)
+        return self.result
+
+    @staticmethod
+    def _files(item: dict) -> list[str]:
+        files = item.get("file")
+        if isinstance(files, str):
+            return [files]
+        return [f for f in files if isinstance(f, str)] if isinstance(files, list) else []
+
+    def _ours(self, name: str, inputs: Any, label: str, path: str, location: str) -> None:
+        try:
+            config = render_ours(name, inputs, label)
+        except CiGenError as exc:
+            self._add(path, location, str(exc), ERROR)
+            return
+        self._add_included(label, config, path, location)
+
+    def _add_included(self, label: str, config: dict, path: str, location: str) -> None:
+        def locate(key: tuple, _p=path, _l=location, _label=label) -> tuple[str | None, str, str]:
+            return _p, _l, f" (in {_label})"
+        for key, message, _where in schema.check_config(config):
+            self._add(path, location, f"{label}: {json_path(key)}: {message}", ERROR)
+        self.result.included.append(Included(label, config, locate))
+
+    def _unknown(self, name: str, where: str, path: str, location: str) -> None:
+        self._add(path, location, f"{where}: unknown ci-gen component {name!r}; known: "
+                                  f"{', '.join(desc.ORDER)}", ERROR)
+
+    def _one(self, item: dict, where: str, path: str, location: str, ours_projects: set[str]) -> None:
+        inputs = item.get("inputs")
+        if isinstance(item.get("component"), str):
+            project, name, version = parse_component(item["component"])
+            if project in ("$CI_PROJECT_PATH", "${CI_PROJECT_PATH}"):
+                # A project testing its own components: GitLab takes them from this very
+                # commit, which is the work tree here.
+                candidates = (f"templates/{name}.yml", f"templates/{name}/template.yml")
+                for rel in candidates:
+                    if (self.root / rel).is_file():
+                        self._local_file(self.root / rel, rel, inputs, where, path, location)
+                        return
+                if name not in desc.COMPONENTS:
+                    self._add(path, location, f"{where}: component {name!r} is not in this project: "
+                                              f"no {' or '.join(candidates)} in {self.root}", ERROR)
+                    return
+            if name in desc.COMPONENTS:
+                if version is None:
+                    self._add(path, location, f"{where}: component {item['component']!r} has no "
+                                              "@<version>; pin it to a release", ERROR)
+                note = version_note(name, version)
+                if note:
+                    self._add(path, location, f"{where}: {note[1]}", note[0])
+                self._ours(name, inputs, f"{where} {name}@{version or '?'}", path, location)
+            elif _looks_ours(project, ours_projects):
+                self._unknown(name, where, path, location)
+            else:
+                self._add(path, location, f"{where}: component {item['component']!r} not checked "
+                                          "offline (not a ci-gen component)", INFO)
+            return
+        if isinstance(item.get("project"), str):
+            for f in self._files(item):
+                m = _OUR_FILE.match(f)
+                if m and m.group(1) in desc.COMPONENTS:
+                    name = m.group(1)
+                    note = version_note(name, item.get("ref") if isinstance(item.get("ref"), str) else None)
+                    if note:
+                        self._add(path, location, f"{where}: {note[1]}", note[0])
+                    self._ours(name, inputs, f"{where} {name}@{item.get('ref', 'default branch')}",
+                               path, location)
+                elif m and _looks_ours(item["project"], ours_projects):
+                    self._unknown(m.group(1), where, path, location)
+                else:
+                    self._add(path, location, f"{where}: {item['project']}:{f} not checked offline "
+                                              "(another project's file)", INFO)
+            return
+        if isinstance(item.get("local"), str):
+            self._local(item["local"], inputs, where, path, location)
+            return
+        if isinstance(item.get("remote"), str):
+            self._add(path, location, f"{where}: remote {item['remote']} not checked offline", INFO)
+            return
+        if isinstance(item.get("template"), str):
+            self._add(path, location, f"{where}: GitLab template {item['template']} not checked offline", INFO)
+
+    def _local(self, local: str, inputs: Any, where: str, path: str, location: str) -> None:
+        rel = local.lstrip("/")
+        if any(c in rel for c in "*?["):
+            matches = sorted(p for p in self.root.glob(rel) if p.is_file())
+            if not matches:
+                self._add(path, location, f"{where}: local {local!r} matches no file", ERROR)
+            for match in matches:
+                self._local_file(match, match.relative_to(self.root).as_posix(), inputs, where, path, location)
+            return
+        target = self.root / rel
+        m = _OUR_FILE.match(local)
+        if not target.is_file() and m and m.group(1) in desc.COMPONENTS:
+            self._ours(m.group(1), inputs, f"{where} {m.group(1)}@{__version__} (installed)", path, location)
+            return
+        if not target.is_file():
+            self._add(path, location, f"{where}: local file {local!r} does not exist "
+                                      f"(looked in {self.root})", ERROR)
+            return
+        self._local_file(target, rel, inputs, where, path, location)
+
+    def _local_file(self, target: Path, rel: str, inputs: Any, where: str, path: str, location: str) -> None:
+        seen = (target.resolve(), json.dumps(inputs, sort_keys=True, default=str))
+        if seen in self.result.seen:
+            return  # the same file with the same inputs is included once
+        self.result.seen.add(seen)
+        try:
+            _text, docs = read(target, rel)
+        except CiGenError as exc:
+            self._add(path, location, f"{where}: {exc}", ERROR)
+            return
+        header, body = (docs[0].data, docs[1]) if len(docs) >= 2 else (None, docs[0] if docs else None)
+        if body is None or not isinstance(body.data, dict):
+            self._add(path, location, f"{where}: {rel} holds no jobs (top level must be a mapping)", ERROR)
+            return
+        data = body.data
+        if header is not None:
+            values, problems = spec.resolve(spec.declared(header), inputs if inputs is not None else {})
+            for problem in problems:
+                self._add(path, location, f"{where} ({rel}): {problem}", ERROR)
+            if problems:
+                return  # GitLab refuses the include; its jobs would only add noise
+            data = spec.interpolate(data, values)
+        elif inputs:
+            self._add(path, location, f"{where}: {rel} takes no inputs (it has no `spec:` header)", ERROR)
+
+        via = f" (via {path} {where})"
+
+        def locate(key: tuple, _doc: Document = body, _data=data, _rel=rel) -> tuple[str | None, str, str]:
+            return _rel, _doc.where(spec.translate(key, _data, _doc.data)), via
+        for key, message, at in schema.check_config(data):
+            self._add(rel, locate(at)[1], f"{json_path(key)}: {message}{via}", ERROR)
+        if "include" in data:
+            # The file's own includes come first, so its keys override theirs when merged.
+            self.resolve(data, rel, locate)
+        own = {k: v for k, v in data.items() if k != "include"}
+        self.result.included.append(Included(f"{where} {rel}", own, locate))

@@ -1,0 +1,306 @@
+"""Policy checks that GitLab's schema cannot express, on any GitLab CI configuration.
+
+Pipeline checks: pinned images, `needs`/`dependencies` to existing jobs, declared stages,
+`extends` targets that exist. Component checks (files with a `spec:` header): no global
+keywords, described and constrained inputs, deploy jobs serialised by `resource_group`.
+Strict checks: train/eval jobs interruptible, commits from CI carry `[skip ci]`.
+Each check reports key paths to a `Sink`, which turns them into located findings.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ci_gen.lint.findings import ERROR, WARNING, Sink
+from ci_gen.lint.merge import (DEFAULT_STAGES, ExtendsError, effective, extends_of, jobs,
+                               script_lines, visible)
+
+# Keywords a component must leave to the pipeline that includes it.
+COMPONENT_FORBIDDEN = ("default", "stages", "workflow", "variables", "include",
+                       "before_script", "after_script", "image", "services", "cache")
+_VERSION_TAG = re.compile(r"^v?[0-9]")
+_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+# `git [global options] commit|push`, e.g. `git -C repo -c user.name=ci commit -m ...`.
+_GIT = r"\bgit(?:\s+(?:-[Cc]\s+\S+|--?[A-Za-z][\w-]*(?:=\S+)?))*\s+"
+_GIT_COMMIT = re.compile(_GIT + r"commit\b")
+_GIT_PUSH = re.compile(_GIT + r"push\b")
+_SKIP_CI = re.compile(r"\[(skip ci|ci skip)\]", re.IGNORECASE)
+_PUSH_SKIP = re.compile(r"(-o\s*|--push-option[= ]\s*)ci\.skip\b")
+# `ci-gen job commit-pointers` needs no rule: it commits with `[skip ci]` by construction
+# and runs no `git commit` that these patterns would see.
+
+
+# -- images ---------------------------------------------------------------------------------
+
+def image_problem(ref: str) -> tuple[str, str] | None:
+    """(severity, message) when an image reference is not pinned to a version, else None."""
+    ref = ref.strip()
+    if "$" in ref:
+        return WARNING, (f"image {ref!r} comes from a variable; lint cannot check that it is "
+                         "pinned to a version")
+    name, _, digest = ref.partition("@")
+    if digest:
+        if _DIGEST.match(digest):
+            return None
+        return ERROR, f"image {ref!r} has a malformed digest (expected sha256:<64 hex digits>)"
+    last = name.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return ERROR, f"image {ref!r} is not pinned: no tag means `latest`; use a version tag"
+    tag = last.rsplit(":", 1)[1]
+    if tag == "latest":
+        return ERROR, f"image {ref!r} is not pinned: `latest` moves; use a version tag"
+    if not _VERSION_TAG.match(tag):
+        return ERROR, (f"image {ref!r} is not pinned: tag {tag!r} is not a version "
+                       "(use a tag like 1.2.3, or a digest)")
+    return None
+
+
+def _image_refs(value: Any, key: tuple) -> list[tuple[tuple, str]]:
+    if isinstance(value, str):
+        return [(key, value)]
+    if isinstance(value, dict) and isinstance(value.get("name"), str):
+        return [(key + ("name",), value["name"])]
+    return []
+
+
+def check_images(config: dict, sink: Sink) -> None:
+    """Every `image:` and `services:` entry (jobs, hidden jobs, `default:`, top level)."""
+    places: list[tuple[tuple, dict]] = [((), config)]
+    if isinstance(config.get("default"), dict):
+        places.append((("default",), config["default"]))
+    places.extend(((name,), job) for name, job in jobs(config).items())
+    for key, node in places:
+        refs = _image_refs(node.get("image"), key + ("image",))
+        services = node.get("services")
+        if isinstance(services, list):
+            for i, svc in enumerate(services):
+                refs.extend(_image_refs(svc, key + ("services", i)))
+        owner = f"job {key[0]!r}" if key and key[0] != "default" else ("`default:`" if key else "top level")
+        for where, ref in refs:
+            problem = image_problem(ref)
+            if problem:
+                sink.add(where, f"{owner}: {problem[1]}", problem[0])
+
+
+# -- structure: extends, stages, needs ------------------------------------------------------
+
+def _effective_jobs(config: dict, sink: Sink | None) -> dict[str, dict]:
+    """Visible jobs as they run; jobs whose `extends` is broken are reported and left out."""
+    out = {}
+    for name in jobs(config):
+        if not visible(name):
+            continue
+        try:
+            out[name] = effective(name, config)
+        except ExtendsError as exc:
+            if sink is not None:
+                sink.add((name, "extends"), f"job {name!r}: {exc}")
+    return out
+
+
+def check_extends(config: dict, sink: Sink) -> None:
+    """`extends` targets exist, with no cycle (hidden jobs too; visible ones are reported
+    by `check_structure`)."""
+    all_jobs = jobs(config)
+    for name, job in all_jobs.items():
+        if visible(name):
+            continue
+        for parent in extends_of(job):
+            if parent not in all_jobs:
+                sink.add((name, "extends"), f"job {name!r}: extends {parent!r}, which is not defined")
+
+
+def check_structure(config: dict, sink: Sink, *, stages: bool = True, needs: bool = True) -> dict[str, dict]:
+    """Stages declared, `needs`/`dependencies` pointing at jobs; returns the effective jobs."""
+    eff = _effective_jobs(config, sink)
+    check_extends(config, sink)
+    declared = config.get("stages")
+    if isinstance(declared, list):
+        order = [".pre"] + [s for s in declared if isinstance(s, str) and s not in (".pre", ".post")] + [".post"]
+    else:
+        order = list(DEFAULT_STAGES)
+    stage_of = {name: job.get("stage", "test") for name, job in eff.items()}
+    if stages:
+        hint = ("declare it in `stages:`" if isinstance(declared, list)
+                else f"no `stages:` here, so only GitLab's defaults exist: {', '.join(DEFAULT_STAGES)}")
+        for name, stage in stage_of.items():
+            if isinstance(stage, str) and stage not in order:
+                key = (name, "stage") if "stage" in config[name] else (name,)
+                sink.add(key, f"job {name!r}: stage {stage!r} is not declared; {hint}")
+    if needs:
+        for name, job in eff.items():
+            _check_needs(name, job, config, eff, stage_of, order, sink)
+    for name, job in eff.items():
+        env = job.get("environment")
+        stop = env.get("on_stop") if isinstance(env, dict) else None
+        if isinstance(stop, str) and "$" not in stop and stop not in eff:
+            sink.add((name, "environment", "on_stop"),
+                     f"job {name!r}: environment on_stop {stop!r} is not a job of this pipeline")
+    return eff
+
+
+def _needed(value: Any) -> list[tuple[int, str, bool]]:
+    """(index, job name, optional) of each `needs:` entry on a job of this pipeline."""
+    out = []
+    if not isinstance(value, list):
+        return out
+    for i, item in enumerate(value):
+        if isinstance(item, str):
+            out.append((i, item, False))
+        elif isinstance(item, dict) and isinstance(item.get("job"), str):
+            if "project" in item or "pipeline" in item:
+                continue  # another project's or the parent pipeline's job
+            out.append((i, item["job"], item.get("optional") is True))
+    return out
+
+
+def _check_needs(name: str, job: dict, config: dict, eff: dict, stage_of: dict, order: list,
+                 sink: Sink) -> None:
+    own = config.get(name, {})
+    entries: list[tuple[tuple, str, bool]] = []
+    for i, target, optional in _needed(job.get("needs")):
+        key = (name, "needs", i) if "needs" in own else (name,)
+        entries.append((key, target, optional))
+    rules = job.get("rules")
+    if isinstance(rules, list):
+        for r, rule in enumerate(rules):
+            if isinstance(rule, dict):
+                for i, target, optional in _needed(rule.get("needs")):
+                    entries.append(((name, "rules", r, "needs", i), target, optional))
+    for key, target, optional in entries:
+        if "$" in target:
+            continue  # a variable or matrix expression, known only when the pipeline runs
+        if target not in eff:
+            if optional:
+                continue
+            if target in config:
+                sink.add(key, f"job {name!r}: needs {target!r}, a hidden job, which never runs")
+            else:
+                sink.add(key, f"job {name!r}: needs {target!r}, not a job of this pipeline "
+                              "(add `optional: true` if rules may leave it out)")
+            continue
+        mine, theirs = stage_of.get(name), stage_of.get(target)
+        if mine in order and theirs in order and order.index(theirs) > order.index(mine):
+            sink.add(key, f"job {name!r} (stage {mine!r}): needs {target!r}, which runs in the "
+                          f"later stage {theirs!r}")
+    deps = job.get("dependencies")
+    if isinstance(deps, list):
+        for i, target in enumerate(deps):
+            if isinstance(target, str) and target not in eff:
+                key = (name, "dependencies", i) if "dependencies" in own else (name,)
+                sink.add(key, f"job {name!r}: dependencies lists {target!r}, which is not a job "
+                              "of this pipeline")
+
+
+# -- components -----------------------------------------------------------------------------
+
+def _anchored(regex: str) -> bool:
+    """`^...$` with no top-level `|` (`^a|b$` anchors only one side of each branch)."""
+    if not (regex.startswith("^") and regex.endswith("$") and not regex.endswith("\\$")):
+        return False
+    depth, in_class, escaped = 0, False, False
+    for ch in regex[1:-1]:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            return False
+    return True
+
+
+def check_inputs(header: Any, sink: Sink) -> None:
+    """Every input described; every string input constrained by `options` or an anchored `regex`."""
+    spec = header.get("spec") if isinstance(header, dict) else None
+    inputs = spec.get("inputs") if isinstance(spec, dict) else None
+    if not isinstance(inputs, dict):
+        return
+    for name, conf in inputs.items():
+        key = ("spec", "inputs", name)
+        conf = conf if isinstance(conf, dict) else {}
+        if not str(conf.get("description") or "").strip():
+            sink.add(key, f"input {name!r} has no description")
+        if conf.get("type", "string") != "string":
+            continue
+        options, regex = conf.get("options"), conf.get("regex")
+        if options is None and regex is None:
+            sink.add(key, f"string input {name!r} is unconstrained: add `options` or an "
+                          "anchored `regex` (^...$); inputs reach shells")
+        if isinstance(regex, str):
+            if not _anchored(regex):
+                sink.add(key + ("regex",), f"input {name!r}: regex {regex!r} must be anchored "
+                                           "as ^...$ (group alternatives: ^(a|b)$)")
+            elif "default" in conf and isinstance(conf["default"], str):
+                try:
+                    ok = re.search(regex, conf["default"]) is not None
+                except re.error as exc:
+                    sink.add(key + ("regex",), f"input {name!r}: regex does not compile: {exc}")
+                    continue
+                if not ok:
+                    sink.add(key + ("default",), f"input {name!r}: default {conf['default']!r} "
+                                                 f"does not match its own regex {regex}")
+        if isinstance(options, list) and "default" in conf and conf["default"] not in options:
+            sink.add(key + ("default",), f"input {name!r}: default {conf['default']!r} is not "
+                                         "one of its options")
+
+
+def check_component_body(body: dict, sink: Sink) -> None:
+    """No global keywords: the pipeline that includes a component owns them."""
+    for key in body:
+        if key in COMPONENT_FORBIDDEN:
+            sink.add((key,), f"global keyword {key!r} in a component: it changes every job of "
+                             "the pipeline that includes it; set it per job (or leave it to the pipeline)")
+
+
+def check_resource_groups(eff: dict[str, dict], sink: Sink) -> None:
+    """Jobs that deploy to an environment run one at a time (`resource_group`)."""
+    for name, job in eff.items():
+        env = job.get("environment")
+        if env is None:
+            continue
+        action = env.get("action", "start") if isinstance(env, dict) else "start"
+        if action == "start" and not job.get("resource_group"):
+            sink.add((name, "environment"), f"job {name!r} deploys to an environment but has no "
+                                            "`resource_group`, so two deployments can overlap")
+
+
+# -- strict ---------------------------------------------------------------------------------
+
+def check_strict(eff: dict[str, dict], sink: Sink) -> None:
+    """Train/eval jobs are interruptible; commits pushed from CI carry `[skip ci]`."""
+    for name, job in eff.items():
+        if name.endswith("-train") or name.endswith("-eval-report") or name in ("train", "eval-report"):
+            if job.get("interruptible") is not True:
+                sink.add((name,), f"job {name!r}: train/eval jobs must be `interruptible: true`, "
+                                  "so a newer pipeline cancels a stale run")
+        _check_commits(name, job, sink)
+
+
+def _check_commits(name: str, job: dict, sink: Sink) -> None:
+    lines = [ln for ln in script_lines(job) if not ln.lstrip().startswith("#")]
+    commits = [ln for ln in lines if _GIT_COMMIT.search(ln)]
+    pushes = [ln for ln in lines if _GIT_PUSH.search(ln)]
+    bad_commits = [ln for ln in commits if not _SKIP_CI.search(ln)]
+    for line in bad_commits:
+        sink.add((name, "script"), f"job {name!r}: `{_short(line)}` commits without `[skip ci]` "
+                                   "in the message; pushed, it starts another pipeline "
+                                   "(or use `ci-gen job commit-pointers`)")
+    for line in pushes:
+        if _PUSH_SKIP.search(line) or (commits and not bad_commits):
+            continue
+        sink.add((name, "script"), f"job {name!r}: `{_short(line)}` pushes commits not marked "
+                                   "`[skip ci]` (nor `-o ci.skip`); it starts another pipeline")
+
+
+def _short(line: str) -> str:
+    line = line.strip()
+    return line if len(line) <= 80 else line[:77] + "..."
