@@ -1,0 +1,50 @@
+"""`ci-gen job deploy`: run a release on the runner host behind a health gate, or roll back.
+
+The engines live in `ci_gen.deploy_engines`; this module only parses and reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ci_gen import deploy_engines as de
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "deploy", help="start a release, wait for its health URL, keep the previous one if not",
+        description="Stop the environment's current release, start the new one (docker/podman "
+        "image, or the serve script as a process), wait for GET http://HOST:PORT<health-path> "
+        "to answer 200 (TF Serving: a version AVAILABLE). Healthy: write DEPLOY_URL to the "
+        "dotenv file. Unhealthy: remove it, restart the previous release, exit 1. "
+        "Env overrides: CI_GEN_DEPLOY_ENGINE, CI_GEN_DEPLOY_PORT (0 = a free port), "
+        "CI_GEN_STATE_DIR (state, default ~/.local/state/ci-gen), CI_GEN_DEPLOY_PYTHON "
+        "(interpreter of the process engine).")
+    p.add_argument("--environment", required=True, metavar="ENV", help="GitLab environment name")
+    p.add_argument("--engine", default="docker", metavar="ENGINE",
+                   help="docker, podman or process (default: docker)")
+    p.add_argument("--image", default="local", metavar="IMG", help="image (container engines)")
+    p.add_argument("--host", default="127.0.0.1", metavar="H", help="host the service is reached at")
+    p.add_argument("--port", default="8501", metavar="P", help="host port (0: a free port)")
+    p.add_argument("--model-name", default="model", metavar="N", help="served model name")
+    p.add_argument("--model-path", default="model", metavar="DIR",
+                   help="exported model directory (process engine)")
+    p.add_argument("--serve-script", default="serve.py", metavar="FILE",
+                   help="serve script with TF Serving's flags (process engine)")
+    p.add_argument("--health-path", default="", metavar="PATH",
+                   help="health path (default: /v1/models/<model-name>)")
+    p.add_argument("--health-timeout", default="120", metavar="SEC",
+                   help="seconds to wait for health (default: 120)")
+    p.add_argument("--env", default="", metavar="K=V,K2=V2", help="service environment")
+    p.add_argument("--dotenv", default="", metavar="FILE", help="write DEPLOY_URL=... here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = de.make_spec(
+        args.environment, args.engine, image=args.image, host=args.host, port=args.port,
+        model_name=args.model_name, model_path=args.model_path, serve_script=args.serve_script,
+        health_path=args.health_path, health_timeout=args.health_timeout, env=args.env,
+        dotenv=args.dotenv)
+    de.deploy(spec, say=lambda line: print(line, flush=True))
+    return 0

@@ -1,0 +1,257 @@
+"""`ci-gen job eval-report`: report.md + report.json, baseline read through DVC for real.
+
+The module fixture builds what a merge request pipeline sees: an origin repo whose `main`
+committed dvc.lock and pushed its outputs to a local directory remote, and a fresh clone
+(empty DVC cache) on a branch that changed a param and re-ran the stage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ci_gen import __version__, cli
+from ci_gen.jobs import eval_report as er
+
+BIN = Path(sys.executable).parent
+MAKE_METRICS = textwrap.dedent('''\
+    import json, os, yaml
+    p = yaml.safe_load(open("params.yaml"))["train"]
+    os.makedirs("eval", exist_ok=True)
+    acc = round(0.80 + 0.01 * p["epochs"], 4)
+    json.dump({"accuracy": acc, "loss": round(1 - acc, 4), "epochs": p["epochs"],
+               "per_class": {"T-shirt": {"precision": acc, "recall": 0.5},
+                             "Trouser": {"precision": 0.7, "recall": acc}}},
+              open("eval/metrics.json", "w"))
+    open("eval/confusion_matrix.png", "wb").write(b"\\x89PNG\\r\\n\\x1a\\n" + bytes([p["epochs"]]))
+''')
+
+
+def _env(tmp: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CI_", "DVC_", "GIT_"))}
+    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", HOME=str(tmp / "home"),
+               DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
+    env.update(extra)
+    return env
+
+
+def _sh(cwd: Path, env: dict[str, str], *argv: str) -> str:
+    proc = subprocess.run(list(argv), cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, f"{argv}: {proc.stdout}{proc.stderr}"
+    return proc.stdout
+
+
+def _md5(path: Path) -> str:
+    import hashlib
+
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("eval-report")
+    env = _env(tmp)
+    origin, remote = tmp / "origin", tmp / "remote"
+    origin.mkdir()
+    _sh(origin, env, "git", "init", "-q", "-b", "main")
+    (origin / "README.md").write_text("demo\n")
+    _sh(origin, env, "git", "add", "README.md")
+    _sh(origin, env, "git", "commit", "-qm", "before the pipeline")
+    _sh(origin, env, "git", "tag", "before-pipeline")
+    _sh(origin, env, "dvc", "init", "-q")
+    _sh(origin, env, "dvc", "remote", "add", "-q", "-d", "store", str(remote))
+    (origin / "params.yaml").write_text("train:\n  epochs: 2\n  lr: 0.01\n  batch: 64\n")
+    (origin / "make_metrics.py").write_text(MAKE_METRICS)
+    _sh(origin, env, "dvc", "stage", "add", "-q", "-n", "evaluate", "-d", "make_metrics.py",
+        "-p", "train", "-o", "eval", "python make_metrics.py")
+    _sh(origin, env, "dvc", "repro", "-q")
+    _sh(origin, env, "dvc", "push", "-q")
+    _sh(origin, env, "git", "add", "-A")
+    _sh(origin, env, "git", "commit", "-qm", "main: model")
+    main_metrics_md5 = _md5(origin / "eval" / "metrics.json")
+
+    clone = tmp / "clone"
+    _sh(tmp, env, "git", "clone", "-q", str(origin), str(clone))
+    _sh(clone, env, "git", "checkout", "-qb", "feature")
+    (clone / "params.yaml").write_text("train:\n  epochs: 5\n  lr: 0.01\n  dropout: 0.2\n")
+    _sh(clone, env, "dvc", "repro", "-q")
+    return {"tmp": tmp, "clone": clone, "env": env, "main_md5": main_metrics_md5}
+
+
+@pytest.fixture
+def clone(world, tmp_path):
+    """A private copy of the MR clone (a test's DVC fetches must not help the next one)."""
+    dest = tmp_path / "clone"
+    shutil.copytree(world["clone"], dest, symlinks=True)
+    return dest
+
+
+def _report(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ci_gen", "job", "eval-report",
+                           "--metrics", "eval/metrics.json", "--image", "eval/confusion_matrix.png",
+                           "--out", "report", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=180)
+
+
+def _cache_has(repo: Path, md5: str) -> bool:
+    return (repo / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]).exists()
+
+
+def test_baseline_comes_from_the_dvc_remote(world, clone):
+    # The clone never had main's outputs: DVC has to fetch them from the remote.
+    assert not _cache_has(clone, world["main_md5"])
+    proc = _report(clone, world["env"], "--baseline", "origin/main")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "eval-report: compared with origin/main"
+    data = json.loads((clone / "report" / "report.json").read_text())
+    assert data["baseline_ref"] == "origin/main" and data["baseline_note"] is None
+    assert data["metrics"]["accuracy"] == 0.85 and data["baseline"]["accuracy"] == 0.82
+    assert data["deltas"]["accuracy"] == pytest.approx(0.03)
+    assert data["deltas"]["loss"] == pytest.approx(-0.03)
+    assert data["metrics"]["per_class.T-shirt.precision"] == 0.85
+    assert data["params_diff"] == [
+        {"param": "train.batch", "baseline": 64, "current": None},
+        {"param": "train.dropout", "baseline": None, "current": 0.2},
+        {"param": "train.epochs", "baseline": 2, "current": 5},
+    ]
+    assert data["image"] == "confusion_matrix.png"
+    assert (clone / "report" / "confusion_matrix.png").read_bytes() == (
+        clone / "eval" / "confusion_matrix.png").read_bytes()
+
+    md = (clone / "report" / "report.md").read_text()
+    assert md.startswith("# Model evaluation report\n")
+    assert "| `accuracy` | 0.8500 |" in md
+    assert "| per class | precision | recall |" in md and "| T-shirt | 0.8500 | 0.5000 |" in md
+    assert "## Compared with `origin/main`" in md
+    assert "| `accuracy` | 0.8200 | 0.8500 | ▲ +0.0300 |" in md
+    assert "| `loss` | 0.1800 | 0.1500 | ▼ -0.0300 |" in md
+    assert "| `epochs` | 2 | 5 | ▲ +3 |" in md
+    assert "| `train.epochs` | 2 | 5 |" in md and "| `train.lr`" not in md
+    assert "| `per_class.T-shirt.precision` | 0.8200 | 0.8500 | ▲ +0.0300 |" in md
+    assert "| `per_class.T-shirt.recall`" not in md  # unchanged per-class values stay out
+    assert "![confusion matrix](confusion_matrix.png)" in md
+
+
+def test_merge_request_target_branch_prefers_origin(world, clone):
+    env = dict(world["env"], CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main",
+               CI_COMMIT_SHORT_SHA="1a2b3c4d", CI_COMMIT_REF_NAME="feature",
+               CI_PIPELINE_ID="42", CI_PIPELINE_URL="https://gitlab.example.com/g/p/-/pipelines/42")
+    proc = _report(clone, env)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((clone / "report" / "report.json").read_text())
+    assert data["baseline_ref"] == "origin/main" and data["baseline"]["accuracy"] == 0.82
+    md = (clone / "report" / "report.md").read_text()
+    assert md.rstrip().splitlines()[-1] == (
+        f"Generated by ci-gen {__version__} · commit `1a2b3c4d` on `feature` · "
+        "[pipeline #42](https://gitlab.example.com/g/p/-/pipelines/42)")
+
+
+def test_no_merge_request_means_no_baseline(world, clone):
+    proc = _report(clone, world["env"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "eval-report: no baseline: not a merge request pipeline"
+    data = json.loads((clone / "report" / "report.json").read_text())
+    assert data["baseline"] is None and data["baseline_ref"] is None and data["deltas"] == {}
+    md = (clone / "report" / "report.md").read_text()
+    assert "## Comparison\n\n_no baseline: not a merge request pipeline_" in md
+    assert "Params changed" not in md
+
+
+def test_baseline_without_the_metrics_is_a_note(world, clone):
+    proc = _report(clone, world["env"], "--baseline", "before-pipeline")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((clone / "report" / "report.json").read_text())
+    assert data["baseline"] is None and data["baseline_ref"] == "before-pipeline"
+    assert data["baseline_note"].startswith(
+        "no baseline: eval/metrics.json could not be read at before-pipeline")
+    md = (clone / "report" / "report.md").read_text()
+    assert "## Compared with `before-pipeline`\n\n_no baseline: eval/metrics.json" in md
+
+
+def test_unknown_ref_is_a_note(world, clone):
+    proc = _report(clone, world["env"], "--baseline", "origin/nope")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((clone / "report" / "report.json").read_text())
+    assert data["baseline"] is None
+    assert data["baseline_note"].startswith("no baseline: ref origin/nope not found in this clone")
+
+
+def test_report_then_gate_in_a_pipeline(world, clone):
+    _report(clone, world["env"], "--baseline", "origin/main")
+    gate = [sys.executable, "-m", "ci_gen", "job", "gate", "--report", "report/report.json"]
+    ok = subprocess.run(gate + ["--metric", "accuracy", "--max-drop", "0.01"], cwd=clone,
+                        env=world["env"], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("gate passed: accuracy = 0.8500 vs 0.8200")
+    # loss went down by 0.03: the gate takes higher as better, so a 0.01 gate on it fails.
+    bad = subprocess.run(gate + ["--metric", "loss", "--max-drop", "0.01"], cwd=clone,
+                         env=world["env"], capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert bad.stderr == ("ci-gen: error: gate failed: loss dropped from 0.1800 (origin/main) "
+                          "to 0.1500, a drop of 0.0300 > allowed 0.0100\n")
+
+
+# ---------------------------------------------------------------- errors and plain functions
+
+def test_missing_metrics_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["job", "eval-report", "--metrics", "model/eval/metrics.json",
+                     "--image", "", "--out", "report"])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        "ci-gen: error: eval-report: metrics file model/eval/metrics.json not found "
+        "(did the train job run and keep it as an artifact?)\n")
+    assert not (tmp_path / "report").exists()
+
+
+def test_invalid_metrics_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("m.json").write_text("{not json")
+    assert cli.main(["job", "eval-report", "--metrics", "m.json", "--out", "r"]) == 1
+    assert capsys.readouterr().err.startswith("ci-gen: error: eval-report: m.json is not valid JSON: ")
+
+
+def test_bad_baseline_ref_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("m.json").write_text('{"accuracy": 0.9}')
+    assert cli.main(["job", "eval-report", "--metrics", "m.json", "--out", "r",
+                     "--baseline=--upload-pack=touch x"]) == 2
+    assert "is not a git ref name" in capsys.readouterr().err
+
+
+def test_yaml_metrics_no_image_and_missing_image(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CI_MERGE_REQUEST_TARGET_BRANCH_NAME", raising=False)
+    Path("metrics.yaml").write_text("eval:\n  accuracy: 0.9\n  top_k: [1, 5]\nok: true\n")
+    rep = er.build(Path("metrics.yaml"), Path("out"), image="", env={})
+    assert rep["metrics"] == {"eval.accuracy": 0.9, "eval.top_k": [1, 5], "ok": True}
+    md = Path("out/report.md").read_text()
+    assert "| `eval.accuracy` | 0.9000 |" in md and "| `eval.top_k` | [1, 5] |" in md
+    assert "Confusion matrix" not in md
+    rep = er.build(Path("metrics.yaml"), Path("out"), image="cm.png", env={})
+    assert rep["image"] is None and rep["image_note"] == "image cm.png not found"
+    assert "_image cm.png not found_" in Path("out/report.md").read_text()
+
+
+def test_flatten_and_blocks():
+    nested = {"acc": 0.9, "per_class": {"a": {"p": 1.0, "r": 0.5}, "b": {"p": 0.25}},
+              "deep": {"x": {"y": 2}}}
+    assert er.flatten(nested) == {"acc": 0.9, "per_class.a.p": 1.0, "per_class.a.r": 0.5,
+                                  "per_class.b.p": 0.25, "deep.x.y": 2}
+    scalars, blocks = er.split_blocks(nested)
+    assert scalars == {"acc": 0.9, "deep.x.y": 2}
+    assert blocks == {"per_class": {"a": {"p": 1.0, "r": 0.5}, "b": {"p": 0.25}}}
+
+
+def test_delta_format():
+    assert er._fmt_delta(0.0312) == "▲ +0.0312"
+    assert er._fmt_delta(-0.5) == "▼ -0.5000"
+    assert er._fmt_delta(0.0) == "= 0"
+    assert er._fmt_delta(0.00002) == "▲ +2e-05"
