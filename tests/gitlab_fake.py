@@ -1,0 +1,578 @@
+"""A loopback stand-in for the GitLab REST API v4, for driving python-gitlab for real.
+
+It answers exactly the endpoints ci-gen uses, with GitLab's documented paths, field names,
+headers and status codes (docs.gitlab.com/api/): `PRIVATE-TOKEN` auth (401
+{"message": "401 Unauthorized"}), project ids numeric or URL-encoded paths, 201 on create,
+offset pagination headers (X-Page, X-Next-Page, X-Total, ..., Link), multipart uploads,
+masked-variable validation (Ci::Maskable). Faults (429 with Retry-After, 5xx, slow answers)
+can be injected to test retries. Everything binds to 127.0.0.1 on a free port.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import itertools
+import json
+import re
+import secrets
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import yaml
+
+API = "/api/v4"
+NOTE_LIMIT = 1_000_000
+MASK_REGEX = re.compile(r"\A[a-zA-Z0-9_+=/@:.~-]{8,}\Z")        # masked and expanded
+MASK_AND_RAW_REGEX = re.compile(r"\A[^ \t\r\n\f\v]{8,}\Z")      # masked and raw
+KEY_REGEX = re.compile(r"\A[a-zA-Z0-9_]{1,255}\Z")
+JOB_KEYWORDS = {"after_script", "allow_failure", "artifacts", "before_script", "cache",
+                "coverage", "dast_configuration", "dependencies", "environment", "except",
+                "extends", "hooks", "id_tokens", "identity", "image", "inherit", "interruptible",
+                "manual_confirmation", "needs", "only", "pages", "parallel", "release",
+                "resource_group", "retry", "rules", "run", "script", "secrets", "services",
+                "stage", "tags", "timeout", "trigger", "variables", "when"}
+GLOBAL_KEYWORDS = {"default", "include", "stages", "variables", "workflow", "image",
+                   "services", "cache", "before_script", "after_script", "spec"}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass
+class Fault:
+    times: int
+    status: int = 500
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    method: str | None = None
+    path_re: str | None = None
+    delay: float = 0.0  # sleep before answering (then answer normally if status is 0)
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.times > 0 and (self.method is None or self.method == method)
+                and (self.path_re is None or re.search(self.path_re, path) is not None))
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str          # raw path, as sent (still URL-encoded), without the query
+    query: dict[str, list[str]]
+    status: int
+    authorized: bool
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status, self.body, self.headers = status, body, headers or {}
+
+
+class FakeGitLab:
+    """State + server. Tests add projects/MRs, inject faults, and inspect what was sent."""
+
+    def __init__(self, token: str = "glpat-fake-Secret-T0ken-1234") -> None:
+        self.token = token
+        self.user = {"id": 41, "username": "project_5_bot_1", "name": "ci-gen report bot",
+                     "state": "active", "locked": False, "bot": True}
+        self.other_user = {"id": 7, "username": "alice", "name": "Alice", "state": "active"}
+        self.version = {"version": "17.6.0", "revision": "f1a2b3c4d5e"}
+        self.projects: dict[int, dict[str, Any]] = {}
+        self.merge_requests: dict[tuple[int, int], dict[str, Any]] = {}
+        self.notes: dict[tuple[int, int], list[dict[str, Any]]] = {}
+        self.commit_comments: dict[tuple[int, str], list[dict[str, Any]]] = {}
+        self.uploads: list[dict[str, Any]] = []
+        self.variables: dict[int, list[dict[str, Any]]] = {}
+        self.can_admin_variables = True
+        self.repository_files: set[str] = set()  # what `include: local:` can find (ci/lint)
+        self.components: set[str] = set()        # "host/group/project/name@version"
+        self.max_per_page = 100          # GitLab's cap; lower it to force pagination
+        self.faults: list[Fault] = []
+        self.seen: list[Seen] = []
+        self._ids = itertools.count(1001)
+        self._lock = threading.RLock()
+        self._server: ThreadingHTTPServer | None = None
+        self._url = ""
+        self._thread: threading.Thread | None = None
+
+    # --- setup -------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        assert self._url, "start() the server first"
+        return self._url
+
+    def start(self) -> FakeGitLab:
+        fake = self
+
+        class Handler(_Handler):
+            gitlab = fake
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        host, port = self._server.server_address[:2]
+        self._url = f"http://{host}:{port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def add_project(self, pid: int, path: str) -> dict[str, Any]:
+        namespace, _, name = path.rpartition("/")
+        proj = {"id": pid, "name": name, "path": name, "path_with_namespace": path,
+                "name_with_namespace": path.replace("/", " / "),
+                "namespace": {"full_path": namespace}, "default_branch": "main",
+                "web_url": f"{self._url or 'http://gitlab.example.com'}/{path}"}
+        self.projects[pid] = proj
+        self.variables.setdefault(pid, [])
+        return proj
+
+    def add_mr(self, pid: int, iid: int, *, sha: str, source_branch: str = "feature",
+               target_branch: str = "main", state: str = "opened") -> dict[str, Any]:
+        mr = {"id": next(self._ids), "iid": iid, "project_id": pid, "title": f"MR {iid}",
+              "state": state, "source_branch": source_branch, "target_branch": target_branch,
+              "sha": sha, "web_url": f"{self.projects[pid]['web_url']}/-/merge_requests/{iid}"}
+        self.merge_requests[(pid, iid)] = mr
+        self.notes.setdefault((pid, iid), [])
+        return mr
+
+    def add_note(self, pid: int, iid: int, body: str, author: dict[str, Any] | None = None,
+                 system: bool = False) -> dict[str, Any]:
+        note = self._new_note(pid, iid, body, author or self.other_user, system)
+        self.notes[(pid, iid)].append(note)
+        return note
+
+    def fail(self, times: int = 1, status: int = 500, *, headers: dict[str, str] | None = None,
+             body: Any = None, method: str | None = None, path_re: str | None = None,
+             delay: float = 0.0) -> Fault:
+        fault = Fault(times, status, dict(headers or {}), body, method, path_re, delay)
+        self.faults.append(fault)
+        return fault
+
+    def requests_to(self, method: str, path_re: str) -> list[Seen]:
+        return [s for s in self.seen if s.method == method and re.search(path_re, s.path)]
+
+    # --- endpoint logic ----------------------------------------------------------
+    def _new_note(self, pid: int, iid: int, body: str, author: dict[str, Any],
+                  system: bool = False) -> dict[str, Any]:
+        now = _now()
+        return {"id": next(self._ids), "type": None, "body": body, "attachment": None,
+                "author": dict(author), "created_at": now, "updated_at": now, "system": system,
+                "noteable_id": self.merge_requests[(pid, iid)]["id"],
+                "noteable_type": "MergeRequest", "project_id": pid, "noteable_iid": iid,
+                "resolvable": False, "confidential": False, "internal": False}
+
+    def project(self, raw_id: str) -> dict[str, Any]:
+        ident = urllib.parse.unquote(raw_id)  # GitLab decodes once: %252F stays %2F
+        if ident.isdigit() and int(ident) in self.projects:
+            return self.projects[int(ident)]
+        for proj in self.projects.values():
+            if proj["path_with_namespace"] == ident:
+                return proj
+        raise HttpError(404, {"message": "404 Project Not Found"})
+
+    def mr(self, pid: int, iid: str) -> dict[str, Any]:
+        if not iid.isdigit() or (pid, int(iid)) not in self.merge_requests:
+            raise HttpError(404, {"message": "404 Not found"})
+        return self.merge_requests[(pid, int(iid))]
+
+    def lint(self, content: str) -> dict[str, Any]:
+        errors: list[str] = []
+        warnings: list[str] = []
+        try:
+            config = yaml.safe_load(content)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            return {"valid": False, "errors": [f"(<unknown>): {problem}{where}"],
+                    "warnings": [], "merged_yaml": None, "includes": []}
+        if not isinstance(config, dict):
+            return {"valid": False, "errors": ["Invalid configuration format"], "warnings": [],
+                    "merged_yaml": None, "includes": []}
+        includes = config.get("include") or []
+        for inc in includes if isinstance(includes, list) else [includes]:
+            local = inc.get("local") if isinstance(inc, dict) else (
+                inc if isinstance(inc, str) and "://" not in inc else None)
+            if local and local.lstrip("/") not in self.repository_files:
+                errors.append(f"Local file `{local}` does not exist!")
+            component = inc.get("component") if isinstance(inc, dict) else None
+            if component and component not in self.components:
+                # Ci::Components::FetchService's message
+                errors.append(f"Component '{component}' - content not found")
+        stages = [".pre", *(config.get("stages") or ["build", "test", "deploy"]), ".post"]
+        jobs = {k: v for k, v in config.items()
+                if k not in GLOBAL_KEYWORDS and not str(k).startswith(".")}
+        if not jobs:
+            errors.append("jobs config should contain at least one visible job")
+        for name, job in jobs.items():
+            if not isinstance(job, dict):
+                errors.append(f"jobs:{name} config should be a hash")
+                continue
+            unknown = sorted(set(job) - JOB_KEYWORDS)
+            if unknown:
+                errors.append(f"jobs:{name} config contains unknown keys: {', '.join(unknown)}")
+            if not {"script", "trigger", "run"} & set(job) and "extends" not in job:
+                errors.append(f"jobs:{name} config should implement the script:, run:, or "
+                              "trigger: keyword")
+            stage = job.get("stage", "test")
+            if stage not in stages:
+                errors.append(f"{name} job: chosen stage {stage} does not exist; available "
+                              f"stages are {', '.join(stages)}")
+            rules = job.get("rules") or []
+            if (isinstance(rules, list) and "workflow" not in config
+                    and any(isinstance(r, dict) and "when" in r and "if" not in r
+                            and r["when"] != "never" for r in rules)):
+                warnings.append(f"jobs:{name} may allow multiple pipelines to run for a single "
+                                "action due to `rules:when` clause with no `workflow:rules` - "
+                                "read more: https://docs.gitlab.com/ee/ci/troubleshooting.html"
+                                "#pipeline-warnings")
+        return {"valid": not errors, "errors": errors, "warnings": warnings,
+                "merged_yaml": None if errors else yaml.safe_dump(config), "includes": []}
+
+    def find_variable(self, pid: int, key: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        scope = (query.get("filter[environment_scope]") or [None])[0]
+        found = [v for v in self.variables[pid]
+                 if v["key"] == key and (scope is None or v["environment_scope"] == scope)]
+        if not found:
+            raise HttpError(404, {"message": "404 Variable Not Found"})
+        if len(found) > 1:
+            raise HttpError(409, {"message": "There are multiple variables with provided "
+                                  "parameters. Please use 'filter[environment_scope]'"})
+        return found[0]
+
+    @staticmethod
+    def check_variable(var: dict[str, Any]) -> None:
+        if var["masked"]:
+            regex = MASK_AND_RAW_REGEX if var["raw"] else MASK_REGEX
+            if not regex.match(var["value"] or ""):
+                raise HttpError(400, {"message": {"value": ["is invalid"]}})
+
+
+def _bool(value: Any, default: bool = False) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).lower() in ("true", "1", "yes")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    gitlab: FakeGitLab
+    protocol_version = "HTTP/1.1"
+    server_version = "nginx"
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    # --- plumbing ----------------------------------------------------------------
+    def _handle(self, method: str) -> None:
+        fake = self.gitlab
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path, _, qs = self.path.partition("?")
+        query = urllib.parse.parse_qs(qs, keep_blank_values=True)
+        authorized = self.headers.get("PRIVATE-TOKEN") == fake.token
+        status, body, headers = 500, {"message": "500 Internal Server Error"}, {}
+        with fake._lock:
+            fault = next((f for f in fake.faults if f.matches(method, path)), None)
+            if fault:
+                fault.times -= 1
+        try:
+            if fault and fault.delay:
+                time.sleep(fault.delay)
+            if fault and fault.status:
+                status, headers = fault.status, dict(fault.headers)
+                reason = self.responses.get(fault.status, ("",))[0]
+                body = fault.body if fault.body is not None else (
+                    "Retry later\n" if fault.status == 429
+                    else {"message": f"{fault.status} {reason}"})
+            elif not path.startswith(API + "/"):
+                status, body = 404, {"error": "404 Not Found"}
+            elif not authorized:
+                status, body = 401, {"message": "401 Unauthorized"}
+            else:
+                with fake._lock:
+                    status, body, headers = self._route(method, path[len(API):], query, raw)
+        except HttpError as exc:
+            status, body, headers = exc.status, exc.body, exc.headers
+        with fake._lock:
+            fake.seen.append(Seen(method, path, query, status, authorized))
+        self._send(status, body, headers)
+
+    def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
+        if isinstance(body, str):
+            data, ctype = body.encode(), "text/plain"
+        else:
+            data, ctype = json.dumps(body).encode(), "application/json"
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeout test)
+
+    def _form(self, raw: bytes) -> dict[str, Any]:
+        ctype = self.headers.get("Content-Type", "")
+        if ctype.startswith("application/json"):
+            return json.loads(raw or b"{}")
+        if ctype.startswith("multipart/form-data"):
+            msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+                b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + raw)
+            form: dict[str, Any] = {}
+            for part in msg.iter_parts():
+                name = part.get_param("name", header="content-disposition")
+                filename = part.get_filename()
+                payload = part.get_payload(decode=True)
+                form[name] = (filename, payload) if filename is not None else payload.decode()
+            return form
+        return {k: v[-1] for k, v in urllib.parse.parse_qs(raw.decode()).items()}
+
+    def _paginate(self, items: list[dict[str, Any]], path: str,
+                  query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+        fake = self.gitlab
+        page = max(1, int((query.get("page") or ["1"])[0]))
+        per_page = min(fake.max_per_page, max(1, int((query.get("per_page") or ["20"])[0])))
+        total_pages = max(1, -(-len(items) // per_page))
+        chunk = items[(page - 1) * per_page: page * per_page]
+        base = f"http://{self.headers['Host']}{API}{path}"
+
+        def link(p: int) -> str:
+            q = {k: v[-1] for k, v in query.items()}
+            q.update(page=str(p), per_page=str(per_page))
+            return f"{base}?{urllib.parse.urlencode(q)}"
+
+        links = []
+        if page < total_pages:
+            links.append(f'<{link(page + 1)}>; rel="next"')
+        if page > 1:
+            links.append(f'<{link(page - 1)}>; rel="prev"')
+        links += [f'<{link(1)}>; rel="first"', f'<{link(total_pages)}>; rel="last"']
+        headers = {"X-Page": str(page), "X-Per-Page": str(per_page), "X-Total": str(len(items)),
+                   "X-Total-Pages": str(total_pages),
+                   "X-Next-Page": str(page + 1) if page < total_pages else "",
+                   "X-Prev-Page": str(page - 1) if page > 1 else "", "Link": ", ".join(links)}
+        return 200, chunk, headers
+
+    # --- routes ------------------------------------------------------------------
+    def _route(self, method: str, path: str, query: dict[str, list[str]],
+               raw: bytes) -> tuple[int, Any, dict[str, str]]:
+        fake = self.gitlab
+        if method == "GET" and path == "/version":
+            return 200, fake.version, {}
+        if method == "GET" and path == "/user":
+            return 200, {**fake.user, "web_url": f"{fake.url}/{fake.user['username']}"}, {}
+        m = re.fullmatch(r"/projects/([^/]+)(/.*)?", path)
+        if not m:
+            raise HttpError(404, {"error": "404 Not Found"})
+        proj = fake.project(m.group(1))
+        pid, rest = proj["id"], m.group(2) or ""
+
+        if method == "GET" and rest == "":
+            return 200, proj, {}
+        if method == "POST" and rest == "/uploads":
+            form = self._form(raw)
+            if not isinstance(form.get("file"), tuple):
+                raise HttpError(400, {"error": "file is missing"})
+            filename, content = form["file"]
+            secret = secrets.token_hex(16)
+            alt = filename.rsplit(".", 1)[0]
+            url = f"/uploads/{secret}/{filename}"
+            is_image = filename.lower().endswith((".png", ".jpg", ".jpeg", ".gif", ".svg"))
+            info = {"id": next(fake._ids), "alt": alt, "url": url,
+                    "full_path": f"/-/project/{pid}/uploads/{secret}/{filename}",
+                    "markdown": f"{'!' if is_image else ''}[{alt}]({url})"}
+            fake.uploads.append({**info, "project_id": pid, "filename": filename,
+                                 "content": content})
+            return 201, info, {}
+
+        m = re.fullmatch(r"/merge_requests/([^/]+)(/notes(?:/([^/]+))?)?", rest)
+        if m:
+            mr = fake.mr(pid, m.group(1))
+            notes = fake.notes[(pid, mr["iid"])]
+            if m.group(2) is None:
+                if method == "GET":
+                    return 200, mr, {}
+            elif m.group(3) is None:
+                if method == "GET":
+                    order = sorted(notes, key=lambda n: (n[(query.get("order_by") or
+                                                            ["created_at"])[0]], n["id"]),
+                                   reverse=(query.get("sort") or ["desc"])[0] == "desc")
+                    return self._paginate(order, path, query)
+                if method == "POST":
+                    body = self._form(raw).get("body")
+                    self._check_note(body)
+                    note = fake._new_note(pid, mr["iid"], body, fake.user)
+                    notes.append(note)
+                    return 201, note, {}
+            else:
+                note = next((n for n in notes if str(n["id"]) == m.group(3)), None)
+                if note is None:
+                    raise HttpError(404, {"message": "404 Note Not Found"})
+                if method == "PUT":
+                    if note["author"]["id"] != fake.user["id"]:
+                        raise HttpError(403, {"message": "403 Forbidden"})
+                    body = self._form(raw).get("body")
+                    self._check_note(body)
+                    note["body"], note["updated_at"] = body, _now()
+                    return 200, note, {}
+            raise HttpError(405, {"message": "405 Method Not Allowed"})
+
+        m = re.fullmatch(r"/repository/commits/([^/]+)/(merge_requests|comments)", rest)
+        if m:
+            sha, what = m.groups()
+            if what == "merge_requests" and method == "GET":
+                found = [mr for (p, _), mr in sorted(fake.merge_requests.items())
+                         if p == pid and mr["sha"] == sha]
+                return self._paginate(found, path, query)
+            if what == "comments" and method == "POST":
+                note = self._form(raw).get("note")
+                if not note:
+                    raise HttpError(400, {"error": "note is missing"})
+                if len(note) > NOTE_LIMIT:
+                    raise HttpError(400, {"message": {"note": [
+                        f"is too long (maximum is {NOTE_LIMIT} characters)"]}})
+                comment = {"note": note, "path": None, "line": None, "line_type": None,
+                           "author": dict(fake.user), "created_at": _now()}
+                fake.commit_comments.setdefault((pid, sha), []).append(comment)
+                return 201, comment, {}
+            if what == "comments" and method == "GET":
+                return self._paginate(fake.commit_comments.get((pid, sha), []), path, query)
+            raise HttpError(405, {"message": "405 Method Not Allowed"})
+
+        if rest == "/ci/lint" and method == "POST":
+            content = self._form(raw).get("content")
+            if not content:
+                raise HttpError(400, {"error": "content is missing"})
+            return 200, fake.lint(content), {}
+
+        m = re.fullmatch(r"/variables(?:/([^/]+))?", rest)
+        if m:
+            if not fake.can_admin_variables:
+                raise HttpError(403, {"message": "403 Forbidden"})
+            key = urllib.parse.unquote(m.group(1)) if m.group(1) else None
+            variables = fake.variables[pid]
+            if key is None and method == "GET":
+                return self._paginate(variables, path, query)
+            if key is None and method == "POST":
+                form = self._form(raw)
+                if not form.get("key") or form.get("value") is None:
+                    raise HttpError(400, {"error": "key is missing, value is missing"})
+                if not KEY_REGEX.match(form["key"]):
+                    raise HttpError(400, {"message": {"key": [
+                        "can contain only letters, digits and '_'."]}})
+                var = {"variable_type": form.get("variable_type", "env_var"),
+                       "key": form["key"], "value": str(form["value"]),
+                       "protected": _bool(form.get("protected")),
+                       "masked": _bool(form.get("masked")), "hidden": False,
+                       "raw": _bool(form.get("raw")),
+                       "environment_scope": form.get("environment_scope", "*"),
+                       "description": form.get("description")}
+                if any(v["key"] == var["key"] and
+                       v["environment_scope"] == var["environment_scope"] for v in variables):
+                    raise HttpError(400, {"message": {"key": [
+                        f"({var['key']}) has already been taken"]}})
+                fake.check_variable(var)
+                variables.append(var)
+                return 201, var, {}
+            if key is not None and method == "GET":
+                return 200, fake.find_variable(pid, key, query), {}
+            if key is not None and method == "PUT":
+                var = fake.find_variable(pid, key, query)
+                form = self._form(raw)
+                new = dict(var)
+                for k in ("value", "variable_type", "environment_scope", "description"):
+                    if k in form:
+                        new[k] = form[k]
+                for k in ("protected", "masked", "raw"):
+                    if k in form:
+                        new[k] = _bool(form[k])
+                fake.check_variable(new)
+                var.update(new)
+                return 200, var, {}
+            raise HttpError(405, {"message": "405 Method Not Allowed"})
+        raise HttpError(404, {"error": "404 Not Found"})
+
+    @staticmethod
+    def _check_note(body: Any) -> None:
+        if not body:
+            raise HttpError(400, {"message":
+                                  "400 Bad request - Note {:note=>[\"can't be blank\"]}"})
+        if len(body) > NOTE_LIMIT:
+            raise HttpError(400, {"message": "Note {:note=>[\"is too long (maximum is "
+                                             f"{NOTE_LIMIT} characters)\"]}}"})
+
+
+# --- fixtures ----------------------------------------------------------------------
+
+PROJECT_ID = 5
+PROJECT_PATH = "mlops/demo"
+SHA = "3f2a9c1b7d8e4f60a1b2c3d4e5f60718293a4b5c"
+
+_GITLAB_ENV = ("GITLAB_API_TOKEN", "REPO_TOKEN", "CI_JOB_TOKEN", "CI_SERVER_URL",
+               "CI_API_V4_URL", "CI_PROJECT_ID", "CI_PROJECT_PATH", "CI_MERGE_REQUEST_IID",
+               "CI_COMMIT_SHA", "CI_COMMIT_SHORT_SHA", "CI_COMMIT_BRANCH", "CI_JOB_URL",
+               "CI_JOB_NAME", "CI_SERVER_HOST", "CI_GEN_PUSH_URL", "GITLAB_USER_NAME",
+               "GITLAB_USER_EMAIL", "CI_COMMIT_REF_NAME")
+
+
+@pytest.fixture
+def gitlab_fake():
+    fake = FakeGitLab().start()
+    fake.add_project(PROJECT_ID, PROJECT_PATH)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """No GitLab variables from the caller's environment; fast, bounded retries."""
+    for name in _GITLAB_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("CI_GEN_GITLAB_RETRIES", "3")
+    monkeypatch.setenv("CI_GEN_GITLAB_MAX_WAIT", "0")
+    monkeypatch.setenv("CI_GEN_GITLAB_TIMEOUT", "10")
+    return monkeypatch
+
+
+@pytest.fixture
+def job_env(clean_env, gitlab_fake):
+    """The predefined variables of a GitLab job in project 5, plus an API token."""
+    env = {"CI_SERVER_URL": gitlab_fake.url, "CI_API_V4_URL": gitlab_fake.url + API,
+           "CI_PROJECT_ID": str(PROJECT_ID), "CI_PROJECT_PATH": PROJECT_PATH,
+           "CI_COMMIT_SHA": SHA, "CI_COMMIT_SHORT_SHA": SHA[:8],
+           "CI_JOB_URL": f"{gitlab_fake.url}/{PROJECT_PATH}/-/jobs/991",
+           "CI_JOB_NAME": "mlops-eval-report", "CI_JOB_TOKEN": "job-token-not-for-api",
+           "GITLAB_API_TOKEN": gitlab_fake.token}
+    for k, v in env.items():
+        clean_env.setenv(k, v)
+    return env
