@@ -23,6 +23,14 @@ DEFAULT_TEMPLATES_PROJECT = "mlops/ci-gen"
 RE_PROJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}){1,9}")
 RE_SEMVER = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]{1,40})?")
 INLINE_DIR = ".gitlab/ci-gen"
+# Inputs an example sets on top of the defaults (validated like any other input).
+EXAMPLE_INPUTS: dict[str, dict[str, dict]] = {
+    "fashion-mnist": {
+        "eval-report": {"gate-metric": "accuracy", "max-drop": 0.02},
+        # The client needs numpy only, not TensorFlow.
+        "inference": {"requirements": "requirements-client.txt"},
+    },
+}
 # Files of the example that a project does not need.
 _SKIP_PARTS = {"__pycache__", ".pytest_cache", "train_data", "model", ".dvc", ".gitlab-ci-local"}
 _SKIP_NAMES = {".gitlab-ci.yml", "train_data.dvc", "dvc.lock"}
@@ -47,12 +55,16 @@ def check_options(templates_project: str, version: str, include_mode: str) -> No
                          f"it cannot pin {version}")
 
 
-def _include(name: str, mode: str, templates_project: str, version: str) -> dict:
+def _include(name: str, mode: str, templates_project: str, version: str, inputs: dict) -> dict:
     if mode == "component":
-        return {"component": f"$CI_SERVER_FQDN/{templates_project}/{name}@{version}"}
-    if mode == "project":
-        return {"project": templates_project, "ref": version, "file": f"/templates/{name}.yml"}
-    return {"local": f"/{INLINE_DIR}/{name}.yml"}
+        inc = {"component": f"$CI_SERVER_FQDN/{templates_project}/{name}@{version}"}
+    elif mode == "project":
+        inc = {"project": templates_project, "ref": version, "file": f"/templates/{name}.yml"}
+    else:  # inline copies already carry the values
+        return {"local": f"/{INLINE_DIR}/{name}.yml"}
+    if inputs:
+        inc["inputs"] = inputs
+    return inc
 
 
 _HEADER = """\
@@ -72,12 +84,13 @@ _WORKFLOW = {
 }
 
 
-def pipeline(templates_project: str, version: str, mode: str) -> str:
+def pipeline(templates_project: str, version: str, mode: str, inputs: dict | None = None) -> str:
     """The project's `.gitlab-ci.yml`."""
+    inputs = inputs or {}
     doc = {
         "stages": desc.default_stages(),
         "workflow": _WORKFLOW,
-        "include": [_include(n, mode, templates_project, version) for n in desc.ORDER],
+        "include": [_include(n, mode, templates_project, version, inputs.get(n, {})) for n in desc.ORDER],
     }
     return _HEADER.format(version=__version__) + dump(doc)
 
@@ -119,14 +132,16 @@ __pycache__/
 def plan(example: str | None, templates_project: str, version: str, mode: str) -> Plan:
     check_options(templates_project, version, mode)
     p = Plan()
+    inputs: dict[str, dict] = {}
     if example is not None:
         if example not in EXAMPLES:
             raise UsageError(f"unknown example {example!r}; available: {', '.join(EXAMPLES)}")
         p.files.update(_example_files(example))
-    p.files[".gitlab-ci.yml"] = pipeline(templates_project, version, mode).encode()
+        inputs = EXAMPLE_INPUTS.get(example, {})
+    p.files[".gitlab-ci.yml"] = pipeline(templates_project, version, mode, inputs).encode()
     if mode == "inline":
         for name in desc.ORDER:
-            p.files[f"{INLINE_DIR}/{name}.yml"] = render(name, mode="inline").encode()
+            p.files[f"{INLINE_DIR}/{name}.yml"] = render(name, inputs.get(name), mode="inline").encode()
     existing = p.files.get(".gitignore", b"").decode()
     p.files[".gitignore"] = (existing.rstrip("\n") + "\n" if existing else "").encode() + (
         _GITIGNORE.encode() if _GITIGNORE not in existing else b""

@@ -55,3 +55,14 @@ def test_build_writes_missing_and_reports_unexpected(tmp_path):
     (out / "old.yml").write_text("x: 1\n")
     res = cli("build", "--check", "--dir", str(out), "--readme", "none.md", cwd=tmp_path)
     assert res.returncode == 1 and "old.yml has no source" in res.stdout
+
+
+def test_example_pipeline_is_what_init_writes(tmp_path):
+    from ci_gen.commands.build import example_pipelines
+
+    (path, text), = example_pipelines(REPO / "examples").items()
+    assert path.read_text() == text, "examples/fashion-mnist/.gitlab-ci.yml drifted: run `ci-gen build`"
+    res = cli("init", str(tmp_path / "p"), "--include-mode", "component")
+    assert res.returncode == 0
+    # The minimal scaffold differs only by the example's inputs.
+    assert "requirements-client.txt" in text and "requirements-client.txt" not in (tmp_path / "p/.gitlab-ci.yml").read_text()

@@ -7,6 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from ci_gen import __version__, scaffold
 from ci_gen import components as desc
 from ci_gen import docs
 from ci_gen.errors import CiGenError, DriftError
@@ -23,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output directory (default: templates)")
     p.add_argument("--readme", default=Path("README.md"), type=Path, metavar="FILE",
                    help="README whose inputs tables are regenerated, if it exists (default: README.md)")
+    p.add_argument("--examples", default=Path("examples"), type=Path, metavar="DIR",
+                   help="examples whose .gitlab-ci.yml is regenerated, if it exists (default: examples)")
     p.set_defaults(func=run)
 
 
@@ -30,10 +33,24 @@ def expected() -> dict[str, str]:
     return {f"{name}.yml": render(name) for name in desc.ORDER}
 
 
-def check(out_dir: Path, readme: Path | None = None) -> list[str]:
+def example_pipelines(examples: Path | None) -> dict[Path, str]:
+    """Each shipped example's `.gitlab-ci.yml`, exactly as `ci-gen init --example` writes it."""
+    if examples is None or not examples.is_dir():
+        return {}
+    return {
+        examples / name / ".gitlab-ci.yml": scaffold.pipeline(
+            scaffold.DEFAULT_TEMPLATES_PROJECT, __version__, "component", scaffold.EXAMPLE_INPUTS.get(name))
+        for name in scaffold.EXAMPLES if (examples / name).is_dir()
+    }
+
+
+def check(out_dir: Path, readme: Path | None = None, examples: Path | None = None) -> list[str]:
     """Names of files that are missing, stale or unexpected."""
     want = expected()
     problems = []
+    for path, text in example_pipelines(examples).items():
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            problems.append(f"{path} differs from what `ci-gen init` writes")
     if readme is not None and readme.is_file():
         text = readme.read_text(encoding="utf-8")
         if docs.update_readme(text) != text:
@@ -61,7 +78,7 @@ def _replace(path: Path, text: str) -> None:
         raise CiGenError(f"cannot write {path}: {exc.strerror}") from None
 
 
-def write(out_dir: Path, readme: Path | None = None) -> list[Path]:
+def write(out_dir: Path, readme: Path | None = None, examples: Path | None = None) -> list[Path]:
     """Write every component; each file is replaced atomically, so none is half-written."""
     want = expected()  # render everything first: a failing source writes nothing
     try:
@@ -75,6 +92,10 @@ def write(out_dir: Path, readme: Path | None = None) -> list[Path]:
             continue
         _replace(path, text)
         written.append(path)
+    for path, text in example_pipelines(examples).items():
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            _replace(path, text)
+            written.append(path)
     if readme is not None and readme.is_file():
         old = readme.read_text(encoding="utf-8")
         new = docs.update_readme(old)
@@ -86,14 +107,14 @@ def write(out_dir: Path, readme: Path | None = None) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     if args.check:
-        problems = check(args.dir, args.readme)
+        problems = check(args.dir, args.readme, args.examples)
         if problems:
             for line in problems:
                 print(f"drift: {line}")
             raise DriftError(f"{len(problems)} generated file(s) out of date; run `ci-gen build`")
         print(f"{args.dir}: {len(desc.ORDER)} components up to date")
         return 0
-    written = write(args.dir, args.readme)
+    written = write(args.dir, args.readme, args.examples)
     for path in written:
         print(f"wrote {path}")
     print(f"{args.dir}: {len(desc.ORDER)} components, {len(written)} file(s) written")
