@@ -1,0 +1,301 @@
+"""Serve the exported model over TF Serving's REST API, for local runs, CI without containers and tests.
+
+Production uses the `tensorflow/serving` image (see Dockerfile) with the same model directory;
+this script takes the same flags and answers the same requests, so one client works with both:
+
+    python serve.py --model_name fashion-mnist --model_base_path model/fashion-mnist --rest_api_port 8501
+
+    GET  /v1/models/NAME[/versions/N]            -> {"model_version_status": [{"state": "AVAILABLE", ...}]}
+    GET  /v1/models/NAME[/versions/N]/metadata   -> the serving signature (input/output names, shapes)
+    POST /v1/models/NAME[/versions/N]:predict    {"instances": [...]} -> {"predictions": [...]}
+                                                 {"inputs": ...}      -> {"outputs": ...}
+
+The model directory holds numeric version subdirectories (SavedModels); the highest is served.
+For this example's model the input is `images`: float32 [batch, 28, 28] (pixels / 255, in [0, 1])
+and the output is [batch, 10] class probabilities. Errors are JSON `{"error": "..."}`: 400 for
+a malformed request, 404 for an unknown model, version or path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep service logs readable
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+SIGNATURE = "serving_default"
+_ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<tail>/metadata|:[A-Za-z]+)?$")
+
+
+class ServeError(Exception):
+    """An error answered to the client as JSON {"error": message}."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class StartupError(RuntimeError):
+    """The server cannot start (bad model directory, unusable model); one-line message."""
+
+
+def pick_version(base: str | os.PathLike) -> tuple[int, Path]:
+    """(version, path) of the numerically highest version directory, as TF Serving's default policy."""
+    base = Path(base)
+    if not base.is_dir():
+        raise StartupError(f"{base}: model base path not found")
+    versions = [(int(p.name), p) for p in base.iterdir() if p.is_dir() and p.name.isdigit()]
+    if not versions:
+        raise StartupError(f"{base}: no numeric version directory (expected e.g. {base}/1 holding a SavedModel)")
+    return max(versions)
+
+
+class Servable:
+    """One loaded SavedModel version and its serving signature."""
+
+    def __init__(self, name: str, base_path: str | os.PathLike):
+        import tensorflow as tf
+
+        self.name = name
+        self.version, self.path = pick_version(base_path)
+        try:
+            # Keep the loaded object: the signature function needs its variables alive.
+            self._loaded = tf.saved_model.load(str(self.path))
+        except Exception as exc:  # TF raises many types; all mean "not a usable SavedModel"
+            raise StartupError(f"{self.path}: cannot load SavedModel ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+        if SIGNATURE not in self._loaded.signatures:
+            raise StartupError(f"{self.path}: no '{SIGNATURE}' signature (export with Keras model.export)")
+        self._fn = self._loaded.signatures[SIGNATURE]
+        inputs = self._fn.structured_input_signature[1]
+        if len(inputs) != 1:
+            raise StartupError(f"{self.path}: {len(inputs)} inputs; this server handles single-input models")
+        ((self.input_name, spec),) = inputs.items()
+        self.input_shape = tuple(spec.shape.as_list())  # e.g. (None, 28, 28)
+        self.input_dtype = spec.dtype.as_numpy_dtype
+        self.outputs = dict(self._fn.structured_outputs)
+        self._tf = tf
+
+    # --- requests --------------------------------------------------------------------
+
+    def status(self) -> dict:
+        return {
+            "model_version_status": [
+                {"version": str(self.version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+            ]
+        }
+
+    def metadata(self) -> dict:
+        from tensorflow.core.framework import types_pb2
+
+        def tensor(name, spec):
+            dims = [{"size": str(-1 if d is None else d), "name": ""} for d in spec.shape.as_list()]
+            return {
+                "dtype": types_pb2.DataType.Name(spec.dtype.as_datatype_enum),
+                "tensor_shape": {"dim": dims, "unknown_rank": False},
+                "name": name,
+            }
+
+        inputs = {self.input_name: tensor(self.input_name, self._fn.structured_input_signature[1][self.input_name])}
+        outputs = {k: tensor(k, v) for k, v in self.outputs.items()}
+        signature = {"inputs": inputs, "outputs": outputs, "method_name": "tensorflow/serving/predict", "defaults": {}}
+        return {
+            "model_spec": {"name": self.name, "signature_name": "", "version": str(self.version)},
+            "metadata": {"signature_def": {"signature_def": {SIGNATURE: signature}}},
+        }
+
+    def predict(self, body: object) -> tuple[dict, int]:
+        """(response, batch size) for a parsed JSON request body."""
+        batch, columnar = self._parse(body)
+        results = self._fn(**{self.input_name: self._tf.constant(batch)})
+        results = {k: v.numpy() for k, v in results.items()}
+        if columnar:
+            if len(results) == 1:
+                return {"outputs": next(iter(results.values())).tolist()}, len(batch)
+            return {"outputs": {k: v.tolist() for k, v in results.items()}}, len(batch)
+        if len(results) == 1:
+            return {"predictions": next(iter(results.values())).tolist()}, len(batch)
+        rows = [{k: v[i].tolist() for k, v in results.items()} for i in range(len(batch))]
+        return {"predictions": rows}, len(batch)
+
+    def _parse(self, body: object):
+        import numpy as np
+
+        if not isinstance(body, dict):
+            raise ServeError(400, "request body must be a JSON object with 'instances' or 'inputs'")
+        signature = body.get("signature_name", SIGNATURE)
+        if signature not in (SIGNATURE, ""):
+            raise ServeError(400, f"serving signature name: '{signature}' not found in signature def")
+        if ("instances" in body) == ("inputs" in body):
+            raise ServeError(400, "request must have exactly one of 'instances' (row format) or 'inputs' (columnar format)")
+        columnar = "inputs" in body
+        value = body["inputs"] if columnar else body["instances"]
+        if columnar:
+            value = self._unwrap(value)
+        else:
+            if not isinstance(value, list) or not value:
+                raise ServeError(400, "'instances' must be a non-empty list")
+            value = [self._unwrap(row) for row in value]
+        try:
+            raw = np.asarray(value)
+        except ValueError:  # ragged nesting
+            raise ServeError(400, f"input '{self.input_name}' is ragged: all instances must have the same shape") from None
+        if raw.dtype.kind not in "iuf":
+            raise ServeError(400, f"input '{self.input_name}' must hold numbers only, got {raw.dtype.kind!r} values")
+        expected = self.input_shape
+        if raw.ndim != len(expected) or any(e is not None and e != g for e, g in zip(expected, raw.shape)):
+            want = ", ".join("batch" if e is None else str(e) for e in expected)
+            raise ServeError(400, f"input '{self.input_name}' must have shape [{want}], got {list(raw.shape)}")
+        if raw.shape[0] == 0:
+            raise ServeError(400, "empty batch")
+        return raw.astype(self.input_dtype), columnar
+
+    def _unwrap(self, value):
+        # Named form {"images": ...} is accepted like TF Serving does, for a single input too.
+        if isinstance(value, dict):
+            if set(value) != {self.input_name}:
+                raise ServeError(400, f"unknown input names {sorted(value)}; this model takes '{self.input_name}'")
+            return value[self.input_name]
+        return value
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "fmnist-serve/1"
+    protocol_version = "HTTP/1.1"  # keep-alive, as TF Serving
+    # Headers and body go out in separate writes: with Nagle's algorithm on, the body waits for
+    # the client's delayed ACK (~40 ms per request on a keep-alive connection).
+    disable_nagle_algorithm = True
+    servable: Servable  # set on the class by make_server
+
+    def do_GET(self):
+        self._handle("GET")
+
+    def do_POST(self):
+        self._handle("POST")
+
+    def _handle(self, method: str) -> None:
+        started = time.perf_counter()
+        self._note = ""
+        try:
+            status, payload = self._route(method)
+        except ServeError as exc:
+            status, payload = exc.status, {"error": exc.message}
+        except Exception as exc:  # a bug or a TF failure: answer, log, keep serving
+            status, payload = 500, {"error": f"internal error: {type(exc).__name__}: {exc}"}
+        self._send(status, payload)
+        ms = (time.perf_counter() - started) * 1000
+        sys.stderr.write(f'{self.address_string()} "{method} {self.path}" {status} {ms:.1f}ms{self._note}\n')
+
+    def _route(self, method: str) -> tuple[int, dict]:
+        # Read any body, even on GET: unread bytes would corrupt the next request on this connection.
+        body = self._read_body(required=method == "POST")
+        path = unquote(urlsplit(self.path).path)
+        match = _ROUTE.match(path)
+        if not match:
+            raise ServeError(404, f"malformed request: {method} {path}")
+        name, version, tail = match["name"], match["version"], match["tail"] or ""
+        servable = self.servable
+        if name != servable.name:
+            raise ServeError(404, f"servable not found for request: Latest({name})")
+        if version is not None and version != str(servable.version):
+            raise ServeError(404, f"servable not found for request: Specific({name}, {version})")
+        if tail.startswith(":"):
+            if method != "POST":
+                raise ServeError(405, f"{tail[1:]} needs POST")
+            if tail != ":predict":
+                raise ServeError(400, f"method {tail[1:]!r} not supported by this server (only predict)")
+            try:
+                request = json.loads(body)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ServeError(400, f"request body is not valid JSON: {exc}") from None
+            response, n = servable.predict(request)
+            self._note = f" batch={n}"
+            return 200, response
+        if method != "GET":
+            raise ServeError(405, f"{path} needs GET")
+        return 200, servable.metadata() if tail == "/metadata" else servable.status()
+
+    def _read_body(self, required: bool) -> bytes:
+        length = self.headers.get("Content-Length")
+        if length is None and not required and "Transfer-Encoding" not in self.headers:
+            return b""
+        if length is None or not length.isdigit():
+            self.close_connection = True
+            raise ServeError(411, "a request body needs a Content-Length header")
+        if int(length) > MAX_BODY_BYTES:
+            self.close_connection = True  # unread body: the connection cannot be reused
+            raise ServeError(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        return self.rfile.read(int(length))
+
+    def _send(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_request(self, code="-", size="-"):
+        pass  # _handle logs one line per request, with its duration
+
+    def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
+        sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+
+def make_server(servable: Servable, host: str, port: int) -> ThreadingHTTPServer:
+    handler = type("BoundHandler", (Handler,), {"servable": servable})
+    try:
+        server = ThreadingHTTPServer((host, port), handler)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    server.daemon_threads = True
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model_name", default=os.environ.get("MODEL_NAME", "fashion-mnist"))
+    parser.add_argument("--model_base_path", default=None, help="directory of numeric version subdirectories")
+    parser.add_argument("--rest_api_port", type=int, default=8501, help="0 picks a free port (printed at start)")
+    parser.add_argument("--rest_api_host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    args = parser.parse_args(argv)
+    base = args.model_base_path or os.path.join(os.environ.get("MODEL_BASE_PATH", "model"), args.model_name)
+    try:
+        servable = Servable(args.model_name, base)
+        server = make_server(servable, args.rest_api_host, args.rest_api_port)
+    except StartupError as exc:
+        print(f"serve.py: error: {exc}", file=sys.stderr)
+        return 1
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt  # leaves serve_forever in the main thread
+
+    signal.signal(signal.SIGTERM, stop)
+    host, port = server.server_address[:2]
+    print(
+        f"serve.py: serving model '{servable.name}' version {servable.version} from {servable.path} "
+        f"at http://{host}:{port}/v1/models/{servable.name} "
+        f"(input '{servable.input_name}' {list(servable.input_shape)})",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    print("serve.py: stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
