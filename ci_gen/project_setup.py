@@ -91,6 +91,13 @@ def _load_data_module(project: Path):
     return module
 
 
+def check_tools() -> None:
+    """The example's set-up runs DVC and the example's numpy-based data module."""
+    for module, extra in (("dvc", "dvc"), ("numpy", "dvc")):
+        if importlib.util.find_spec(module) is None:
+            raise CiGenError(f"init --example needs {module}: pip install 'ci-gen[{extra}]'")
+
+
 def setup_example(
     project: Path,
     data: Path | None,

@@ -74,6 +74,8 @@ def init(target: Path, example: str | None = None, templates_project: str = scaf
     plan = scaffold.plan(example, templates_project, version, include_mode)
     project_setup.check_remote(remote, endpoint_url)
     project_setup.check_data(data)
+    if example is not None:
+        project_setup.check_tools()
     if target.exists() and not target.is_dir():
         raise CiGenError(f"{target} exists and is not a directory")
     conflicts = _conflicts(target, plan.files, example is not None)
