@@ -1,0 +1,58 @@
+"""`ci-gen run [DIR]`: run the project's pipeline locally and offline with gitlab-ci-local."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ci_gen.errors import UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run", help="run the project's pipeline locally and offline (gitlab-ci-local)",
+        description="Run DIR's .gitlab-ci.yml with gitlab-ci-local 4.73.0 (shell executor, "
+        "each job in its own copy of the work tree, only artifacts flow between jobs). ci-gen "
+        "components pinned at the installed version resolve offline. Default: the "
+        "default-branch pipeline with its manual jobs; environments it deploys are stopped "
+        "afterwards. Exit status 1 when a job fails.")
+    p.add_argument("directory", nargs="?", default=".", type=Path, metavar="DIR",
+                   help="project directory: a git work tree with a commit and an origin remote "
+                   "(default: .)")
+    p.add_argument("--job", metavar="NAME", help="run only NAME and the jobs it needs")
+    p.add_argument("--mr", action="store_true",
+                   help="run as a merge request pipeline from the current branch into main")
+    p.add_argument("--no-manual", dest="manual", action="store_false",
+                   help="leave manual jobs (and the jobs that need them) out")
+    p.add_argument("--keep-deployed", action="store_true",
+                   help="do not run the environments' stop jobs after the pipeline")
+    p.add_argument("--variable", "-v", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a CI/CD variable for every job (repeatable), e.g. "
+                   "CI_REGISTRY_IMAGE=127.0.0.1:5000/group/app; secrets are better exported "
+                   "in the environment, which jobs inherit")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="show only job progress and the summary, not the jobs' output")
+    p.set_defaults(func=run)
+
+
+def parse_variables(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            # Never echo the argument: it may be a secret typed without its name.
+            raise UsageError("--variable expects KEY=VALUE; one argument has no '='")
+        if not (key.isidentifier() and key.isascii()):
+            raise UsageError(f"--variable expects KEY=VALUE with KEY a variable name, got {key!r}")
+        out[key] = value
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from ci_gen.localpipeline import RunOptions, run_local
+
+    opts = RunOptions(
+        directory=args.directory, job=args.job, mr=args.mr, manual=args.manual,
+        keep_deployed=args.keep_deployed, variables=parse_variables(args.variable),
+        quiet=args.quiet)
+    return run_local(opts).exit_code

@@ -1,0 +1,234 @@
+"""Running a pipeline with gitlab-ci-local: plan the jobs, run them, follow their progress.
+
+gitlab-ci-local 4.73.0 writes no machine-readable report of a run, only its console output
+and per-job files under .gitlab-ci-local/ (output/<job>.log, artifacts/<job>/). So:
+- the plan comes from its own evaluation of the pipeline (`--list-json`: when/needs/stage
+  after `rules:`; `--preview`: the merged YAML, for `environment:`), run with the same
+  variables as the real run;
+- progress comes from its console lines, which always start with the job name:
+  `<job> starting shell (<stage>)`, `<job> finished in <t>` and, on failure,
+  `<job> finished in <t> FAIL <code>` (WARN for allowed failures).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Sequence
+
+import yaml
+
+from ci_gen.errors import CiGenError
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# Printed on every run when refs/remotes/origin/HEAD is missing (a project never cloned from
+# a server); the fallback, `main`, is what ci-gen expects, so these lines say nothing.
+NOISE = (
+    "Unable to retrieve default remote branch, falling back to",
+    "  Command failed with exit code 128: git symbolic-ref --short refs/remotes/origin/HEAD",
+    "fatal: ref refs/remotes/origin/HEAD is not a symbolic ref",
+)
+
+
+@dataclass
+class PlannedJob:
+    name: str
+    stage: str
+    when: str
+    allow_failure: bool
+    needs: list[dict[str, Any]] | None  # None: stage order
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_stop(self) -> bool:
+        return self.environment.get("action") == "stop"
+
+    @property
+    def on_stop(self) -> str | None:
+        return self.environment.get("on_stop")
+
+
+@dataclass
+class JobResult:
+    name: str
+    stage: str
+    status: str  # passed | failed | warning | skipped | manual | left out | excluded
+    seconds: float | None = None
+    note: str = ""
+
+
+def _run_capture(cmd: Sequence[str], cwd: Path, env: dict[str, str]) -> str:
+    proc = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise CiGenError(f"gitlab-ci-local cannot read the pipeline: {tool_error(proc.stderr + proc.stdout)}")
+    return proc.stdout
+
+
+def tool_error(output: str) -> str:
+    """The message of a gitlab-ci-local failure (its last red lines), as one line."""
+    lines = [ANSI.sub("", ln).strip() for ln in output.splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("at ")]
+    return " ".join(lines[-3:]) if lines else "no output"
+
+
+def plan(tool: str, cwd: Path, common: Sequence[str], env: dict[str, str]) -> tuple[list[str], dict[str, PlannedJob]]:
+    """Stages and jobs (in file order) as gitlab-ci-local evaluates them for this run."""
+    procs = [subprocess.Popen([tool, flag, *common], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for flag in ("--list-json", "--preview")]
+    outs = []
+    for proc in procs:
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            raise CiGenError(f"gitlab-ci-local cannot read the pipeline: {tool_error(err + out)}")
+        outs.append(out)
+    list_out, preview_out = outs
+    # Warnings may precede the JSON on stdout; the array starts at the first line opening with "[".
+    start = re.search(r"^\[", list_out, re.M)
+    try:
+        listed = json.loads(list_out[start.start():]) if start else []
+    except json.JSONDecodeError:
+        raise CiGenError("unexpected --list-json output from gitlab-ci-local") from None
+    body = preview_out[preview_out.find("---"):] if "---" in preview_out else preview_out
+    try:
+        preview = yaml.safe_load(body) or {}
+    except yaml.YAMLError:
+        raise CiGenError("unexpected --preview output from gitlab-ci-local") from None
+    stages = [str(s) for s in preview.get("stages", [])]
+    jobs: dict[str, PlannedJob] = {}
+    for item in listed:
+        data = preview.get(item["name"]) or {}
+        env_ = data.get("environment")
+        env_ = {"name": env_} if isinstance(env_, str) else (env_ or {})
+        jobs[item["name"]] = PlannedJob(
+            name=item["name"], stage=item.get("stage", ""), when=item.get("when", "on_success"),
+            allow_failure=bool(item.get("allow_failure")), needs=item.get("needs"), environment=env_)
+    return stages, jobs
+
+
+def select(jobs: dict[str, PlannedJob], run_manual: bool) -> tuple[list[str], dict[str, str]]:
+    """The jobs of a pipeline run, and why each other job is left out.
+
+    Manual jobs run (except environment stop jobs, which run after the pipeline) unless
+    run_manual is off; a job that needs a job left out is left out too, as GitLab would keep
+    it waiting (gitlab-ci-local would refuse the whole pipeline instead).
+    """
+    left: dict[str, str] = {}
+    chosen: list[str] = []
+    for job in jobs.values():
+        if job.when == "never":
+            left[job.name] = "excluded by its rules"
+        elif job.is_stop:
+            left[job.name] = "environment stop job: runs after the pipeline"
+        elif job.when == "manual" and not run_manual:
+            left[job.name] = "manual (--no-manual)"
+        else:
+            chosen.append(job.name)
+    changed = True
+    while changed:
+        changed = False
+        for name in list(chosen):
+            for need in jobs[name].needs or []:
+                dep = need.get("job")
+                if dep in jobs and dep not in chosen and not need.get("optional"):
+                    chosen.remove(name)
+                    left[name] = f"needs {dep}, which is not run"
+                    changed = True
+                    break
+    return chosen, left
+
+
+def needs_closure(jobs: dict[str, PlannedJob], name: str) -> list[str]:
+    """NAME and every job it needs, transitively (what `--needs` runs)."""
+    out, todo = [], [name]
+    while todo:
+        cur = todo.pop()
+        if cur in out or cur not in jobs:
+            continue
+        out.append(cur)
+        todo.extend(n.get("job") for n in jobs[cur].needs or [])
+    return out
+
+
+class Progress:
+    """Follows gitlab-ci-local's console output: passes it through (unless quiet) and
+    prints one ci-gen line per job start and end."""
+
+    def __init__(self, names: Sequence[str], out: IO[str], quiet: bool) -> None:
+        self.out = out
+        self.quiet = quiet
+        alt = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+        self._line = re.compile(rf"^(?P<name>{alt})\s+(?P<rest>.*)$") if names else None
+        self.started: dict[str, float] = {}
+        self.results: dict[str, tuple[str, float]] = {}
+        self.tail: list[str] = []
+
+    def feed(self, raw: str) -> None:
+        line = ANSI.sub("", raw.rstrip("\n"))
+        if any(line.startswith(n) for n in NOISE):
+            return
+        self.tail = (self.tail + [line])[-20:]
+        if not self.quiet:
+            self.out.write(raw if raw.endswith("\n") else raw + "\n")
+        m = self._line.match(line) if self._line else None
+        if not m:
+            return
+        name, rest = m["name"], m["rest"]
+        if rest.startswith("starting ") and name not in self.started:
+            self.started[name] = time.monotonic()
+            stage = re.search(r"\(([^)]*)\)\s*$", rest)
+            if self.quiet:  # otherwise gitlab-ci-local's own "starting" line is shown
+                self.say(f"{name}: started" + (f" (stage {stage.group(1)})" if stage else ""))
+            return
+        fin = re.match(r"finished in (?P<dur>.+?)(?:\s+(?P<st>FAIL|WARN)\s+(?P<code>-?\d+))?\s*(?P<after>after_script)?\s*$", rest)
+        if fin and not fin["after"] and name not in self.results:
+            secs = time.monotonic() - self.started.get(name, time.monotonic())
+            status = {"FAIL": "failed", "WARN": "warning"}.get(fin["st"] or "", "passed")
+            self.results[name] = (status, secs)
+            code = f", exit code {fin['code']}" if fin["code"] else ""
+            self.say(f"{name}: {status} in {fmt_seconds(secs)}{code}")
+
+    def say(self, text: str) -> None:
+        self.out.write(f"ci-gen: {text}\n")
+        self.out.flush()
+
+
+def execute(cmd: Sequence[str], cwd: Path, env: dict[str, str], progress: Progress) -> int:
+    """Run gitlab-ci-local, feeding its merged output to progress; its exit code."""
+    proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, bufsize=1, errors="replace")
+    assert proc.stdout is not None
+    try:
+        for raw in proc.stdout:
+            progress.feed(raw)
+    except BaseException:
+        proc.terminate()  # gitlab-ci-local cleans up its jobs on SIGTERM
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
+    return proc.wait()
+
+
+def fmt_seconds(secs: float | None) -> str:
+    if secs is None:
+        return "-"
+    if secs < 60:
+        return f"{secs:.1f} s"
+    return f"{int(secs // 60)} min {secs % 60:04.1f} s"
+
+
+def summary_lines(results: list[JobResult]) -> list[str]:
+    width = max([len(r.name) for r in results] + [4])
+    swidth = max([len(r.stage) for r in results] + [5])
+    lines = []
+    for r in results:
+        dur = fmt_seconds(r.seconds) if r.seconds is not None else ""
+        note = f"  ({r.note})" if r.note else ""
+        lines.append(f"  {r.status:<9} {r.name:<{width}}  {r.stage:<{swidth}}  {dur:>10}{note}".rstrip())
+    return lines

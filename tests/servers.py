@@ -1,0 +1,221 @@
+"""Real servers and tools for tests, on 127.0.0.1 only: S3 (moto), an OCI registry (Debian's
+docker-registry) and buildah with private storage. conftest.py wraps them in fixtures that
+start and stop them; each skips with a reason when its program is not installed
+(scripts/bootstrap.sh installs all of them, so CI runs them)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30.0, headers: dict[str, str] | None = None,
+              ok: tuple[int, ...] = (200,)) -> None:
+    """Poll URL until it answers with a status in ok (bounded by timeout)."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            req = urllib.request.Request(url, headers=headers or {})
+            with urllib.request.urlopen(req, timeout=2) as resp:
+                if resp.status in ok:
+                    return
+                last = resp.status
+        except urllib.error.HTTPError as exc:
+            if exc.code in ok:
+                return
+            last = exc.code
+        except OSError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer in {timeout} s (last: {last})")
+
+
+# -- S3 -------------------------------------------------------------------------------------
+
+@dataclass
+class S3Server:
+    endpoint_url: str
+    bucket: str
+    access_key_id: str = "testing"
+    secret_access_key: str = "testing"
+    region: str = "us-east-1"
+
+    def client(self):  # boto3 only when a test asks for it
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region,
+                            aws_access_key_id=self.access_key_id,
+                            aws_secret_access_key=self.secret_access_key)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a DVC s3 remote needs to reach this server (ci-gen job dvc-auth reads these)."""
+        return {"AWS_ACCESS_KEY_ID": self.access_key_id,
+                "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "AWS_DEFAULT_REGION": self.region}
+
+
+def start_moto(bucket: str = "ci-gen-test"):
+    """A ThreadedMotoServer on a free loopback port with BUCKET created; a generator that
+    yields an S3Server and stops the server when closed."""
+    server_mod = pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    port = free_port()
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        s3 = S3Server(f"http://127.0.0.1:{port}", bucket)
+        wait_http(f"{s3.endpoint_url}/moto-api/", timeout=20)
+        s3.client().create_bucket(Bucket=bucket)
+        yield s3
+    finally:
+        server.stop()
+
+
+# -- OCI registry ----------------------------------------------------------------------------
+
+@dataclass
+class Registry:
+    host: str  # 127.0.0.1:PORT, as used in image names
+    root: Path
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def _headers(self) -> dict[str, str]:
+        if not self.username:
+            return {}
+        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+    def get_json(self, path: str) -> object:
+        import json
+
+        req = urllib.request.Request(self.url + path, headers=self._headers())
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.load(resp)
+
+    def tags(self, repository: str) -> list[str]:
+        data = self.get_json(f"/v2/{repository}/tags/list")
+        return sorted((data or {}).get("tags") or [])  # type: ignore[union-attr]
+
+
+def start_registry(workdir: Path, auth: tuple[str, str] | None = None):
+    """Debian's docker-registry (distribution 2.8) serving WORKDIR/storage on a free loopback
+    port, optionally with htpasswd (bcrypt) auth; a generator yielding a Registry."""
+    exe = shutil.which("docker-registry")
+    if exe is None:
+        pytest.skip("docker-registry not installed (Debian package docker-registry; scripts/bootstrap.sh installs it)")
+    port = free_port()
+    storage = workdir / "storage"
+    storage.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "version: 0.1",
+        "log:",
+        "  level: warn",
+        "  accesslog:",
+        "    disabled: true",
+        "storage:",
+        "  filesystem:",
+        f"    rootdirectory: {storage}",
+        "  delete:",
+        "    enabled: true",
+        "http:",
+        f"  addr: 127.0.0.1:{port}",
+    ]
+    if auth:
+        htpasswd = shutil.which("htpasswd")
+        if htpasswd is None:
+            pytest.skip("htpasswd not installed (Debian package apache2-utils)")
+        user, password = auth
+        hfile = workdir / "htpasswd"
+        # -i: password on stdin, never on a command line.
+        subprocess.run([htpasswd, "-Bic", str(hfile), user], input=password, text=True,
+                       check=True, capture_output=True)
+        lines += ["auth:", "  htpasswd:", "    realm: ci-gen-test", f"    path: {hfile}"]
+    config = workdir / "config.yml"
+    config.write_text("\n".join(lines) + "\n")
+    log = open(workdir / "registry.log", "wb")
+    # The registry reads REGISTRY_* variables as config overrides; buildah's REGISTRY_AUTH_FILE
+    # (set by the buildah_env fixture) would become `auth: <path>` and break it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    proc = subprocess.Popen([exe, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        reg = Registry(f"127.0.0.1:{port}", storage, *(auth or (None, None)))
+        try:
+            wait_http(f"{reg.url}/v2/", timeout=30, headers=reg._headers())
+        except TimeoutError:
+            proc.poll()
+            raise RuntimeError("docker-registry did not start: "
+                               + (workdir / "registry.log").read_text()[-500:]) from None
+        yield reg
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+# -- buildah ---------------------------------------------------------------------------------
+
+@dataclass
+class Buildah:
+    """buildah with private storage (vfs, under a temp dir) and chroot isolation.
+
+    `env` holds the variables that point buildah at that storage; the fixture also sets them
+    in os.environ, so subprocesses (gitlab-ci-local jobs included) use the same storage.
+    """
+
+    root: Path
+    runroot: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def run(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(["buildah", *args], env={**os.environ, **self.env}, input=input,
+                              capture_output=True, text=True, timeout=300)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"buildah {args[0]} failed ({proc.returncode}): {proc.stderr[-1500:]}")
+        return proc
+
+
+def make_buildah(workdir: Path) -> Buildah:
+    if shutil.which("buildah") is None:
+        pytest.skip("buildah not installed (Debian package buildah; scripts/bootstrap.sh installs it)")
+    root, runroot = workdir / "root", workdir / "runroot"
+    root.mkdir(parents=True, exist_ok=True)
+    runroot.mkdir(parents=True, exist_ok=True)
+    conf = workdir / "storage.conf"
+    conf.write_text(f'[storage]\ndriver = "vfs"\nrunroot = "{runroot}"\ngraphroot = "{root}"\n')
+    auth = workdir / "auth.json"
+    auth.write_text('{"auths": {}}\n')  # buildah refuses a REGISTRY_AUTH_FILE that does not exist
+    env = {
+        "CONTAINERS_STORAGE_CONF": str(conf),
+        "STORAGE_DRIVER": "vfs",
+        "BUILDAH_ISOLATION": "chroot",
+        # `buildah login` writes here instead of the user's runtime dir.
+        "REGISTRY_AUTH_FILE": str(auth),
+    }
+    return Buildah(root, runroot, env)

@@ -1,0 +1,435 @@
+"""`ci-gen run` and the component includes, with the real gitlab-ci-local 4.73.0.
+
+Each test builds a scratch git project; pipelines are tiny shell jobs (or jobs of the real
+components that need no TensorFlow), so a run takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ci_gen import __version__
+from ci_gen import components as desc
+from ci_gen.errors import CiGenError
+from ci_gen.localpipeline import GCL_FLAGS
+from ci_gen.localrun import find_gitlab_ci_local, parse_origin
+from ci_gen.render import render
+from helpers import cli
+
+IDENTITY = {"GIT_AUTHOR_NAME": "CI Gen Test", "GIT_AUTHOR_EMAIL": "test@example.com",
+            "GIT_COMMITTER_NAME": "CI Gen Test", "GIT_COMMITTER_EMAIL": "test@example.com"}
+
+
+def _gcl() -> str:
+    try:
+        return find_gitlab_ci_local()
+    except CiGenError as exc:  # pragma: no cover - bootstrap installs it
+        pytest.skip(str(exc))
+
+
+def git(cwd: Path, *args: str) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **IDENTITY})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def make_project(root: Path, ci: str, files: dict[str, str] | None = None,
+                 origin: str = "git@gitlab.example.com:mlops/demo.git") -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "remote", "add", "origin", origin)
+    (root / ".gitlab-ci.yml").write_text(textwrap.dedent(ci))
+    for name, text in (files or {}).items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "init")
+    return root
+
+
+def ci_gen_run(project: Path, *args: str, env: dict[str, str] | None = None):
+    return cli("run", str(project), *args, env={**IDENTITY, **(env or {})}, timeout=300)
+
+
+def summary(stdout: str) -> dict[str, str]:
+    """job name -> status, from the summary table."""
+    lines = stdout.split("ci-gen: summary:", 1)[1].splitlines()[1:]
+    out = {}
+    for line in lines:
+        if not line.startswith("  "):
+            break
+        status, name = line.split()[:2]
+        out[name] = status
+    return out
+
+
+# -- acceptance 4 of issue 2: the six components resolve in gitlab-ci-local ------------------
+
+@pytest.mark.slow
+def test_all_six_components_resolve_at_commit_sha(tmp_path):
+    tool = _gcl()
+    project = tmp_path / "ci-gen"
+    project.mkdir()
+    git(project, "init", "-q", "-b", "main")
+    git(project, "remote", "add", "origin", "git@gitlab.example.com:mlops/ci-gen.git")
+    (project / "README.md").write_text("templates\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "readme")
+    # What the server had before this push: every file of the next commit is a change.
+    git(project, "update-ref", "refs/remotes/origin/main", "HEAD")
+    built = cli("build", "--dir", str(project / "templates"))
+    assert built.returncode == 0, built.stderr
+    stages = "\n".join(f"  - {s}" for s in desc.default_stages())
+    includes = "\n".join(f"  - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/{n}@$CI_COMMIT_SHA"
+                         for n in desc.ORDER)
+    (project / ".gitlab-ci.yml").write_text(f"stages:\n{stages}\ninclude:\n{includes}\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "components")
+
+    proc = subprocess.run([tool, "--list-csv", *GCL_FLAGS], cwd=project, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split(";")[0]: line.split(";") for line in proc.stdout.splitlines()[1:] if line}
+    assert set(rows) == {"mlops-train", "mlops-eval-report", "mlops-docker-build",
+                         "mlops-dvc-upload", "mlops-deploy", "mlops-stop", "mlops-inference"}
+    assert rows["mlops-train"][1] == "train"
+    assert rows["mlops-deploy"][1:3] == ["deploy", "manual"]
+    assert rows["mlops-dvc-upload"][2] == "manual"
+    assert rows["mlops-inference"][5] == "[mlops-deploy]"
+    # Nothing was fetched: the components came from this work tree.
+    assert not (project / ".gitlab-ci-local" / "includes").exists()
+
+
+# -- offline resolution of ci-gen components pinned at the installed version ----------------
+
+def _components_ci(version: str, names=("train", "eval-report", "docker-build"),
+                   extra_inputs: str = "") -> str:
+    inc = "\n".join(f"  - component: gitlab.example.com/mlops/ci-gen/{n}@{version}" + (
+        f"\n    inputs:\n{extra_inputs}" if n == "docker-build" and extra_inputs else "")
+        for n in names)
+    return f"""\
+stages: [train, evaluate, build, upload, deploy, inference]
+include:
+{inc}
+# A job of ours that runs the docker-build component's own script.
+smoke:
+  extends: .mlops-buildah
+  stage: build
+  needs: []
+"""
+
+
+@pytest.mark.slow
+def test_run_resolves_components_offline_and_skips_build_without_registry(tmp_path):
+    _gcl()
+    project = make_project(tmp_path / "demo", _components_ci(__version__),
+                           {".gitignore": ".gitlab-ci-local/\n"})
+    proc = ci_gen_run(project, "--job", "smoke")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    written = (project / ".gitlab-ci-local/includes/gitlab.example.com/mlops/ci-gen"
+               / __version__ / "templates")
+    for name in ("train", "eval-report", "docker-build"):
+        assert (written / f"{name}.yml").read_text() == render(name)
+    assert "3 ci-gen template include(s) resolved offline" in proc.stdout
+    assert "ci-gen: docker-build skipped: no container registry configured for local runs" in proc.stdout
+    assert summary(proc.stdout) == {"smoke": "passed"}
+    # The work tree is untouched: state stays under the ignored .gitlab-ci-local/.
+    assert git(project, "status", "--porcelain") == ""
+
+
+@pytest.mark.slow
+def test_run_builds_and_pushes_with_a_registry(tmp_path, buildah_env, docker_registry):
+    _gcl()
+    files = {"hello.txt": "hello\n", "Dockerfile": "FROM scratch\nCOPY hello.txt /hello.txt\n"}
+    ci = _components_ci(__version__, extra_inputs="      tls-verify: false\n")
+    project = make_project(tmp_path / "demo", ci, files)
+    image = f"{docker_registry.host}/mlops/demo"
+    proc = ci_gen_run(project, "--job", "smoke", "--variable", f"CI_REGISTRY_IMAGE={image}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "docker-build will be skipped" not in proc.stdout
+    sha = git(project, "rev-parse", "HEAD")
+    assert docker_registry.tags("mlops/demo") == sorted([sha, "main"])
+
+
+@pytest.mark.parametrize("ref, message", [
+    ("9.9.9", f"is pinned at '9.9.9' but the installed ci-gen is {__version__}"),
+    ("1.0", "a version range needs the network"),
+])
+def test_version_mismatch_is_one_clear_error(tmp_path, ref, message):
+    project = make_project(tmp_path / "demo", _components_ci(ref, names=("train",)))
+    proc = ci_gen_run(project)
+    assert proc.returncode == 1
+    assert message in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert not (project / ".gitlab-ci-local" / "includes").exists()
+
+
+def test_unknown_component_is_one_clear_error(tmp_path):
+    ci = f"include:\n  - component: gitlab.example.com/mlops/ci-gen/nope@{__version__}\n"
+    project = make_project(tmp_path / "demo", ci)
+    proc = ci_gen_run(project)
+    assert proc.returncode == 1
+    assert "'nope' is not a ci-gen component" in proc.stderr
+
+
+@pytest.mark.slow
+def test_project_include_of_a_template_resolves(tmp_path):
+    _gcl()
+    ci = f"""\
+    stages: [train, evaluate, build]
+    include:
+      - project: mlops/ci-gen
+        ref: {__version__}
+        file: [templates/train.yml, templates/eval-report.yml, templates/docker-build.yml]
+    smoke:
+      extends: .mlops-buildah
+      stage: build
+      needs: []
+    """
+    project = make_project(tmp_path / "demo", ci)
+    proc = ci_gen_run(project, "--job", "smoke", "-q")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    target = (project / ".gitlab-ci-local/includes/gitlab.example.com/mlops/ci-gen"
+              / __version__ / "templates/docker-build.yml")
+    assert target.read_text() == render("docker-build")
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no-commit", "has no commit yet"),
+    ("no-origin", "has no `origin` remote"),
+    ("untracked-include", "exists but is not tracked by git"),
+    ("not-git", "is not a git repository"),
+])
+def test_preconditions_are_clear_errors(tmp_path, case, message):
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / ".gitlab-ci.yml").write_text("include:\n  - local: extra.yml\njob:\n  script: [true]\n")
+    (root / "extra.yml").write_text("other:\n  script: [true]\n")
+    if case != "not-git":
+        git(root, "init", "-q", "-b", "main")
+    if case in ("no-origin", "untracked-include"):
+        git(root, "add", ".gitlab-ci.yml")
+        git(root, "commit", "-q", "-m", "init")
+    if case in ("no-commit", "untracked-include"):
+        git(root, "remote", "add", "origin", "https://gitlab.example.com/g/p.git")
+    proc = ci_gen_run(root)
+    assert proc.returncode == 1
+    assert message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_origin_urls_parse_like_gitlab_ci_local():
+    o = parse_origin("git@gitlab.example.com:mlops/sub/ci-gen.git")
+    assert (o.host, o.path, o.fqdn) == ("gitlab.example.com", "mlops/sub/ci-gen", "gitlab.example.com")
+    o = parse_origin("https://user:secret@gitlab.example.com:8443/mlops/demo.git")
+    assert (o.host, o.path, o.fqdn) == ("gitlab.example.com", "mlops/demo", "gitlab.example.com:8443")
+    assert parse_origin("/srv/repos/demo.git") is None
+
+
+# -- progress, summary and exit status ------------------------------------------------------
+
+TINY = """\
+stages: [first, second]
+ok:
+  stage: first
+  script:
+    - echo all good
+    - command -v ci-gen > which.txt
+  artifacts:
+    paths: [which.txt]
+bad:
+  stage: first
+  script:
+    - echo about to fail
+    - exit 3
+after-bad:
+  stage: second
+  needs: [bad]
+  script: [echo never]
+by-hand:
+  stage: second
+  needs: [ok]
+  when: manual
+  script: [echo manual ran]
+"""
+
+
+@pytest.mark.slow
+def test_progress_summary_and_exit_code(tmp_path):
+    _gcl()
+    project = make_project(tmp_path / "tiny", TINY)
+    # PATH without the venv: ci-gen run hands its own bin dir to the jobs.
+    proc = ci_gen_run(project, "--quiet", env={"PATH": "/usr/local/bin:/usr/bin:/bin"})
+    out = proc.stdout
+    assert proc.returncode == 1, out + proc.stderr
+    assert "ci-gen: ok: passed in" in out
+    assert "ci-gen: bad: failed in" in out and "exit code 3" in out
+    assert summary(out) == {"ok": "passed", "bad": "failed", "after-bad": "skipped", "by-hand": "passed"}
+    assert "ci-gen: pipeline failed: bad" in out
+    assert "  > about to fail" in out  # the failed job's log tail, in quiet mode
+    assert "hello" not in out and "all good" not in out  # quiet: no job output
+    # Jobs run with the caller's tools: ci-gen from the same environment as the runner.
+    which = (project / ".gitlab-ci-local/artifacts/ok/which.txt").read_text().strip()
+    assert Path(which) == Path(sys.executable).parent / "ci-gen"
+    assert "artifacts: " in out and (project / ".gitlab-ci-local/output/bad.log").is_file()
+
+
+@pytest.mark.slow
+def test_no_manual_and_single_job(tmp_path):
+    _gcl()
+    ci = TINY.replace("    - exit 3\n", "")
+    project = make_project(tmp_path / "tiny", ci)
+    proc = ci_gen_run(project, "--no-manual")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert summary(proc.stdout) == {"ok": "passed", "bad": "passed", "after-bad": "passed",
+                                    "by-hand": "manual"}
+    assert re.search(r"^ok +> all good$", proc.stdout, re.M)  # not quiet: the jobs' output is shown
+    one = ci_gen_run(project, "--job", "by-hand", "--no-manual")  # a manual job asked for by name
+    assert one.returncode == 0, one.stdout + one.stderr
+    assert summary(one.stdout) == {"ok": "passed", "by-hand": "passed"}
+    missing = ci_gen_run(project, "--job", "nope")
+    assert missing.returncode == 1 and "no job 'nope' in the pipeline" in missing.stderr
+
+
+DEPLOYING = """\
+stages: [deploy, use]
+deploy:
+  stage: deploy
+  when: manual
+  environment:
+    name: review
+    on_stop: stop-review
+  script:
+    - mkdir -p "$CI_GEN_STATE_DIR"
+    - echo "$CI_GEN_DEPLOY_ENGINE $CI_GEN_DEPLOY_PORT" > "$CI_GEN_STATE_DIR/running"
+use:
+  stage: use
+  needs: [deploy]
+  script:
+    - cat "$CI_GEN_STATE_DIR/running"
+stop-review:
+  stage: use
+  when: manual
+  environment:
+    name: review
+    action: stop
+  script:
+    - mv "$CI_GEN_STATE_DIR/running" "$CI_GEN_STATE_DIR/stopped"
+"""
+
+
+@pytest.mark.slow
+def test_environment_is_stopped_after_the_pipeline(tmp_path):
+    _gcl()
+    project = make_project(tmp_path / "dep", DEPLOYING)
+    state = project / ".gitlab-ci-local" / "ci-gen-state"
+    proc = ci_gen_run(project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert summary(proc.stdout) == {"deploy": "passed", "use": "passed", "stop-review": "passed"}
+    assert re.search(r"^use +> process 0$", proc.stdout, re.M)  # local-run deploy defaults reach jobs
+    assert (state / "stopped").read_text() == "process 0\n" and not (state / "running").exists()
+
+    kept = ci_gen_run(project, "--keep-deployed", "--variable", "CI_GEN_DEPLOY_PORT=8600")
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert (state / "running").read_text() == "process 8600\n"
+    assert f"stop it with: ci-gen run {project} --job stop-review" in kept.stdout
+    assert summary(kept.stdout)["stop-review"] == "manual"
+
+
+MR_CI = """\
+stages: [train]
+train:
+  stage: train
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "merge_request_event"
+      changes: [src/**/*, params.yaml]
+    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH
+  script:
+    - echo "mr=$CI_MERGE_REQUEST_IID target=$CI_MERGE_REQUEST_TARGET_BRANCH_NAME branch=${CI_COMMIT_BRANCH-unset}"
+    - git rev-parse origin/$CI_MERGE_REQUEST_TARGET_BRANCH_NAME > target.txt
+  artifacts:
+    paths: [target.txt]
+"""
+
+
+@pytest.mark.slow
+def test_merge_request_pipeline_and_rules_changes(tmp_path):
+    _gcl()
+    project = make_project(tmp_path / "mr", MR_CI, {"src/model.py": "x = 1\n", "README.md": "hi\n"})
+    main_sha = git(project, "rev-parse", "HEAD")
+    on_main = ci_gen_run(project, "--mr")
+    assert on_main.returncode == 1 and "check out a feature branch" in on_main.stderr
+
+    git(project, "switch", "-q", "-c", "docs-only")
+    (project / "README.md").write_text("more docs\n")
+    git(project, "commit", "-qam", "docs")
+    docs = ci_gen_run(project, "--mr")
+    assert docs.returncode == 0, docs.stdout + docs.stderr
+    assert "nothing to run" in docs.stdout
+    assert git(project, "rev-parse", "refs/remotes/origin/main") == main_sha
+
+    git(project, "switch", "-q", "-c", "model-change", "main")
+    (project / "src/model.py").write_text("x = 2\n")
+    git(project, "commit", "-qam", "model")
+    mr = ci_gen_run(project, "--mr")
+    assert mr.returncode == 0, mr.stdout + mr.stderr
+    assert re.search(r"^train +> mr=1 target=main branch=unset$", mr.stdout, re.M)
+    assert (project / ".gitlab-ci-local/artifacts/train/target.txt").read_text().strip() == main_sha
+
+
+PUSHING = """\
+stages: [upload]
+commit-back:
+  stage: upload
+  script:
+    - echo pointer > pointer.dvc
+    - git add pointer.dvc
+    - git commit -qm "pointers [skip ci]"
+    - git push -q "$CI_GEN_PUSH_URL" "HEAD:refs/heads/$CI_COMMIT_BRANCH"
+"""
+
+
+@pytest.mark.slow
+def test_commit_back_goes_to_the_local_origin(tmp_path):
+    _gcl()
+    project = make_project(tmp_path / "push", PUSHING)
+    head = git(project, "rev-parse", "HEAD")
+    proc = ci_gen_run(project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    bare = project / ".gitlab-ci-local" / "origin.git"
+    pushed = git(bare, "rev-parse", "refs/heads/main")
+    assert pushed != head and git(bare, "rev-parse", "refs/heads/main~1") == head
+    assert git(bare, "log", "-1", "--format=%s", "main") == "pointers [skip ci]"
+    assert "take it with: git -C" in proc.stdout and "pull --ff-only .gitlab-ci-local/origin.git main" in proc.stdout
+    assert git(project, "rev-parse", "HEAD") == head  # the user's branch is not moved
+
+
+def test_missing_gitlab_ci_local_is_one_clear_error(tmp_path):
+    project = make_project(tmp_path / "demo", "job:\n  script: [true]\n")
+    proc = ci_gen_run(project, env={"CI_GEN_GITLAB_CI_LOCAL": str(tmp_path / "none")})
+    assert proc.returncode == 1
+    assert "CI_GEN_GITLAB_CI_LOCAL" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_variable_is_a_usage_error(tmp_path):
+    proc = cli("run", str(tmp_path), "--variable", "s3cr3t-without-name")
+    assert proc.returncode == 2
+    assert "s3cr3t" not in proc.stderr and "no '='" in proc.stderr
+
+
+def test_run_help_lists_the_options():
+    proc = cli("run", "--help")
+    assert proc.returncode == 0
+    for opt in ("--job", "--mr", "--no-manual", "--keep-deployed", "--variable"):
+        assert opt in proc.stdout
+    assert json.dumps(__version__)  # the version the components resolve at is importable
