@@ -301,13 +301,15 @@ def test_server_lint_valid_prints_warnings(api, tmp_path, capsys):
 
 
 def test_server_lint_invalid_exits_non_zero(api, capsys):
-    # Offline, the includes resolve to seven jobs; this server does not resolve them and
-    # answers as GitLab does for a configuration without jobs: printed verbatim, exit 1.
+    # Offline, the includes resolve to seven jobs from the installed ci-gen; this server does not
+    # publish the components and answers as GitLab does for each include: verbatim, exit 1.
     path = DATA / "positive" / "project-six-components.yml"
     assert main(["lint", str(path), "--gitlab-url", api.url, "--project", str(PROJECT_ID)]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert out == [f"{path}: error: GitLab: jobs config should contain at least one visible job",
-                   f"{path}: 1 error(s), 0 warning(s)"]
+    names = ("train", "eval-report", "docker-build", "dvc-upload", "deploy", "inference")
+    assert out[:6] == [f"{path}: error: GitLab: Component '$CI_SERVER_FQDN/mlops/ci-gen/{n}@0.1.0' - content not found"
+                       for n in names]
+    assert out[-1] == f"{path}: {len(out) - 1} error(s), 0 warning(s)"
 
 
 def test_server_lint_skipped_when_offline_checks_fail(api, capsys):
