@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 import yaml
 
@@ -77,3 +79,45 @@ def test_unwritable_target(tmp_path):
     (tmp_path / "file").write_text("x")
     res = cli("init", str(tmp_path / "file"))
     assert res.returncode == 1 and "is not a directory" in res.stderr
+
+
+@pytest.mark.slow
+def test_example_scaffold_lints_and_second_init_changes_nothing(tmp_path):
+    """Issue 2, acceptance 5: init --example, lint passes; a second init fails, tree byte-identical."""
+    target = tmp_path / "p"
+    res = cli("init", str(target), "--example", "fashion-mnist")
+    assert res.returncode == 0, res.stderr
+    for step in ("[1/6] git repository", "synthetic", "[5/6] dvc push", "[6/6] first commit"):
+        assert step in res.stdout
+    lint = cli("lint", str(target / ".gitlab-ci.yml"))
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert lint.stdout.strip().endswith("(7 jobs, 1 document)")
+    # The data is tracked by DVC in its own remote, never by git.
+    tracked = subprocess.run(["git", "ls-files"], cwd=target, capture_output=True, text=True).stdout.split()
+    assert "train_data.dvc" in tracked and not any(p.startswith("train_data/") for p in tracked)
+    before = tree_hash(target)
+    again = cli("init", str(target), "--example", "fashion-mnist")
+    assert again.returncode == 1 and "already exist" in again.stderr
+    assert tree_hash(target) == before
+
+
+def test_example_with_bad_data_dir_writes_nothing(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
+    res = cli("init", str(tmp_path / "p"), "--example", "fashion-mnist", "--data", str(tmp_path / "data"))
+    assert res.returncode == 2 and "missing train-labels-idx1-ubyte.gz" in res.stderr
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.slow
+def test_example_with_corrupt_data_is_rolled_back(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (data / name).write_bytes(b"\x1f\x8b truncated")
+    res = cli("init", str(tmp_path / "p"), "--example", "fashion-mnist", "--data", str(data))
+    assert res.returncode == 1
+    assert "training data rejected" in res.stderr and "train-images-idx3-ubyte.gz" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "p").exists()
