@@ -83,7 +83,7 @@ class Spec:
 
 
 def _check(name: str, value: str, flag: str) -> str:
-    if not isinstance(value, str) or not RE[name].match(value):
+    if not isinstance(value, str) or not RE[name].fullmatch(value):
         raise UsageError(f"{flag} {str(value)[:80]!r} is not allowed (expected {RE[name].pattern})")
     if name == "path" and ".." in value.split("/"):
         raise UsageError(f"{flag} {value[:80]!r}: '..' is not allowed")
@@ -100,7 +100,7 @@ def parse_env(text: str) -> dict[str, str]:
         raise UsageError("--env: at most 32 KEY=VALUE pairs")
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not RE["env_key"].match(key) or not RE["env_value"].match(value):
+        if not sep or not RE["env_key"].fullmatch(key) or not RE["env_value"].fullmatch(value):
             raise UsageError(f"--env: {item[:80]!r} is not KEY=VALUE with plain words")
         out[key] = value
     return out

@@ -7,13 +7,20 @@ the same rules earlier (render, init, lint) so a bad value never reaches a file 
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any, Iterable
 
 from ci_gen.components import Component, Input
 from ci_gen.errors import InputError, UsageError
 
-_NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")  # used with fullmatch: no trailing newline
+# An array item (tag, path, glob) is one word without shell syntax: GitLab itself never runs
+# them through a shell, but gitlab-ci-local (`ci-gen run`) pastes artifacts paths unquoted into
+# a bash command, so `$(...)` there would run on the developer's machine. `$NAME`/`${NAME}`
+# (CI/CD variables) stay allowed; IFS is not a variable anyone means in a path.
+_ITEM_CHAR = r"[^\s`$;|&<>()\\\"'#]"
+_ARRAY_ITEM = re.compile(rf"(?:{_ITEM_CHAR}|\$(?!IFS\b)[A-Za-z_][A-Za-z0-9_]*|\$\{{(?!IFS\}})[A-Za-z_][A-Za-z0-9_]*\}})+")
 
 
 def _show(value: Any) -> str:
@@ -33,9 +40,11 @@ def coerce(inp: Input, raw: Any, where: str) -> Any:
     if inp.type == "number":
         if isinstance(raw, bool):
             raise InputError(f"{where}: input '{inp.name}' must be a number, got {_show(raw)}")
+        if isinstance(raw, float) and not math.isfinite(raw):
+            raise InputError(f"{where}: input '{inp.name}' must be a finite number, got {_show(raw)}")
         if isinstance(raw, (int, float)):
             return raw
-        if isinstance(raw, str) and _NUMBER.match(raw):
+        if isinstance(raw, str) and _NUMBER.fullmatch(raw):
             return float(raw) if "." in raw else int(raw)
         raise InputError(f"{where}: input '{inp.name}' must be a number, got {_show(raw)}")
     if inp.type == "boolean":
@@ -59,6 +68,11 @@ def coerce(inp: Input, raw: Any, where: str) -> Any:
                 raise InputError(
                     f"{where}: input '{inp.name}' items must be one-line strings, got {_show(item)}"
                 )
+            if not item.isprintable() or not _ARRAY_ITEM.fullmatch(item):
+                raise InputError(
+                    f"{where}: input '{inp.name}' items must be single words without quotes, "
+                    f"spaces, control characters or shell syntax (` $( ; | & < > \\ #), got {_show(item)}"
+                )
         return raw
     raise AssertionError(f"unknown input type {inp.type}")
 
@@ -80,8 +94,8 @@ def resolve(component: Component, given: dict[str, Any], where: str | None = Non
     known = {i.name: i for i in component.inputs}
     unknown = sorted(set(given) - set(known))
     if unknown:
-        raise InputError(
-            f"{where}: unknown input '{unknown[0]}'; {component.name} takes: {', '.join(known)}"
+        raise InputError(  # the name is shown escaped: it may hold newlines or escape codes
+            f"{where}: unknown input {_show(unknown[0])}; {component.name} takes: {', '.join(known)}"
         )
     values: dict[str, Any] = {}
     for inp in component.inputs:

@@ -310,7 +310,7 @@ def build(metrics: Path, out: Path, image: str = "", baseline: str = "",
     env = os.environ if env is None else env
     for flag, value in (("--metrics", str(metrics)), ("--out", str(out)), ("--params", str(params)),
                         ("--image", image)):
-        if value and not _PATH.match(value):
+        if value and not _PATH.fullmatch(value):
             raise UsageError(f"eval-report: {flag} {value[:80]!r} is not a plain path")
     nested = load_metrics(metrics)
     current = flatten(nested)

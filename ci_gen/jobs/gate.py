@@ -89,7 +89,7 @@ def parse_max_drop(raw: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not _METRIC.match(args.metric):
+    if not _METRIC.fullmatch(args.metric):
         raise UsageError(f"gate: --metric {args.metric[:60]!r} is not a metric name")
     max_drop = parse_max_drop(args.max_drop)
     if not args.metric:

@@ -1,0 +1,185 @@
+"""Print the hardening figures of issue 6 (the README's "Reliability" numbers).
+
+- injection: a fixed payload corpus (every component input x every payload piece, long and
+  unicode strings, the nastiest accepted values; plus the `init`, `render --input` and
+  `job deploy` options) through the same checks as tests/test_injection.py: each payload is
+  refused with one line, or rendered safely (YAML round trip exact, real script lines run
+  by bash pass it on as literal text, no marker file). "unsafe" must be 0.
+- bad inputs: every case of tests/data/bad_inputs.yaml run as a user would; "clean" means
+  the documented message, one stderr line, no traceback, the exit code, no secret echoed,
+  no file changed. Cases marked `bug:` are counted apart.
+- secrets and faults: hooks for the other parts of issue 6 (`secrets_counts`,
+  `fault_counts`), printed as "not measured yet" until they return numbers.
+
+Run: `.venv/bin/python benchmarks/hardening_counts.py [--skip-table]`. Exit 1 when a payload
+is unsafe or a table case without `bug:` is not clean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import test_bad_inputs as table  # noqa: E402
+import test_injection as inj  # noqa: E402
+from helpers import tree_hash  # noqa: E402
+
+from ci_gen import components as desc  # noqa: E402
+from ci_gen import deploy_engines as de  # noqa: E402
+
+
+@dataclass
+class Tally:
+    tried: int = 0
+    refused: int = 0
+    safe: int = 0
+    script_lines_run: int = 0
+    unsafe: list[str] = field(default_factory=list)
+
+    def add(self, what: str, check) -> None:
+        self.tried += 1
+        try:
+            refused = check()
+        except AssertionError as exc:  # the property broke: count it, keep going
+            self.unsafe.append(f"{what}: {str(exc)[:200]}")
+            return
+        if isinstance(refused, inj.Outcome):
+            self.script_lines_run += refused.items_run
+            refused = refused.refused
+        if refused:
+            self.refused += 1
+        else:
+            self.safe += 1
+
+
+def option_corpus() -> list[tuple[str, object]]:
+    """(label, zero-argument check) for ci-gen's own options that reach files and shells."""
+    out: list[tuple[str, object]] = []
+    for bit in inj.ALL_BITS + ["a" * 300]:
+        out.append((f"init --templates-project {bit!r}",
+                    lambda b=bit: inj.check_init_options("mlops/ci-gen" + b, "1.2.3", "component")))
+        out.append((f"init --version {bit!r}",
+                    lambda b=bit: inj.check_init_options("mlops/ci-gen", "1.2.3" + b, "project")))
+        out.append((f"init --remote {bit!r}",
+                    lambda b=bit: inj.check_remote_options("s3://bucket/p" + b, None)))
+        out.append((f"init --remote (local) {bit!r}",
+                    lambda b=bit: inj.check_remote_options("storage" + b, None)))
+        out.append((f"init --endpoint-url {bit!r}",
+                    lambda b=bit: inj.check_remote_options("s3://bucket/p", "http://127.0.0.1:9000" + b)))
+        for flag, default in (("environment", "production"), ("host", "127.0.0.1"), ("port", "8501"),
+                              ("model_name", "m"), ("model_path", "model"), ("serve_script", "serve.py"),
+                              ("health_path", "/v1/models/m"), ("health_timeout", "120"),
+                              ("env", "A=b"), ("dotenv", "deploy.env"), ("image", "app:1.0")):
+            out.append((f"job deploy --{flag} {bit!r}",
+                        lambda f=flag, d=default, b=bit: inj.check_deploy_flags("process", {f: d + b})))
+        out.append((f"job deploy --engine {bit!r}",
+                    lambda b=bit: inj.check_deploy_flags("process" + b, {})))
+        for name in desc.ORDER:
+            out.append((f"render {name} --input {bit!r}",
+                        lambda n=name, b=bit: inj.check_render_pairs(n, [f"job-prefix{b}=x", f"stage=a{b}"])))
+    assert de.ENGINES  # the deploy checks above use the real engine list
+    return out
+
+
+def injection() -> Tally:
+    tally = Tally()
+    for name, given in inj.iter_corpus():
+        tally.add(f"{name} {given!r}"[:120], lambda n=name, g=given: inj.check_component(n, g))
+    for label, check in option_corpus():
+        tally.add(label, check)
+    hits = list(inj.MARKER_DIR.iterdir())  # a payload that ran would have left its marker
+    tally.unsafe += [f"marker file created: {p}" for p in hits]
+    shutil.rmtree(inj.MARKER_DIR, ignore_errors=True)
+    return tally
+
+
+def bad_inputs() -> dict[str, object]:
+    """Run every table case; count the clean ones (known bugs apart)."""
+    clean, known, dirty = 0, 0, []
+    for case in table.CASES:
+        with tempfile.TemporaryDirectory(prefix="ci-gen-bad-input-") as tmp:
+            root = Path(tmp)
+            work, env, argv = table.prepare(case, root)
+            before = tree_hash(root)
+            proc = subprocess.run([sys.executable, "-m", "ci_gen", *argv], cwd=work, env=env,
+                                  capture_output=True, text=True, timeout=120)
+            lines = proc.stderr.splitlines()
+            stream = case.get("stream", "stderr")
+            ok = ("Traceback" not in proc.stderr and proc.returncode == case["exit"]
+                  and tree_hash(root) == before
+                  and not (case.get("secret") and case["secret"] in proc.stdout + proc.stderr)
+                  and (len(lines) == 1 and case["message"] in lines[0] if stream == "stderr"
+                       else not lines and case["message"] in proc.stdout))
+        if case.get("bug"):
+            known += 1
+            if ok:
+                dirty.append(f"{case['name']}: marked bug but now clean (drop its `bug:`)")
+        elif ok:
+            clean += 1
+        else:
+            dirty.append(case["name"])
+    return {"tried": len(table.CASES), "clean": clean, "known_bugs": known, "dirty": dirty}
+
+
+def secrets_counts() -> dict[str, int] | None:
+    """Hook (issue 6, Secrets): run the local pipeline with sentinel credentials and scan job
+    logs, artifacts, the work tree, commits and rendered files. Return
+    {"scanned": files_and_logs_scanned, "found": hits} once implemented; None = not measured."""
+    return None
+
+
+def fault_counts() -> dict[str, int] | None:
+    """Hook (issue 6, Faults): inject the faults (S3 down mid-pipeline, unhealthy deploy,
+    GitLab 500/429, corrupt data) and return {"injected": n, "survived": m}; None = not
+    measured yet."""
+    return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-table", action="store_true", help="skip the bad-input table")
+    args = parser.parse_args()
+    failed = False
+
+    start = time.perf_counter()
+    t = injection()
+    secs = time.perf_counter() - start
+    print(f"injection payloads tried: {t.tried} (refused with one line: {t.refused}, "
+          f"rendered safely: {t.safe}, unsafe: {len(t.unsafe)}) in {secs:.1f} s; "
+          f"script lines run under bash: {t.script_lines_run}")
+    for line in t.unsafe[:20]:
+        print(f"  UNSAFE {line}")
+    failed |= bool(t.unsafe)
+
+    if not args.skip_table:
+        start = time.perf_counter()
+        b = bad_inputs()
+        secs = time.perf_counter() - start
+        print(f"bad inputs tried: {b['tried']}, clean: {b['clean']}, known bugs (marked in the "
+              f"table): {b['known_bugs']}, other failures: {len(b['dirty'])} in {secs:.1f} s")
+        for name in b["dirty"]:
+            print(f"  NOT CLEAN {name}")
+        failed |= bool(b["dirty"])
+
+    s = secrets_counts()
+    print("secrets: not measured yet" if s is None
+          else f"secrets scanned: {s['scanned']}, found: {s['found']}")
+    failed |= bool(s and s["found"])
+    f = fault_counts()
+    print("faults: not measured yet" if f is None
+          else f"faults injected: {f['injected']}, survived: {f['survived']}")
+    failed |= bool(f and f["survived"] != f["injected"])
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
