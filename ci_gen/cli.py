@@ -58,6 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     except CiGenError as exc:
         print(f"ci-gen: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # The file system said no (name too long, permission, disk full): the user's to fix.
+        name = str(exc.filename) if exc.filename else ""
+        name = name if len(name) <= 80 else name[:77] + "..."
+        text = f"{exc.strerror or exc}: {name}" if name else f"{exc.strerror or exc}"
+        print(f"ci-gen: error: {text}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("ci-gen: interrupted", file=sys.stderr)
         return 130

@@ -187,9 +187,9 @@ def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
     if version != GITLAB_CI_LOCAL_VERSION:
         out.say(f"warning: gitlab-ci-local {version} at {tool}; ci-gen is tested with "
                 f"{GITLAB_CI_LOCAL_VERSION} (newer ones need Node 22)")
-    ensure_state_gitignore(ctx)
-    # Includes first: a wrong pin fails before anything else is set up.
+    # Includes first: a wrong pin or input fails before anything is written.
     resolved = resolve_includes(ctx, opts.variables)
+    ensure_state_gitignore(ctx)
     origin = LocalOrigin(ctx)
     origin.ensure()
     evaluate_changes, note = prepare_target_ref(ctx, opts.mr)

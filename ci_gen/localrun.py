@@ -30,6 +30,7 @@ import yaml
 from ci_gen import __version__
 from ci_gen import components as desc
 from ci_gen.errors import CiGenError
+from ci_gen.inputs import resolve as resolve_inputs
 
 GITLAB_CI_LOCAL_VERSION = "4.73.0"
 STATE_DIR = ".gitlab-ci-local"
@@ -306,6 +307,7 @@ def resolve_includes(ctx: ProjectContext, variables: dict[str, str]) -> list[Res
     expand_vars = {**ctx.predefined(), **variables}
     includes_root = ctx.state_dir / "includes" / ctx.origin.host
     resolved: list[Resolved] = []
+    pending: list[tuple[Path, str]] = []  # written only once every include checked out
     seen: set[str] = set()
     queue: list[tuple[str, Path]] = [(".gitlab-ci.yml", ctx.root / ".gitlab-ci.yml")]
     while queue:
@@ -325,15 +327,18 @@ def resolve_includes(ctx: ProjectContext, variables: dict[str, str]) -> list[Res
                         seen.add(rel)
                         queue.append((rel, ctx.root / rel))
             elif "component" in entry:
-                resolved.append(_component(ctx, where, str(entry["component"]), includes_root, render))
+                resolved.append(_component(ctx, where, str(entry["component"]), entry.get("inputs"),
+                                           includes_root, render, pending))
             elif "project" in entry:
-                resolved.extend(_project(ctx, where, entry, includes_root, render))
+                resolved.extend(_project(ctx, where, entry, includes_root, render, pending))
             elif "remote" in entry or "template" in entry:
                 what = entry.get("remote") or entry.get("template")
                 raise CiGenError(f"{where}: include {what!r} needs the network; local runs resolve "
                                  f"only local files and ci-gen components offline")
             else:
                 raise CiGenError(f"{where}: include entry not understood: {sorted(entry)}")
+    for target, text in pending:
+        _write(target, text)
     return resolved
 
 
@@ -346,7 +351,18 @@ def _write(target: Path, text: str) -> None:
         raise CiGenError(f"cannot write {target}: {exc.strerror}") from None
 
 
-def _component(ctx: ProjectContext, where: str, text: str, includes_root: Path, render: Any) -> Resolved:
+def _check_inputs(where: str, name: str, given: Any) -> None:
+    """The include's inputs, checked as GitLab would (and `ci-gen lint` does): they reach
+    shells in the jobs, so a value outside its regex never gets to gitlab-ci-local."""
+    if given is None:
+        return
+    if not isinstance(given, dict):
+        raise CiGenError(f"{where}: the inputs of {name} must be a mapping")
+    resolve_inputs(desc.get(name), given, where=f"{where}: {name}")
+
+
+def _component(ctx: ProjectContext, where: str, text: str, given: Any, includes_root: Path, render: Any,
+               pending: list[tuple[Path, str]]) -> Resolved:
     if "$" in text:
         raise CiGenError(f"{where}: cannot expand the variables in component {text!r} "
                          f"(GitLab allows predefined project/commit variables there)")
@@ -369,13 +385,14 @@ def _component(ctx: ProjectContext, where: str, text: str, includes_root: Path, 
             raise CiGenError(f"{where}: component {text!r}: a version range needs the network to "
                              f"resolve; pin the full version @{__version__}")
         raise _mismatch(f"{where}: component {text!r}", ref)
+    _check_inputs(where, name, given)
     target = includes_root / project / ref / "templates" / f"{name}.yml"
-    _write(target, render(name))
+    pending.append((target, render(name)))
     return Resolved("component", text, target)
 
 
 def _project(ctx: ProjectContext, where: str, entry: dict[str, Any], includes_root: Path,
-             render: Any) -> list[Resolved]:
+             render: Any, pending: list[tuple[Path, str]]) -> list[Resolved]:
     project = str(entry["project"])
     ref = str(entry.get("ref") or "HEAD")
     files = entry.get("file") or []
@@ -389,8 +406,9 @@ def _project(ctx: ProjectContext, where: str, entry: dict[str, Any], includes_ro
                              f"template; local runs cannot fetch other projects' files")
         if not _version_ok(ref):
             raise _mismatch(f"{where}: include project {project!r} file {rel!r}", ref)
+        _check_inputs(where, m.group(1), entry.get("inputs"))
         target = includes_root / project / ref / rel
-        _write(target, render(m.group(1)))
+        pending.append((target, render(m.group(1))))
         out.append(Resolved("project", f"{project}@{ref}:{rel}", target))
     return out
 

@@ -35,14 +35,26 @@ RE_ENDPOINT = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/
 RE_PROJECT_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
+def shown(value: str) -> str:
+    """A user's value for an error message: credentials in a URL masked, cut short."""
+    value = re.sub(r"(://)[^/@\s]*@", r"\1***@", value)
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def check_remote(remote: str | None, endpoint_url: str | None) -> None:
     if remote is not None and not (RE_CLOUD.fullmatch(remote) or RE_LOCAL.fullmatch(remote)):
         raise UsageError(
-            f"--remote must be s3://BUCKET/PREFIX, oss://BUCKET/PREFIX or a local directory, got {remote!r}"
+            f"--remote must be s3://BUCKET/PREFIX, oss://BUCKET/PREFIX or a local directory, got {shown(remote)}"
         )
+    if remote is not None and remote.startswith("~"):
+        try:
+            Path(remote).expanduser()
+        except RuntimeError:
+            raise UsageError(f"--remote {shown(remote)}: cannot expand '~' to a home directory") from None
     if endpoint_url is not None:
         if not RE_ENDPOINT.fullmatch(endpoint_url):
-            raise UsageError(f"--endpoint-url must be an http(s) URL without credentials, got {endpoint_url!r}")
+            raise UsageError(f"--endpoint-url must be an http(s) URL without credentials, got {shown(endpoint_url)}")
         if remote is None or not RE_CLOUD.fullmatch(remote):
             raise UsageError("--endpoint-url needs an s3:// or oss:// --remote")
 

@@ -41,15 +41,20 @@ class Plan:
     files: dict[str, bytes] = field(default_factory=dict)  # relative path -> content
 
 
+def _shown(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def check_options(templates_project: str, version: str, include_mode: str) -> None:
     if not RE_PROJECT.fullmatch(templates_project):
         raise UsageError(
-            f"--templates-project must look like GROUP/PROJECT (letters, digits, . _ -), got {templates_project!r}"
+            f"--templates-project must look like GROUP/PROJECT (letters, digits, . _ -), got {_shown(templates_project)}"
         )
     if not RE_SEMVER.fullmatch(version):
-        raise UsageError(f"--version must be a SemVer version like 1.2.3, got {version!r}")
+        raise UsageError(f"--version must be a SemVer version like 1.2.3, got {_shown(version)}")
     if include_mode not in INCLUDE_MODES:
-        raise UsageError(f"--include-mode must be one of {', '.join(INCLUDE_MODES)}, got {include_mode!r}")
+        raise UsageError(f"--include-mode must be one of {', '.join(INCLUDE_MODES)}, got {_shown(include_mode)}")
     if include_mode == "inline" and version != __version__:
         raise UsageError(f"--include-mode inline renders this ci-gen's components ({__version__}); "
                          f"it cannot pin {version}")
@@ -135,7 +140,7 @@ def plan(example: str | None, templates_project: str, version: str, mode: str) -
     inputs: dict[str, dict] = {}
     if example is not None:
         if example not in EXAMPLES:
-            raise UsageError(f"unknown example {example!r}; available: {', '.join(EXAMPLES)}")
+            raise UsageError(f"unknown example {_shown(example)}; available: {', '.join(EXAMPLES)}")
         p.files.update(_example_files(example))
         inputs = EXAMPLE_INPUTS.get(example, {})
     p.files[".gitlab-ci.yml"] = pipeline(templates_project, version, mode, inputs).encode()

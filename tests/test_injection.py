@@ -943,9 +943,6 @@ def test_gitlab_ci_local_runs_shell_syntax_in_artifact_paths(tmp_path):
         "the array-item rule may be relaxed"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `ci-gen run` does not validate component include "
-                   "inputs with ci_gen.inputs.resolve (localrun.resolve_includes), so an "
-                   "`artifacts` item with $(...) reaches gitlab-ci-local's bash")
 def test_ci_gen_run_refuses_shell_syntax_in_component_inputs(tmp_path):
     from ci_gen import __version__
     from ci_gen.localrun import project_context, resolve_includes

@@ -81,6 +81,8 @@ def _replace(path: Path, text: str) -> None:
 def write(out_dir: Path, readme: Path | None = None, examples: Path | None = None) -> list[Path]:
     """Write every component; each file is replaced atomically, so none is half-written."""
     want = expected()  # render everything first: a failing source writes nothing
+    old_readme = readme.read_text(encoding="utf-8") if readme is not None and readme.is_file() else None
+    pipelines = example_pipelines(examples)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -92,14 +94,13 @@ def write(out_dir: Path, readme: Path | None = None, examples: Path | None = Non
             continue
         _replace(path, text)
         written.append(path)
-    for path, text in example_pipelines(examples).items():
+    for path, text in pipelines.items():
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             _replace(path, text)
             written.append(path)
-    if readme is not None and readme.is_file():
-        old = readme.read_text(encoding="utf-8")
-        new = docs.update_readme(old)
-        if new != old:
+    if old_readme is not None:
+        new = docs.update_readme(old_readme)
+        if new != old_readme:
             _replace(readme, new)
             written.append(readme)
     return written

@@ -95,7 +95,7 @@ def init(target: Path, example: str | None = None, templates_project: str = scaf
         if created:
             shutil.rmtree(target, ignore_errors=True)
         raise CiGenError(f"cannot write to {target}: {exc.strerror or exc}") from None
-    except CiGenError:
+    except BaseException:
         if created:  # a project we created and could not finish is removed, not left half-made
             shutil.rmtree(target, ignore_errors=True)
         raise

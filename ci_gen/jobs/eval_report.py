@@ -323,13 +323,14 @@ def build(metrics: Path, out: Path, image: str = "", baseline: str = "",
     rows, params_note = params_diff(params, ref, repo)
 
     try:
+        has_image = bool(image) and Path(image).is_file()  # before anything is created
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CiGenError(f"eval-report: cannot create {out}: {exc.strerror}") from None
     image_name, image_note = None, None
     if image:
         src = Path(image)
-        if src.is_file():
+        if has_image:
             image_name = src.name
             if src.resolve() != (out / image_name).resolve():
                 shutil.copyfile(src, out / image_name)
