@@ -158,8 +158,10 @@ _register(Component(
               default="ci-gen", options=("ci-gen", "cml", "none")),
         Input("gate-metric", "Metric checked by the quality gate (empty: no gate).",
               default="", regex=RE_METRIC),
-        Input("max-drop", "Largest allowed drop of the gate metric against the target branch.",
+        Input("max-drop", "Largest allowed regression of the gate metric against the target branch.",
               type="number", default=0.01),
+        Input("gate-direction", "Which way the gate metric is better: `higher` (accuracy) or `lower` (loss).",
+              default="higher", options=("higher", "lower")),
     ),
 ))
 

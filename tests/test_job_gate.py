@@ -47,7 +47,7 @@ def test_drop_within_the_allowance_passes(report, capsys):
                          "--max-drop", "0.01")
     assert code == 0
     assert out == ("gate passed: accuracy = 0.8900 vs 0.9000 on origin/main "
-                   "(change -0.0100, allowed drop 0.0100)\n")
+                   "(change -0.0100, higher is better, allowed regression 0.0100)\n")
 
 
 def test_larger_drop_fails_with_one_line(report):
@@ -57,7 +57,7 @@ def test_larger_drop_fails_with_one_line(report):
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert proc.stderr == ("ci-gen: error: gate failed: per_class.bag.recall dropped from 0.8000 "
-                           "(origin/main) to 0.7000, a drop of 0.1000 > allowed 0.0500\n")
+                           "(origin/main) to 0.7000, a regression of 0.1000 > allowed 0.0500\n")
 
 
 def test_improvement_passes_even_with_zero_allowance(report, tmp_path, capsys):
@@ -116,5 +116,16 @@ def test_missing_or_foreign_report(tmp_path, capsys):
 
 
 def test_check_raises_gate_failed():
-    with pytest.raises(gate.GateFailed, match="a drop of 0.0100 > allowed 0.0050"):
+    with pytest.raises(gate.GateFailed, match="a regression of 0.0100 > allowed 0.0050"):
         gate.check(REPORT, "accuracy", 0.005)
+
+
+def test_lower_is_better_for_loss_like_metrics():
+    report = {"metrics": {"loss": 0.30}, "baseline": {"loss": 0.20}, "baseline_ref": "origin/main"}
+    with pytest.raises(gate.GateFailed, match="loss rose from 0.2000 .* a regression of 0.1000 > allowed 0.0500"):
+        gate.check(report, "loss", 0.05, "lower")
+    better = {"metrics": {"loss": 0.10}, "baseline": {"loss": 0.20}, "baseline_ref": "origin/main"}
+    assert "lower is better" in gate.check(better, "loss", 0.0, "lower")
+    # The same fall in loss would be a regression if higher were better.
+    with pytest.raises(gate.GateFailed):
+        gate.check(better, "loss", 0.05, "higher")

@@ -1,7 +1,8 @@
 """`ci-gen job gate`: fail the job when a metric dropped more than allowed vs. the baseline.
 
-Reads the report.json written by `ci-gen job eval-report`. Higher is taken as better: the
-drop is `baseline - current`. Runs after the report is posted, so a failing MR shows why.
+Reads the report.json written by `ci-gen job eval-report`. With `--direction higher` (default,
+accuracy-like metrics) the regression is `baseline - current`; with `lower` (loss-like) it is
+`current - baseline`. Runs after the report is posted, so a failing MR shows why.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ _METRIC = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9_./-]{0,199})?$")
 _NUMBER = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,12})?$")
 # Float noise: 0.90 - 0.01 is 0.8900000000000001, and a drop of exactly X must pass.
 _EPS = 1e-9
+DIRECTIONS = ("higher", "lower")
 
 
 class GateFailed(CiGenError):
@@ -34,7 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metric", default="", metavar="NAME",
                    help="metric name as in report.json, dotted for nested ones (empty: gate off)")
     p.add_argument("--max-drop", default="0", metavar="X",
-                   help="largest allowed drop, >= 0 (default: 0)")
+                   help="largest allowed regression, >= 0 (default: 0)")
+    p.add_argument("--direction", default="higher", choices=DIRECTIONS,
+                   help="which way is better: higher (accuracy, default) or lower (loss)")
     p.set_defaults(func=run)
 
 
@@ -54,7 +58,7 @@ def load_report(path: Path) -> dict[str, Any]:
     return data
 
 
-def check(report: Mapping[str, Any], metric: str, max_drop: float) -> str:
+def check(report: Mapping[str, Any], metric: str, max_drop: float, direction: str = "higher") -> str:
     """One line saying why the gate passes; raises GateFailed when it does not."""
     if not metric:
         return "gate off (no gate metric set)"
@@ -73,12 +77,13 @@ def check(report: Mapping[str, Any], metric: str, max_drop: float) -> str:
     if not _num(baseline.get(metric)):
         return f"gate passed: {metric} = {value:.4f}; {ref} has no value for it (new metric)"
     base = baseline[metric]
-    drop = base - value
+    drop = base - value if direction == "higher" else value - base
     if drop > max_drop + _EPS:
-        raise GateFailed(f"gate failed: {metric} dropped from {base:.4f} ({ref}) to {value:.4f}, "
-                         f"a drop of {drop:.4f} > allowed {max_drop:.4f}")
+        moved = "dropped" if direction == "higher" else "rose"
+        raise GateFailed(f"gate failed: {metric} {moved} from {base:.4f} ({ref}) to {value:.4f}, "
+                         f"a regression of {drop:.4f} > allowed {max_drop:.4f}")
     return (f"gate passed: {metric} = {value:.4f} vs {base:.4f} on {ref} "
-            f"(change {-drop:+.4f}, allowed drop {max_drop:.4f})")
+            f"(change {value - base:+.4f}, {direction} is better, allowed regression {max_drop:.4f})")
 
 
 def parse_max_drop(raw: str) -> float:
@@ -95,5 +100,5 @@ def run(args: argparse.Namespace) -> int:
     if not args.metric:
         print(check({}, "", max_drop))
         return 0
-    print(check(load_report(Path(args.report)), args.metric, max_drop))
+    print(check(load_report(Path(args.report)), args.metric, max_drop, args.direction))
     return 0
