@@ -666,7 +666,7 @@ def test_job_gate_and_eval_report_flags_refused_or_inert(metric, max_drop, metri
     report = tmp / "report.json"
     report.write_text(json.dumps({"metrics": {"acc": 0.9}, "baseline": {"acc": 0.9}, "baseline_ref": "main"}))
     try:
-        gate.run(argparse.Namespace(report=str(report), metric=metric, max_drop=max_drop))
+        gate.run(argparse.Namespace(report=str(report), metric=metric, max_drop=max_drop, direction="higher"))
     except CiGenError as exc:
         assert_one_line(str(exc))
     try:
