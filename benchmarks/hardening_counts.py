@@ -130,11 +130,33 @@ def bad_inputs() -> dict[str, object]:
     return {"tried": len(table.CASES), "clean": clean, "known_bugs": known, "dirty": dirty}
 
 
+def _pytest_counts(args: list[str]) -> dict | None:
+    """Run pytest on ARGS with CI_GEN_COUNTS_FILE set; the test writes its counts there."""
+    import json
+    import os
+    import subprocess
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        counts = Path(fh.name)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+                              cwd=ROOT, env={**os.environ, "CI_GEN_COUNTS_FILE": str(counts)},
+                              capture_output=True, text=True)
+        text = counts.read_text()
+        data = json.loads(text) if text else None
+        if data is not None:
+            data["tests_passed"] = proc.returncode == 0
+        return data
+    finally:
+        counts.unlink(missing_ok=True)
+
+
 def secrets_counts() -> dict[str, int] | None:
-    """Hook (issue 6, Secrets): run the local pipeline with sentinel credentials and scan job
-    logs, artifacts, the work tree, commits and rendered files. Return
-    {"scanned": files_and_logs_scanned, "found": hits} once implemented; None = not measured."""
-    return None
+    """Issue 6, Secrets: the whole local pipeline (tests/test_example_pipeline.py) runs with
+    sentinel S3 keys and a sentinel GitLab token, then job logs, artifacts, builds, the work
+    trees, every commit, the run's output and the rendered templates are scanned."""
+    return _pytest_counts(["tests/test_example_pipeline.py"])
 
 
 def fault_counts() -> dict[str, int] | None:
@@ -172,7 +194,8 @@ def main() -> int:
 
     s = secrets_counts()
     print("secrets: not measured yet" if s is None
-          else f"secrets scanned: {s['scanned']}, found: {s['found']}")
+          else f"secrets: {s['secrets']} sentinel credentials, {s['scanned']} files and logs scanned, "
+               f"found: {s['found']}")
     failed |= bool(s and s["found"])
     f = fault_counts()
     print("faults: not measured yet" if f is None

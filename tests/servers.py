@@ -83,6 +83,9 @@ def start_moto(bucket: str = "ci-gen-test"):
     try:
         s3 = S3Server(f"http://127.0.0.1:{port}", bucket)
         wait_http(f"{s3.endpoint_url}/moto-api/", timeout=20)
+        # moto keeps its state per process, not per server: start every test from empty.
+        urllib.request.urlopen(urllib.request.Request(f"{s3.endpoint_url}/moto-api/reset", method="POST"),
+                               timeout=10).close()
         s3.client().create_bucket(Bucket=bucket)
         yield s3
     finally:

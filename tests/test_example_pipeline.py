@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -149,7 +150,12 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeyp
     history = tmp_path / "history.txt"
     history.write_text(_git(project, "log", "-p", "--all") + _git(origin, "log", "-p", "--all"))
     scanned, hits = _scan([project, clone, REPO / "templates"], secrets)
+    history_hits = sum(s in history.read_text() for s in secrets)
+    output_hits = sum(s in out for s in secrets)
+    if os.environ.get("CI_GEN_COUNTS_FILE"):  # read by benchmarks/hardening_counts.py
+        Path(os.environ["CI_GEN_COUNTS_FILE"]).write_text(json.dumps(
+            {"secrets": len(secrets), "scanned": scanned + 2, "found": len(hits) + history_hits + output_hits}))
     assert scanned > 100
     assert hits == []
-    assert not any(s in history.read_text() for s in secrets)
-    assert not any(s in out for s in secrets)
+    assert history_hits == 0
+    assert output_hits == 0

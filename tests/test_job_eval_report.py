@@ -195,7 +195,7 @@ def test_report_then_gate_in_a_pipeline(world, clone):
                          env=world["env"], capture_output=True, text=True)
     assert bad.returncode == 1
     assert bad.stderr == ("ci-gen: error: gate failed: loss dropped from 0.1800 (origin/main) "
-                          "to 0.1500, a drop of 0.0300 > allowed 0.0100\n")
+                          "to 0.1500, a regression of 0.0300 > allowed 0.0100\n")
 
 
 # ---------------------------------------------------------------- errors and plain functions
