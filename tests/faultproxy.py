@@ -1,0 +1,150 @@
+"""A loopback TCP forwarder that can fail on demand, for fault tests.
+
+`FaultProxy(port)` listens on 127.0.0.1 (a free port) and forwards every connection to
+127.0.0.1:PORT. `.down()` stops listening and cuts every open connection, so clients get
+"connection refused" (new connections) or a reset (open ones) while the server behind keeps
+its state; `.up()` listens again on the same port. Real sockets, no mocking.
+"""
+
+from __future__ import annotations
+
+import errno
+import select
+import socket
+import struct
+import threading
+import time
+
+
+class FaultProxy:
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self.accepted = 0  # connections forwarded so far (proves traffic went through here)
+        self._lock = threading.Lock()
+        self._conns: set[socket.socket] = set()
+        self._listener: socket.socket | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def is_up(self) -> bool:
+        return self._listener is not None
+
+    def url(self, scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    # -- control ---------------------------------------------------------------------------
+
+    def up(self, timeout: float = 10.0) -> None:
+        """Listen (again) on the same port; retried briefly if the port is still held."""
+        if self._listener is not None:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", self.port))
+                break
+            except OSError as exc:
+                sock.close()
+                if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        sock.listen(64)
+        sock.settimeout(0.1)  # the accept loop checks _stop this often
+        self.port = sock.getsockname()[1]
+        self._listener = sock
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._accept_loop, args=(sock,), daemon=True,
+                                        name=f"faultproxy-{self.port}")
+        self._thread.start()
+
+    def down(self) -> None:
+        """Stop listening (new connections are refused) and reset every open connection."""
+        if self._listener is None:
+            return
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join()
+        self._listener.close()
+        self._listener = None
+        with self._lock:
+            conns, self._conns = list(self._conns), set()
+        for conn in conns:
+            _abort(conn)
+
+    def close(self) -> None:
+        self.down()
+
+    def __enter__(self) -> FaultProxy:
+        self.up()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- forwarding ------------------------------------------------------------------------
+
+    def _accept_loop(self, listener: socket.socket) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            try:
+                upstream = socket.create_connection(self.target, timeout=10)
+                upstream.settimeout(None)
+            except OSError:
+                _abort(client)
+                continue
+            with self._lock:
+                if self._stop.is_set():  # down() began while this one was being accepted
+                    _abort(client)
+                    _abort(upstream)
+                    continue
+                self._conns.update((client, upstream))
+                self.accepted += 1
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+
+    def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
+        """Copy both ways until both sides have closed, or one fails (down() included)."""
+        peer = {client: upstream, upstream: client}
+        open_ = {client, upstream}
+        try:
+            while open_:
+                readable, _, _ = select.select(list(open_), [], [])
+                for src in readable:
+                    data = src.recv(65536)
+                    if data:
+                        peer[src].sendall(data)
+                    else:  # EOF: pass the half-close on
+                        open_.discard(src)
+                        peer[src].shutdown(socket.SHUT_WR)
+            ok = True
+        except (OSError, ValueError):  # ValueError: select on a socket down() closed
+            ok = False
+        with self._lock:
+            self._conns.difference_update((client, upstream))
+        for s in (client, upstream):
+            if ok:
+                s.close()
+            else:
+                _abort(s)
+
+
+def _abort(sock: socket.socket) -> None:
+    """Close with a reset (SO_LINGER 0), waking any thread blocked on the socket."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
