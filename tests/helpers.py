@@ -31,3 +31,20 @@ def tree_hash(root: Path) -> str:
         if path.is_file() and not path.is_symlink():
             h.update(path.read_bytes())
     return h.hexdigest()
+
+
+def scan_secrets(roots: list[Path], secrets: list[str]) -> tuple[int, list[str]]:
+    """(files scanned, files holding a secret, relative to their root) under roots.
+
+    `.dvc/config.local` is skipped: it is where `ci-gen job dvc-auth` is meant to write
+    credentials (0600, never tracked), so a secret there is not a leak."""
+    needles = [s.encode() for s in secrets]
+    scanned, hits = 0, []
+    for root in roots:
+        for path in root.rglob("*"):
+            if not path.is_file() or path.is_symlink() or path.name == "config.local":
+                continue
+            scanned += 1
+            if any(n in path.read_bytes() for n in needles):
+                hits.append(str(path.relative_to(root)))
+    return scanned, hits

@@ -20,7 +20,7 @@ import yaml
 
 from ci_gen.localpipeline import RunOptions, run_local
 from tests.gitlab_fake import API, PROJECT_ID, gitlab_fake  # noqa: F401  (fixture)
-from tests.helpers import REPO, cli
+from tests.helpers import REPO, cli, scan_secrets
 
 pytestmark = pytest.mark.slow
 
@@ -54,22 +54,6 @@ def _set_params(project: Path, **train) -> None:
     params = yaml.safe_load(path.read_text())
     params["train"].update(train)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def _scan(roots: list[Path], secrets: list[str]) -> tuple[int, list[str]]:
-    """Files under roots that contain a secret; `.dvc/config.local`, the one place credentials
-    are meant to be written (untracked, 0600), is not a leak."""
-    hits, scanned = [], 0
-    needles = [s.encode() for s in secrets]
-    for root in roots:
-        for path in root.rglob("*"):
-            if not path.is_file() or path.is_symlink() or path.name == "config.local":
-                continue
-            scanned += 1
-            data = path.read_bytes()
-            if any(n in data for n in needles):
-                hits.append(str(path))
-    return scanned, hits
 
 
 def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeypatch):
@@ -149,7 +133,7 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeyp
     secrets = [AWS_KEY, AWS_SECRET, gitlab_fake.token]
     history = tmp_path / "history.txt"
     history.write_text(_git(project, "log", "-p", "--all") + _git(origin, "log", "-p", "--all"))
-    scanned, hits = _scan([project, clone, REPO / "templates"], secrets)
+    scanned, hits = scan_secrets([project, clone, REPO / "templates"], secrets)
     history_hits = sum(s in history.read_text() for s in secrets)
     output_hits = sum(s in out for s in secrets)
     if os.environ.get("CI_GEN_COUNTS_FILE"):  # read by benchmarks/hardening_counts.py

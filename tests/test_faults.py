@@ -24,7 +24,7 @@ from ci_gen import __version__
 from ci_gen.glrun import ANSI
 from ci_gen.localpipeline import RunOptions, run_local
 from faultproxy import FaultProxy
-from helpers import cli
+from helpers import cli, scan_secrets
 
 # Faults this module injects into ci-gen's jobs -> the test that injects it and checks the
 # outcome (one clear failure, nothing half-done, success once the fault is gone; the proxy's
@@ -68,21 +68,6 @@ def _keys(s3, prefix: str = "") -> list[str]:
 
 def _log(project: Path, job: str) -> str:
     return (project / ".gitlab-ci-local" / "output" / f"{job}.log").read_text(errors="replace")
-
-
-def _scan(root: Path, secrets: list[str]) -> tuple[int, list[str]]:
-    """(files scanned, files holding a secret) under root; `.dvc/config.local` is where
-    dvc-auth is meant to write credentials (0600, never tracked), so it is not a leak."""
-    needles = [s.encode() for s in secrets]
-    scanned, hits = 0, []
-    for path in root.rglob("*"):
-        if not path.is_file() or path.is_symlink() or path.name == "config.local":
-            continue
-        scanned += 1
-        data = path.read_bytes()
-        if any(n in data for n in needles):
-            hits.append(str(path.relative_to(root)))
-    return scanned, hits
 
 
 class _OutageAt(io.StringIO):
@@ -310,7 +295,7 @@ def test_s3_outage_before_and_during_the_pipeline(tmp_path, s3_proxy, moto_serve
     # No AWS credential in any log, artifact, build copy, commit or printed line, failed
     # runs included.
     history = _git(project, "log", "-p", "--all") + _git(origin, "log", "-p", "--all")
-    scanned, hits = _scan(project, [AWS_KEY, AWS_SECRET])
+    scanned, hits = scan_secrets([project], [AWS_KEY, AWS_SECRET])
     assert scanned > 50 and hits == []
     # Control: the secret did reach the jobs (dvc-auth wrote it where it belongs).
     assert any(AWS_SECRET in p.read_text() for p in project.rglob("config.local"))
@@ -365,10 +350,10 @@ def test_registry_password_never_leaks(tmp_path, buildah_env, docker_registry_au
     # The password, and the base64 user:password form registry auth files use.
     basic = base64.b64encode(f"{reg.username}:{reg.password}".encode()).decode()
     secrets = [reg.password, basic]
-    scanned, hits = _scan(project, secrets)
+    scanned, hits = scan_secrets([project], secrets)
     assert scanned > 10 and hits == []
     # Control: `buildah login` stored the credentials in its auth file (outside the project,
     # where a runner keeps them), so the scan above looks for the right bytes.
-    assert _scan(Path(os.environ["REGISTRY_AUTH_FILE"]).parent, [basic])[1] == ["auth.json"]
+    assert scan_secrets([Path(os.environ["REGISTRY_AUTH_FILE"]).parent], [basic])[1] == ["auth.json"]
     assert not any(s in out for s in secrets)
     assert not any(s in _git(project, "log", "-p", "--all") for s in secrets)
