@@ -7,6 +7,7 @@ Importing this module does not import DVC (lint and `--help` stay fast).
 from __future__ import annotations
 
 import configparser
+import os
 import importlib
 import re
 from pathlib import Path
@@ -75,4 +76,29 @@ def committed_remotes(project: Path) -> list[tuple[str, str, int]]:
         url = parser.get(section, "url", fallback=None)
         if m and url:
             out.append((m.group(1), url.strip().strip("'\""), lines.get(m.group(1), 1)))
+    return out
+
+
+# Set by `ci-gen run` for its jobs: the project a local pipeline runs from.
+LOCAL_ROOT_ENV = "CI_GEN_DVC_ROOT"
+
+
+def local_run_urls(remotes: dict, copy_root: Path, env) -> dict[str, dict[str, str]]:
+    """remote name -> {"url": absolute path} for the remotes `.dvc/config` gives as paths
+    relative to the project, when a job runs in a copy of the project (`copy_root`) during
+    `ci-gen run`: they resolve against the real project ($CI_GEN_DVC_ROOT), not the copy.
+    Empty anywhere else (a runner has no such variable)."""
+    from dvc.config_schema import RelPath
+
+    root = env.get(LOCAL_ROOT_ENV)
+    if not root:
+        return {}
+    if not (os.path.isabs(root) and os.path.isdir(root)):
+        raise CiGenError(f"{LOCAL_ROOT_ENV} must be the absolute path of a directory, got {root!r}")
+    out = {}
+    for name, conf in remotes.items():
+        url = conf.get("url")
+        if isinstance(url, RelPath):  # DVC's mark for a path written relative to its config file
+            rel = os.path.relpath(url, copy_root)
+            out[name] = {"url": os.path.normpath(os.path.join(root, rel))}
     return out

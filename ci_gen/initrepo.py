@@ -52,8 +52,10 @@ def inspect(target: Path) -> Repo:
         return Repo(target, existed=False)
     git(target, "rev-parse", "--git-dir")  # a broken repository fails here, in one line
     # Raw output: `git()` strips it, and a porcelain entry may start with a space.
+    # GIT_OPTIONAL_LOCKS=0: a check must not even refresh the index file.
     out = subprocess.run(["git", "status", "--porcelain=v1", "-z", "--untracked-files=all"], cwd=target,
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"}).stdout
     changed: dict[str, str] = {}
     entries = iter(out.split("\0"))
     for entry in entries:
