@@ -102,6 +102,7 @@ def _run(cmd: list[str], cwd: Path, what: str) -> str:
 
 
 def _dvc(project: Path, *args: str, what: str) -> str:
+    # Never `-q`: it silences DVC's ERROR line too, and leaves only the exit code to report.
     return _run([sys.executable, "-m", "dvc", *args], project, what)
 
 
@@ -161,7 +162,7 @@ def setup_example(
     _add_remotes(project, remote, endpoint_url, steps, say)
 
     say(f"[4/{steps}] dvc add train_data")
-    _dvc(project, "add", "-q", "train_data", what="dvc add train_data")
+    _dvc(project, "add", "train_data", what="dvc add train_data")
     pointer = project / "train_data.dvc"
     doc = yaml.safe_load(pointer.read_text())
     doc["outs"][0]["remote"] = "data"  # training data lives in its own remote
@@ -171,7 +172,7 @@ def setup_example(
     from ci_gen.jobs import dvc_auth  # credentials from the environment, into .dvc/config.local
 
     dvc_auth.write_credentials(project, out=io.StringIO())
-    _dvc(project, "push", "-q", "train_data.dvc", what="dvc push of the training data")
+    _dvc(project, "push", "train_data.dvc", what="dvc push of the training data")
 
     say(f"[6/{steps}] " + ("first commit" if commit or not repo.existed else "staging ci-gen's files"))
     return _record(project, repo, paths, commit, say)
@@ -200,7 +201,7 @@ def _add_remotes(project: Path, remote: str | None, endpoint_url: str | None, st
                  say: Callable[[str], None]) -> None:
     say(f"[3/{steps}] DVC repository and remotes")
     if not (project / ".dvc").exists():
-        _dvc(project, "init", "-q", what="dvc init")
+        _dvc(project, "init", what="dvc init")
     data_url, model_url = remote_urls(project, remote)
     _dvc(project, "remote", "add", "-f", "data", data_url, what="dvc remote add data")
     _dvc(project, "remote", "add", "-f", "-d", "models", model_url, what="dvc remote add models")
