@@ -274,6 +274,21 @@ def test_clone_with_the_same_layout_pulls_the_data(tmp_path, git_env):
     for name in project_setup.DATA_FILES:
         assert (clone / "train_data" / name).read_bytes() == (project / "train_data" / name).read_bytes()
 
+    # A job's copy during `ci-gen run` (tracked files only, no store): `ci-gen job dvc-auth`
+    # points the relative remotes at the real project when CI_GEN_DVC_ROOT names it.
+    job = tmp_path / "job-copy"
+    git(tmp_path, "clone", "-q", str(project), str(job), env=git_env)
+    pull = [sys.executable, "-m", "dvc", "pull", "train_data.dvc"]
+    alone = subprocess.run(pull, cwd=job, capture_output=True, text=True)
+    assert alone.returncode != 0  # a runner's view: the local store is not there
+    bad = cli("job", "dvc-auth", cwd=job, env={"CI_GEN_DVC_ROOT": "relative/dir"})
+    assert bad.returncode == 1 and "CI_GEN_DVC_ROOT must be the absolute path" in bad.stderr
+    auth = cli("job", "dvc-auth", cwd=job, env={"CI_GEN_DVC_ROOT": str(project)})
+    assert auth.returncode == 0 and "remote 'data' (local): wrote url to .dvc/config.local" in auth.stdout
+    assert f"url = {project}/.dvc-storage/data" in (job / ".dvc" / "config.local").read_text()
+    assert subprocess.run(pull, cwd=job, capture_output=True, text=True).returncode == 0
+    assert (job / "train_data" / project_setup.DATA_FILES[0]).is_file()
+
 
 DVC_CONFIG = """\
 [core]

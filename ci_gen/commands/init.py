@@ -76,8 +76,10 @@ def init(target: Path, example: str | None = None, templates_project: str = scaf
     """Scaffold `target`; returns whether ci-gen's files are committed (see `ci_gen.initrepo`)."""
     from ci_gen import initrepo, project_setup
 
-    if example is None and (data or remote or endpoint_url or commit):
-        raise CiGenError("--data, --remote, --endpoint-url and --commit only apply with --example")
+    if example is None and (data or remote or endpoint_url):
+        raise CiGenError("--data, --remote and --endpoint-url only apply with --example")
+    if example is None and commit:
+        raise CiGenError("--commit only applies with --example (without it, init does not touch git)")
     plan = scaffold.plan(example, templates_project, version, include_mode)
     project_setup.check_remote(remote, endpoint_url)
     project_setup.check_data(data)
