@@ -6,6 +6,7 @@ import argparse
 import os
 import shutil
 import tempfile
+import textwrap
 from pathlib import Path
 
 from ci_gen import __version__
@@ -13,21 +14,26 @@ from ci_gen import scaffold
 from ci_gen.errors import CiGenError
 
 
+_DESCRIPTION = (
+    "Write a .gitlab-ci.yml that includes the six components pinned to a version, and what the "
+    "project needs around it. With --example, copy the example project, make it a git repository, "
+    "add its training data with DVC, set up the data and model remotes and push the data.",
+    "Git: init stages and commits only the files it writes, never yours. In a repository it "
+    "creates, it commits them, since `ci-gen run` needs a commit (with your git identity; without "
+    "one, as ci-gen <ci-gen@localhost>, "
+    "and says so). In a repository that exists, it stages them and prints the `git commit` to run; "
+    "--commit commits them with your identity, leaving whatever else you staged as it is.",
+    "Refusals come before anything is written: a file init would overwrite needs --force; a path "
+    "init writes that has uncommitted changes (modified, staged or untracked) is refused even with "
+    "--force. An existing .gitignore is added to, never replaced.",
+)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "init", help="scaffold a project that uses the components",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Write a .gitlab-ci.yml that includes the six components pinned to a version, "
-        "and what the project needs around it. With --example, copy the example project, make it a "
-        "git repository, add its training data with DVC, set up the data and model remotes and push "
-        "the data.\n\n"
-        "Git: init stages and commits only the files it writes, never yours. In a repository it "
-        "creates, it commits them (with your git identity; without one, as ci-gen <ci-gen@localhost>, "
-        "and says so). In a repository that exists, it stages them and prints the `git commit` to run; "
-        "--commit commits them with your identity, leaving whatever else you staged as it is.\n\n"
-        "Refusals come before anything is written: a file init would overwrite needs --force; a path "
-        "init writes that has uncommitted changes (modified, staged or untracked) is refused even "
-        "with --force. An existing .gitignore is added to, never replaced.")
+        description="\n\n".join(textwrap.fill(part, 88, break_on_hyphens=False) for part in _DESCRIPTION))
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--example", choices=scaffold.EXAMPLES, help="copy a complete example project")
     kind.add_argument("--minimal", action="store_true", help="only .gitlab-ci.yml and .gitignore (default)")
