@@ -122,3 +122,16 @@ def test_example_with_corrupt_data_is_rolled_back(tmp_path):
     assert "training data rejected" in res.stderr and "train-images-idx3-ubyte.gz" in res.stderr
     assert "Traceback" not in res.stderr
     assert not (tmp_path / "p").exists()
+
+
+def test_existing_gitignore_is_added_to_never_replaced(tmp_path):
+    """The user's lines (even bytes that are not UTF-8) stay; only missing entries are added,
+    once, however often init runs."""
+    mine = b"*.log\n/.dvc-storage/\n# caf\xe9\n"
+    (tmp_path / ".gitignore").write_bytes(mine)
+    assert cli("init", str(tmp_path)).returncode == 0
+    merged = (tmp_path / ".gitignore").read_bytes()
+    assert merged.startswith(mine)
+    assert merged.count(b"/.dvc-storage/") == 1 and merged.count(b"/.gitlab-ci-local/") == 1
+    assert cli("init", str(tmp_path), "--force").returncode == 0
+    assert (tmp_path / ".gitignore").read_bytes() == merged

@@ -75,6 +75,26 @@ def write_files(target: Path, files: dict[str, bytes]) -> None:
         os.replace(tmp, path)
 
 
+def _preflight(target: Path, plan_files: dict[str, bytes], example: bool, force: bool, commit: bool):
+    """Everything init will write, checked against what is there: (repo, files, paths init
+    owns, paths checked). Raises before anything is written."""
+    from ci_gen import initrepo, project_setup
+
+    repo = initrepo.inspect(target) if target.exists() else initrepo.Repo(target, existed=False)
+    files = dict(plan_files)
+    ignore = target / ".gitignore"
+    files[".gitignore"] = scaffold.merge_gitignore(
+        ignore.read_text(encoding="utf-8", errors="surrogateescape") if ignore.is_file() else None,
+        files[".gitignore"])
+    paths = project_setup.own_paths(target, list(files)) if example else sorted(files)
+    checked = paths + (["train_data"] if example else [])
+    initrepo.check(target, repo, checked, {".gitignore"}, force, stages=example)
+    if commit and repo.existed and not initrepo.has_identity(target):
+        raise CiGenError("--commit commits with your git identity and none is set: git config --global "
+                         "user.name NAME; git config --global user.email EMAIL (nothing was written)")
+    return repo, files, paths, checked
+
+
 def init(target: Path, example: str | None = None, templates_project: str = scaffold.DEFAULT_TEMPLATES_PROJECT,
          version: str = __version__, include_mode: str = "component", force: bool = False,
          data: Path | None = None, remote: str | None = None, endpoint_url: str | None = None,
@@ -94,18 +114,8 @@ def init(target: Path, example: str | None = None, templates_project: str = scaf
     if target.exists() and not target.is_dir():
         raise CiGenError(f"{target} exists and is not a directory")
     created = not target.exists()
-    repo = initrepo.Repo(target, existed=False) if created else initrepo.inspect(target)
-    files = dict(plan.files)
-    ignore = target / ".gitignore"
-    files[".gitignore"] = scaffold.merge_gitignore(
-        ignore.read_text(encoding="utf-8", errors="replace") if ignore.is_file() else None, files[".gitignore"])
-    paths = project_setup.own_paths(target, list(files)) if example else sorted(files)
-    checked = paths + (["train_data"] if example else [])
-    initrepo.check(target, repo, checked, {".gitignore"}, force, stages=example is not None)
-    if commit and repo.existed and not initrepo.has_identity(target):
-        raise CiGenError("--commit commits with your git identity and none is set: git config --global "
-                         "user.name NAME; git config --global user.email EMAIL (nothing was written)")
-    journal = None if created else initrepo.Journal.start(repo, checked)
+    repo, files, paths, checked = _preflight(target, plan.files, example is not None, force, commit)
+    journal = None if created else initrepo.Journal.start(repo, checked)  # what to put back
     try:
         target.mkdir(parents=True, exist_ok=True)
         if not os.access(target, os.W_OK):
@@ -120,7 +130,7 @@ def init(target: Path, example: str | None = None, templates_project: str = scaf
         # what init added or changed is put back.
         if created:
             shutil.rmtree(target, ignore_errors=True)
-        elif journal is not None:
+        else:
             journal.undo()
         if isinstance(exc, OSError):
             raise CiGenError(f"cannot write to {target}: {exc.strerror or exc}") from None
