@@ -24,6 +24,7 @@ from typing import IO
 from ci_gen import __version__
 from ci_gen.errors import CiGenError
 from ci_gen import glrun
+from ci_gen.dvctool import LOCAL_ROOT_ENV
 from ci_gen.localrun import (
     GITLAB_CI_LOCAL_VERSION,
     LocalOrigin,
@@ -208,7 +209,7 @@ def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
         out.say(f"docker-build will be skipped: {variables['CI_GEN_SKIP_BUILD']}")
 
     extra = {f"GCL_VARIABLE_{k}": v for k, v in variables.items()}
-    env = job_environment(extra)
+    env = job_environment({**extra, LOCAL_ROOT_ENV: str(ctx.root)})  # relative DVC remotes: dvctool
     withheld = [t for t in TOKENS if t in env and t not in opts.variables]
     for t in withheld:
         del env[t]

@@ -2,8 +2,10 @@
 
 Remotes: `data` holds the training data (the `train_data.dvc` output names it), `models`
 is the default remote and holds models and the run cache. `--remote BASE` gives both a home:
-BASE/data and BASE/models. Credentials never go to tracked files: S3 keys come from AWS_*,
-OSS keys from OSS_* (written to `.dvc/config.local` by `ci-gen job dvc-auth` in CI).
+BASE/data and BASE/models. A local store inside the project (the default `.dvc-storage/`)
+goes to `.dvc/config` as a relative path, so the committed config holds no path of this
+machine. Credentials never go to tracked files: S3 keys come from AWS_*, OSS keys from OSS_*
+(written to `.dvc/config.local` by `ci-gen job dvc-auth` in CI). Git: see `ci_gen.initrepo`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import Callable
 
 import yaml
 
+from ci_gen import dvctool, initrepo
 from ci_gen.errors import CiGenError, UsageError
+from ci_gen.localrun import git
 
 DATA_FILES = (
     "train-images-idx3-ubyte.gz",
@@ -70,25 +74,35 @@ def check_data(data: Path | None) -> None:
 
 
 def remote_urls(project: Path, remote: str | None) -> tuple[str, str]:
+    """The data and model remote URLs, as given to `dvc remote add` run in `project`.
+
+    A local store inside the project (the default `.dvc-storage`) is given relative to the
+    project: DVC then writes it to `.dvc/config` relative to `.dvc/` (`../.dvc-storage/data`),
+    so a clone with the same layout finds it; the machine's absolute path is never committed.
+    """
     if remote is None:
-        base = str((project / ".dvc-storage").resolve())
+        base = ".dvc-storage"
     elif RE_CLOUD.fullmatch(remote):
         base = remote.rstrip("/")
     else:
-        base = str(Path(remote).expanduser().resolve())
+        path = Path(remote).expanduser().resolve()
+        try:
+            base = path.relative_to(project.resolve()).as_posix()
+        except ValueError:
+            base = str(path)
     return f"{base}/data", f"{base}/models"
 
 
 def _run(cmd: list[str], cwd: Path, what: str) -> str:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()
-        last = detail[-1] if detail else f"exit code {proc.returncode}"
-        raise CiGenError(f"{what} failed: {last}")
+        line = dvctool.error_line(f"{proc.stderr}\n{proc.stdout}", proc.returncode)
+        raise CiGenError(f"{what} failed: {line}")
     return proc.stdout
 
 
 def _dvc(project: Path, *args: str, what: str) -> str:
+    # Never `-q`: it silences DVC's ERROR line too, and leaves only the exit code to report.
     return _run([sys.executable, "-m", "dvc", *args], project, what)
 
 
@@ -103,11 +117,23 @@ def _load_data_module(project: Path):
     return module
 
 
-def check_tools() -> None:
-    """The example's set-up runs DVC and the example's numpy-based data module."""
+def check_tools(remote: str | None = None) -> None:
+    """The example's set-up runs DVC (with the plugin of a cloud remote) and the example's
+    numpy-based data module."""
     for module, extra in (("dvc", "dvc"), ("numpy", "dvc")):
         if importlib.util.find_spec(module) is None:
             raise CiGenError(f"init --example needs {module}: pip install 'ci-gen[{extra}]'")
+    if remote is not None:
+        dvctool.check_plugin(remote)
+
+
+def own_paths(project: Path, plan_files: list[str]) -> list[str]:
+    """Every file `init --example` writes in `project`: the plan's files and what DVC adds
+    (its repository files only when ci-gen runs `dvc init`). Only these are staged."""
+    extra = ["train_data.dvc", ".dvc/config"]
+    if not (project / ".dvc").exists():
+        extra += [".dvc/.gitignore", ".dvcignore"]
+    return sorted(set(plan_files) | set(extra))
 
 
 def setup_example(
@@ -115,19 +141,44 @@ def setup_example(
     data: Path | None,
     remote: str | None,
     endpoint_url: str | None,
+    repo: initrepo.Repo,
+    paths: list[str],
+    commit: bool = False,
     say: Callable[[str], None] = print,
-) -> None:
+) -> bool:
+    """Make the written example runnable; stage (and commit, see `initrepo`) exactly `paths`.
+    Returns whether a commit was made."""
     steps = 6
     say(f"[1/{steps}] git repository")
-    if not (project / ".git").exists():
-        _run(["git", "init", "-q", "-b", "main"], project, "git init")
-    remotes = _run(["git", "remote"], project, "git remote").split()
-    if "origin" not in remotes:
+    if not repo.existed:
+        git(project, "init", "-q", "-b", "main")
+    if "origin" not in git(project, "remote").split():
         name = RE_PROJECT_NAME.sub("-", project.resolve().name).strip("-.") or "project"
         origin = DEFAULT_ORIGIN.format(name=name.lower())
-        _run(["git", "remote", "add", "origin", origin], project, "git remote add")
+        git(project, "remote", "add", "origin", origin)
         say(f"      origin set to {origin} (change it: git remote set-url origin URL)")
 
+    _add_data(project, data, steps, say)
+    _add_remotes(project, remote, endpoint_url, steps, say)
+
+    say(f"[4/{steps}] dvc add train_data")
+    _dvc(project, "add", "train_data", what="dvc add train_data")
+    pointer = project / "train_data.dvc"
+    doc = yaml.safe_load(pointer.read_text())
+    doc["outs"][0]["remote"] = "data"  # training data lives in its own remote
+    pointer.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    say(f"[5/{steps}] dvc push of the training data")
+    from ci_gen.jobs import dvc_auth  # credentials from the environment, into .dvc/config.local
+
+    dvc_auth.write_credentials(project, out=io.StringIO())
+    _dvc(project, "push", "train_data.dvc", what="dvc push of the training data")
+
+    say(f"[6/{steps}] " + ("first commit" if commit or not repo.existed else "staging ci-gen's files"))
+    return _record(project, repo, paths, commit, say)
+
+
+def _add_data(project: Path, data: Path | None, steps: int, say: Callable[[str], None]) -> None:
     target = project / "train_data"
     target.mkdir(exist_ok=True)
     fmnist = _load_data_module(project)
@@ -145,9 +196,12 @@ def setup_example(
     except ValueError as exc:  # the loader's DataError names the file
         raise CiGenError(f"training data rejected: {exc}") from None
 
+
+def _add_remotes(project: Path, remote: str | None, endpoint_url: str | None, steps: int,
+                 say: Callable[[str], None]) -> None:
     say(f"[3/{steps}] DVC repository and remotes")
     if not (project / ".dvc").exists():
-        _dvc(project, "init", "-q", what="dvc init")
+        _dvc(project, "init", what="dvc init")
     data_url, model_url = remote_urls(project, remote)
     _dvc(project, "remote", "add", "-f", "data", data_url, what="dvc remote add data")
     _dvc(project, "remote", "add", "-f", "-d", "models", model_url, what="dvc remote add models")
@@ -157,26 +211,31 @@ def setup_example(
             _dvc(project, "remote", "modify", name, key, endpoint_url, what=f"dvc remote modify {name}")
     say(f"      data -> {data_url}")
     say(f"      models (default) -> {model_url}")
+    if dvctool.scheme(data_url) == "local":
+        say("      (a local store: fine for `ci-gen run`, unreachable from a GitLab runner; "
+            "`ci-gen lint` says how to move it to S3/OSS)")
 
-    say(f"[4/{steps}] dvc add train_data")
-    _dvc(project, "add", "-q", "train_data", what="dvc add train_data")
-    pointer = project / "train_data.dvc"
-    doc = yaml.safe_load(pointer.read_text())
-    doc["outs"][0]["remote"] = "data"  # training data lives in its own remote
-    pointer.write_text(yaml.safe_dump(doc, sort_keys=False))
 
-    say(f"[5/{steps}] dvc push of the training data")
-    from ci_gen.jobs import dvc_auth  # credentials from the environment, into .dvc/config.local
-
-    dvc_auth.write_credentials(project, out=io.StringIO())
-    _dvc(project, "push", "-q", "train_data.dvc", what="dvc push of the training data")
-
-    say(f"[6/{steps}] first commit")
-    _run(["git", "add", "-A"], project, "git add")
-    status = _run(["git", "status", "--porcelain"], project, "git status")
-    if status.strip():
-        env_cmd = ["git", "-c", "user.name=ci-gen", "-c", "user.email=ci-gen@localhost"]
-        has_identity = subprocess.run(["git", "config", "user.email"], cwd=project,
-                                      capture_output=True).returncode == 0
-        cmd = (["git"] if has_identity else env_cmd) + ["commit", "-q", "-m", "Scaffold the MLOps pipeline with ci-gen"]
-        _run(cmd, project, "git commit")
+def _record(project: Path, repo: initrepo.Repo, paths: list[str], commit: bool,
+            say: Callable[[str], None]) -> bool:
+    staged = initrepo.stage(project, paths)
+    others = sorted(repo.staged - set(staged))
+    keep = (f"      your staged changes to {len(others)} other path(s) stay staged, outside ci-gen's files"
+            if others else "")
+    if not commit and repo.existed:
+        say(f"      staged the {len(staged)} files ci-gen wrote; nothing committed (the repository is yours)")
+        if keep:
+            say(keep)
+        say("      commit them with: " + initrepo.commit_command(staged, bool(others)))
+        return False
+    fallback = not repo.existed and not initrepo.has_identity(project)
+    initrepo.commit(project, staged, fallback)
+    say(f"      committed the {len(staged)} files ci-gen wrote, and nothing else")
+    if fallback:
+        name, email = initrepo.FALLBACK_IDENTITY
+        say(f"      no git identity is configured: committed as {name} <{email}> in this new repository; "
+            "set yours (git config --global user.name/user.email), then "
+            "`git commit --amend --reset-author --no-edit` makes the commit yours")
+    if keep:
+        say(keep)
+    return True

@@ -152,3 +152,16 @@ def plan(example: str | None, templates_project: str, version: str, mode: str) -
         _GITIGNORE.encode() if _GITIGNORE not in existing else b""
     )
     return p
+
+
+def merge_gitignore(existing: str | None, ours: bytes) -> bytes:
+    """A project's `.gitignore` with ci-gen's entries added: the user's lines stay as they
+    are, and only entries it lacks are appended. `existing` is decoded with surrogateescape."""
+    if not existing:
+        return ours
+    have = {ln.strip() for ln in existing.splitlines()}
+    missing = [ln for ln in ours.decode().splitlines() if ln.strip() and not ln.startswith("#")
+               and ln.strip() not in have]
+    block = "# Added by ci-gen init: local runs, DVC storage and DVC-tracked data stay out of git.\n"
+    merged = existing.rstrip("\n") + "\n\n" + block + "\n".join(missing) + "\n" if missing else existing
+    return merged.encode("utf-8", "surrogateescape")  # bytes that are not UTF-8 stay as they were

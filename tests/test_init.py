@@ -91,7 +91,8 @@ def test_example_scaffold_lints_and_second_init_changes_nothing(tmp_path):
         assert step in res.stdout
     lint = cli("lint", str(target / ".gitlab-ci.yml"))
     assert lint.returncode == 0, lint.stdout + lint.stderr
-    assert lint.stdout.strip().endswith("(7 jobs, 1 document)")
+    # One warning: the default local DVC store is out of a runner's reach.
+    assert lint.stdout.strip().endswith("(7 jobs, 1 document), 1 warning(s)")
     # The data is tracked by DVC in its own remote, never by git.
     tracked = subprocess.run(["git", "ls-files"], cwd=target, capture_output=True, text=True).stdout.split()
     assert "train_data.dvc" in tracked and not any(p.startswith("train_data/") for p in tracked)
@@ -121,3 +122,16 @@ def test_example_with_corrupt_data_is_rolled_back(tmp_path):
     assert "training data rejected" in res.stderr and "train-images-idx3-ubyte.gz" in res.stderr
     assert "Traceback" not in res.stderr
     assert not (tmp_path / "p").exists()
+
+
+def test_existing_gitignore_is_added_to_never_replaced(tmp_path):
+    """The user's lines (even bytes that are not UTF-8) stay; only missing entries are added,
+    once, however often init runs."""
+    mine = b"*.log\n/.dvc-storage/\n# caf\xe9\n"
+    (tmp_path / ".gitignore").write_bytes(mine)
+    assert cli("init", str(tmp_path)).returncode == 0
+    merged = (tmp_path / ".gitignore").read_bytes()
+    assert merged.startswith(mine)
+    assert merged.count(b"/.dvc-storage/") == 1 and merged.count(b"/.gitlab-ci-local/") == 1
+    assert cli("init", str(tmp_path), "--force").returncode == 0
+    assert (tmp_path / ".gitignore").read_bytes() == merged

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
+from ci_gen import dvctool
 from ci_gen.errors import CiGenError
 
 # remote type -> (environment variable, DVC setting), in the order they are reported.
@@ -90,6 +91,7 @@ def write_credentials(repo: str | os.PathLike = ".", env: Mapping[str, str] | No
         print("dvc-auth: the project has no DVC remote; nothing to do", file=out)
         return {}
     todo = plan(remotes, env)
+    todo.update(dvctool.local_run_urls(remotes, dvc_dir.parent, env))  # `ci-gen run` only
     for name in sorted(remotes):
         kind = remote_type(str(remotes[name].get("url", "")))
         if name in todo:

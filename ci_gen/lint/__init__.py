@@ -150,6 +150,7 @@ def lint_file(path: str | Path, *, strict: bool = False, root: Path | None = Non
             policy.check_strict(eff, sink)
     else:
         config = _with_includes(config, name, root or project_root(file), own_locate, sink)
+        sink.extend(policy.check_dvc_remotes(file.parent, str(Path(name).parent / ".dvc" / "config")))
         eff = policy.check_structure(config, sink)
         policy.check_images(config, sink)
         if strict:

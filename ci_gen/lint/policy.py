@@ -4,15 +4,17 @@ Pipeline checks: pinned images, `needs`/`dependencies` to existing jobs, declare
 `extends` targets that exist. Component checks (files with a `spec:` header): no global
 keywords, described and constrained inputs, deploy jobs serialised by `resource_group`.
 Strict checks: train/eval jobs interruptible, commits from CI carry `[skip ci]`.
+Project check: the DVC remotes committed next to a pipeline are reachable from a runner.
 Each check reports key paths to a `Sink`, which turns them into located findings.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
-from ci_gen.lint.findings import ERROR, WARNING, Sink
+from ci_gen.lint.findings import ERROR, WARNING, Finding, Sink
 from ci_gen.lint.merge import (DEFAULT_STAGES, ExtendsError, effective, extends_of, jobs,
                                script_lines, visible)
 
@@ -304,3 +306,23 @@ def _check_commits(name: str, job: dict, sink: Sink) -> None:
 def _short(line: str) -> str:
     line = line.strip()
     return line if len(line) <= 80 else line[:77] + "..."
+
+
+# -- the project around a pipeline ------------------------------------------------------------
+
+def check_dvc_remotes(project: Path, shown: str) -> list[Finding]:
+    """One warning when the DVC remotes committed in `project/.dvc/config` (`shown`, as the
+    user names it) are local paths: a GitLab runner has none of this machine's directories."""
+    from ci_gen import dvctool
+
+    local = [(name, url, line) for name, url, line in dvctool.committed_remotes(project)
+             if dvctool.scheme(url) == "local"]
+    if not local:
+        return []
+    names = ", ".join(f"{name!r} ({url})" for name, url, _ in local)
+    first = local[0][0]
+    return [Finding(shown, f"{local[0][2]}:1",
+                    f"DVC remote(s) {names} are local paths: fine for `ci-gen run` on this machine, "
+                    f"but a GitLab runner cannot reach them; point each at S3 or OSS, e.g. "
+                    f"`dvc remote modify {first} url s3://BUCKET/PREFIX/{first}` (credentials in masked "
+                    "AWS_* / OSS_* CI/CD variables, never in .dvc/config)", WARNING)]
