@@ -292,6 +292,16 @@ def test_bad_baseline_ref_is_a_usage_error(tmp_path, capsys, monkeypatch):
     assert "is not a git ref name" in capsys.readouterr().err
 
 
+def test_bad_gate_metric_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("m.json").write_text('{"accuracy": 0.9}')
+    assert cli.main(["job", "eval-report", "--metrics", "m.json", "--out", "r",
+                     "--gate-metric", "acc; rm -rf ."]) == 2
+    assert capsys.readouterr().err == ("ci-gen: error: eval-report: --gate-metric 'acc; rm -rf .' "
+                                       "is not a metric name\n")
+    assert not Path("r").exists()
+
+
 def test_yaml_metrics_no_image_and_missing_image(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CI_MERGE_REQUEST_TARGET_BRANCH_NAME", raising=False)

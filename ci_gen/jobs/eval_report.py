@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 from ci_gen import __version__
 from ci_gen.errors import CiGenError, UsageError
+from ci_gen.jobs.gate import DIRECTIONS, METRIC
 
 # A git ref as the job passes it: a branch, `origin/<branch>`, a tag, a SHA, `main~1`; never
 # an option (it starts with a letter, digit or `_`).
@@ -35,7 +36,6 @@ NO_MR = "no baseline: not a merge request pipeline"
 _MISSING = object()
 # Inputs left "empty" arrive as "" or as the components' "none" sentinel.
 _UNSET = ("", "none")
-DIRECTIONS = ("higher", "lower")
 # Which way a metric is better, by the words of its last dotted part ("val_loss" -> loss).
 _LOWER_WORDS = frozenset({"loss", "error", "err", "errors", "mse", "mae", "rmse", "mape", "msle",
                           "latency", "duration", "seconds", "ms", "perplexity", "fpr", "fnr",
@@ -399,6 +399,8 @@ def build(metrics: Path, out: Path, image: str = "", baseline: str = "",
     """Write out/report.md and out/report.json; return the JSON document."""
     env = os.environ if env is None else env
     image = "" if image in _UNSET else image
+    if not METRIC.fullmatch(gate_metric):
+        raise UsageError(f"eval-report: --gate-metric {gate_metric[:60]!r} is not a metric name")
     for flag, value in (("--metrics", str(metrics)), ("--out", str(out)), ("--params", str(params)),
                         ("--image", image)):
         if value and not _PATH.fullmatch(value):

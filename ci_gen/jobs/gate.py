@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from ci_gen.errors import CiGenError, UsageError
 
-_METRIC = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9_./-]{0,199})?$")
+METRIC = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9_./-]{0,199})?$")
 _NUMBER = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,12})?$")
 # Float noise: 0.90 - 0.01 is 0.8900000000000001, and a drop of exactly X must pass.
 _EPS = 1e-9
@@ -96,7 +96,7 @@ def parse_max_drop(raw: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not _METRIC.fullmatch(args.metric):
+    if not METRIC.fullmatch(args.metric):
         raise UsageError(f"gate: --metric {args.metric[:60]!r} is not a metric name")
     max_drop = parse_max_drop(args.max_drop)
     if args.metric in _OFF:
