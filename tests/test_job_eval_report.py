@@ -326,6 +326,22 @@ def test_flatten_and_blocks():
     assert blocks == {"per_class": {"a": {"p": 1.0, "r": 0.5}, "b": {"p": 0.25}}}
 
 
+def test_tracked_at_finds_git_files_and_dvc_outputs_in_subfolders(tmp_path):
+    env = _env(tmp_path)
+    _sh(tmp_path, env, "git", "init", "-q", "-b", "main")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "dvc.lock").write_text(
+        "schema: '2.0'\nstages:\n  train:\n    cmd: x\n    outs:\n    - path: model\n      md5: 1\n")
+    (tmp_path / "data.dvc").write_text("outs:\n- path: raw/\n  md5: 2\n")
+    (tmp_path / "m.json").write_text("{}")
+    _sh(tmp_path, env, "git", "add", "-A")
+    _sh(tmp_path, env, "git", "commit", "-qm", "x")
+    assert er._tracked_at("sub/model/eval/metrics.json", "main", tmp_path)
+    assert er._tracked_at("raw/metrics.json", "main", tmp_path)
+    assert er._tracked_at("m.json", "main", tmp_path)
+    assert not er._tracked_at("model/eval/metrics.json", "main", tmp_path)
+
+
 @pytest.mark.parametrize("name, way", [
     ("loss", "lower"), ("val_loss", "lower"), ("eval.rmse", "lower"), ("latency_ms", "lower"),
     ("error_rate", "lower"), ("accuracy", "higher"), ("per_class.Bag.f1", "higher"),

@@ -17,6 +17,7 @@ import datetime as _dt
 import json
 import math
 import os
+import posixpath
 import re
 import shutil
 import subprocess
@@ -141,27 +142,39 @@ def resolve_baseline(explicit: str, env: Mapping[str, str], repo: Path) -> tuple
     return ref, None
 
 
-def _tracked_at(rel: str, ref: str, repo: Path) -> bool:
-    """Does `ref` hold `rel`, in git or as a DVC output (dvc.lock, *.dvc)? Git errors raise."""
+def _dvc_outs(text: str) -> list[str]:
+    """The `outs` paths of a dvc.lock or a .dvc file's text (malformed: none)."""
     import yaml
 
-    if _git(repo, "cat-file", "-e", f"{ref}:{rel}").returncode == 0:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return []
+    if not isinstance(doc, dict):
+        return []
+    stages = doc.get("stages") if isinstance(doc.get("stages"), dict) else {"": doc}
+    outs = [stage.get("outs") for stage in stages.values() if isinstance(stage, dict)]
+    return [o["path"] for group in outs if isinstance(group, list)
+            for o in group if isinstance(o, dict) and isinstance(o.get("path"), str)]
+
+
+def _tracked_at(rel: str, ref: str, repo: Path) -> bool:
+    """Does `ref` hold `rel`, in git or as an output of a dvc.lock or *.dvc file there?"""
+    listed = _git(repo, "ls-tree", "-r", "--name-only", "-z", ref)
+    if listed.returncode != 0:
+        raise BaselineError(f"eval-report: cannot compute the baseline: git ls-tree {ref} "
+                            f"failed ({(listed.stderr.strip() or 'no output')[:200]})")
+    files = listed.stdout.split("\0")
+    if rel in files:
         return True
-    outs: list[str] = []
-    for pointer in (f"{rel}.dvc", "dvc.lock"):
+    for pointer in (f for f in files if f.endswith((".dvc", "/dvc.lock")) or f == "dvc.lock"):
         shown = _git(repo, "show", f"{ref}:{pointer}")
-        if shown.returncode != 0:
-            continue
-        try:
-            doc = yaml.safe_load(shown.stdout) or {}
-        except yaml.YAMLError:
-            continue
-        stages = doc.get("stages", {}) if pointer == "dvc.lock" else {"": doc}
-        for stage in stages.values() if isinstance(stages, dict) else ():
-            for out in (stage or {}).get("outs", []) if isinstance(stage, dict) else ():
-                if isinstance(out, dict) and isinstance(out.get("path"), str):
-                    outs.append(out["path"].rstrip("/"))
-    return any(rel == o or rel.startswith(o + "/") for o in outs)
+        base = posixpath.dirname(pointer)
+        for out in _dvc_outs(shown.stdout) if shown.returncode == 0 else ():
+            path = posixpath.normpath(posixpath.join(base, out)).rstrip("/")
+            if rel == path or rel.startswith(path + "/"):
+                return True
+    return False
 
 
 def read_baseline(metrics: Path, ref: str, repo: Path) -> tuple[dict[str, Any] | None, str | None]:
