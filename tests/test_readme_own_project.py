@@ -113,6 +113,7 @@ def test_readme_own_project_block_runs_as_pasted(tmp_path):
                                    "with ") and again.stderr.count("\n") == 1
     assert "npm install --global gitlab-ci-local@4.73.0" in again.stderr
     assert tree_hash(project) == before
+    shutil.rmtree(home, ignore_errors=True)  # a 1.6 GB venv; kept only when the test fails
 
 
 @pytest.mark.slow
