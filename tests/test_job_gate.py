@@ -35,8 +35,9 @@ def _gate(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-def test_gate_off_needs_no_report(capsys, tmp_path):
-    code, out, _ = _gate(capsys, "--report", str(tmp_path / "missing.json"), "--metric", "",
+@pytest.mark.parametrize("metric", ["", "none"])  # "none": the components' empty sentinel
+def test_gate_off_needs_no_report(capsys, tmp_path, metric):
+    code, out, _ = _gate(capsys, "--report", str(tmp_path / "missing.json"), "--metric", metric,
                          "--max-drop", "0.01")
     assert code == 0 and out == "gate off (no gate metric set)\n"
 

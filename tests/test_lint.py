@@ -317,3 +317,43 @@ def test_server_lint_skipped_when_offline_checks_fail(api, capsys):
     assert main(["lint", str(path), "--gitlab-url", api.url, "--project", str(PROJECT_ID)]) == 1
     assert _lint_posts(api) == []
     assert "$.bad.script: 5 is not of type 'string'" in capsys.readouterr().out
+
+
+# -- one root cause, one error ---------------------------------------------------------------
+
+def test_failed_include_is_one_error_not_a_cascade(tmp_path):
+    # train's unknown input fails its include; eval-report and docker-build need mlops-train
+    # and a job of ours extends a job the missing local file would define. Only the two
+    # include errors are reported, not the dangling references they cause.
+    f = tmp_path / ".gitlab-ci.yml"
+    f.write_text(
+        "stages: [train, evaluate, build]\n"
+        "include:\n"
+        f"  - component: $CI_SERVER_FQDN/mlops/ci-gen/train@{__version__}\n"
+        "    inputs:\n"
+        "      epochs: 3\n"
+        f"  - component: $CI_SERVER_FQDN/mlops/ci-gen/eval-report@{__version__}\n"
+        "  - local: ci/base.yml\n"
+        "smoke:\n"
+        "  stage: build\n"
+        "  extends: .base\n"
+        "  needs: [mlops-eval-report]\n"
+        "  script: [echo ok]\n")
+    report = lint_file(f, root=tmp_path)
+    assert [(x.location, x.severity, x.message) for x in report.findings] == [
+        ("3:5", "error", f"include[0] train@{__version__}: unknown input 'epochs'; train takes: "
+                         + ", ".join(i.name for i in desc.get("train").inputs)),
+        ("7:5", "error", f"include[2]: local file 'ci/base.yml' does not exist (looked in {tmp_path})"),
+    ]
+
+
+def test_dangling_needs_still_reported_when_every_include_resolves(tmp_path):
+    f = tmp_path / ".gitlab-ci.yml"
+    f.write_text(
+        "stages: [evaluate]\n"
+        "include:\n"
+        f"  - component: $CI_SERVER_FQDN/mlops/ci-gen/eval-report@{__version__}\n")
+    messages = [x.message for x in lint_file(f, root=tmp_path).findings if x.severity == "error"]
+    assert messages == ["job 'mlops-eval-report': needs 'mlops-train', not a job of this pipeline "
+                        f"(add `optional: true` if rules may leave it out) (in include[0] "
+                        f"eval-report@{__version__})"]

@@ -263,3 +263,19 @@ def test_rewrite_images_uploads_each_local_file_once(tmp_path):
     assert "```\n![in code](c.png)\n```" in out
     assert "![remote](https://x/y.png)" in out and "![gone](nope.png)" in out
     assert warnings == ["image not found, link left as is: nope.png"]
+
+
+@pytest.mark.parametrize("content, why", [
+    (b"", "is empty: nothing to post"),
+    (b"  \n\n", "is empty: nothing to post"),
+    (PNG, "is a binary file, not markdown"),
+    ("## Métriques\n".encode("latin-1"), "is not UTF-8 text (byte 4)"),
+])
+def test_unpostable_report_is_one_line_before_any_request(mr_env, gitlab_fake, tmp_path, capsys,
+                                                           content, why):
+    path = tmp_path / "report.md"
+    path.write_bytes(content)
+    assert main(["report", str(path)]) == 1
+    out = capsys.readouterr()
+    assert out.err == f"ci-gen: error: report {path} {why}\n" and out.out == ""
+    assert gitlab_fake.seen == []

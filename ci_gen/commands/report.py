@@ -150,6 +150,24 @@ def fit_body(body: str, job_url: str | None, limit: int = NOTE_LIMIT) -> str:
 
 # --- the command ---------------------------------------------------------------------
 
+def read_report(report: Path) -> str:
+    """The report's text; an empty, binary or non-UTF-8 file is refused before any network."""
+    try:
+        raw = report.read_bytes()
+    except FileNotFoundError:
+        raise CiGenError(f"report not found: {report}") from None
+    except OSError as exc:
+        raise CiGenError(f"cannot read report {report}: {exc.strerror}") from None
+    if not raw.strip():
+        raise CiGenError(f"report {report} is empty: nothing to post")
+    if b"\0" in raw:
+        raise CiGenError(f"report {report} is a binary file, not markdown")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CiGenError(f"report {report} is not UTF-8 text (byte {exc.start})") from None
+
+
 def _say(msg: str) -> None:
     print(f"ci-gen: {gitlab_api.scrub(msg)}", flush=True)
 
@@ -158,8 +176,9 @@ def post_report(report: Path, *, target: str = "auto", watermark: str | None = N
                 env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Post `report`; returns what was done ({"kind": "note"|"commit"|"skipped", ...})."""
     env = os.environ if env is None else env
-    if not report.is_file():
-        raise CiGenError(f"report not found: {report}")
+    if report.is_dir():
+        raise CiGenError(f"report {report} is a directory, not a markdown file")
+    markdown = read_report(report)
     wm = watermark if watermark is not None else default_watermark(env)
     marker(wm)  # validate before any network traffic
     job_url = env.get("CI_JOB_URL") or None
@@ -198,7 +217,6 @@ def post_report(report: Path, *, target: str = "auto", watermark: str | None = N
             info = project.upload(path.name, filepath=str(path))
         return info["url"]
 
-    markdown = report.read_text(encoding="utf-8")
     markdown, n = rewrite_images(markdown, report.parent, upload,
                                  warn=lambda m: print(f"ci-gen: warning: {m}", file=sys.stderr))
     _say(f"uploaded {n} image{'s' if n != 1 else ''}")

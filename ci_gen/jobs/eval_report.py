@@ -2,8 +2,12 @@
 
 The baseline metrics come from `dvc.api.read(path, rev=REF)`, which finds the file in git,
 the DVC cache or the remote, so the target branch never has to be checked out. The params
-diff compares `git show REF:params.yaml` with the work tree. A missing baseline is a note in
-the report, never an error: the report must always be written.
+diff compares `git show REF:params.yaml` with the work tree.
+
+Two kinds of "no baseline" are kept apart. A target branch that has no metrics yet (the first
+model, a renamed file) is a note in the report. A baseline that cannot be computed (git missing
+from the image, a ref missing from a shallow clone, a DVC remote that fails) is an error: a
+report without its comparison would let the quality gate pass on nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import datetime as _dt
 import json
 import math
 import os
+import posixpath
 import re
 import shutil
 import subprocess
@@ -21,6 +26,7 @@ from typing import Any, Mapping
 
 from ci_gen import __version__
 from ci_gen.errors import CiGenError, UsageError
+from ci_gen.jobs.gate import DIRECTIONS, METRIC
 
 # A git ref as the job passes it: a branch, `origin/<branch>`, a tag, a SHA, `main~1`; never
 # an option (it starts with a letter, digit or `_`).
@@ -29,6 +35,19 @@ _PATH = re.compile(r"^/?[A-Za-z0-9_.][A-Za-z0-9_./ -]{0,299}$")
 
 NO_MR = "no baseline: not a merge request pipeline"
 _MISSING = object()
+# Inputs left "empty" arrive as "" or as the components' "none" sentinel.
+_UNSET = ("", "none")
+# Which way a metric is better, by the words of its last dotted part ("val_loss" -> loss).
+_LOWER_WORDS = frozenset({"loss", "error", "err", "errors", "mse", "mae", "rmse", "mape", "msle",
+                          "latency", "duration", "seconds", "ms", "perplexity", "fpr", "fnr",
+                          "wer", "cer", "brier", "logloss", "hinge"})
+_HIGHER_WORDS = frozenset({"accuracy", "acc", "precision", "recall", "f1", "auc", "roc", "map",
+                           "iou", "dice", "r2", "bleu", "rouge", "ndcg", "specificity",
+                           "sensitivity", "tpr", "tnr", "throughput"})
+
+
+class BaselineError(CiGenError):
+    """The baseline was asked for but cannot be computed (a tool or remote failed)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,6 +64,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="git ref to compare with (default: $CI_MERGE_REQUEST_TARGET_BRANCH_NAME)")
     p.add_argument("--params", default="params.yaml", metavar="PATH",
                    help="params file diffed against the baseline (default: params.yaml)")
+    p.add_argument("--gate-metric", default="", metavar="NAME",
+                   help="the quality gate's metric: its change is judged by --gate-direction")
+    p.add_argument("--gate-direction", default="higher", choices=DIRECTIONS,
+                   help="which way the gate metric is better (default: higher)")
     p.set_defaults(func=run)
 
 
@@ -90,8 +113,9 @@ def load_metrics(path: Path) -> dict[str, Any]:
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
-    except OSError as exc:  # no git on the image: no baseline, but still a report
-        return subprocess.CompletedProcess(["git", *args], 127, "", str(exc))
+    except OSError as exc:  # e.g. python:3.11-slim images ship without git
+        raise BaselineError("eval-report: cannot compute the baseline: git is not installed "
+                            f"({exc.strerror}); use a job image with git") from None
 
 
 def resolve_baseline(explicit: str, env: Mapping[str, str], repo: Path) -> tuple[str | None, str | None]:
@@ -111,9 +135,46 @@ def resolve_baseline(explicit: str, env: Mapping[str, str], repo: Path) -> tuple
         raise UsageError(f"eval-report: --baseline {ref[:80]!r} is not a git ref name")
     ok = _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     if ok.returncode != 0:
-        return None, (f"no baseline: ref {ref} not found in this clone "
-                      "(shallow clone? set GIT_DEPTH: 0 or fetch the target branch)")
+        why = ok.stderr.strip().splitlines()[-1][:200] if ok.stderr.strip() else (
+            "shallow clone? set GIT_DEPTH: 0 or fetch the target branch")
+        raise BaselineError(f"eval-report: cannot compute the baseline: ref {ref} not found "
+                            f"in this clone ({why})")
     return ref, None
+
+
+def _dvc_outs(text: str) -> list[str]:
+    """The `outs` paths of a dvc.lock or a .dvc file's text (malformed: none)."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return []
+    if not isinstance(doc, dict):
+        return []
+    stages = doc.get("stages") if isinstance(doc.get("stages"), dict) else {"": doc}
+    outs = [stage.get("outs") for stage in stages.values() if isinstance(stage, dict)]
+    return [o["path"] for group in outs if isinstance(group, list)
+            for o in group if isinstance(o, dict) and isinstance(o.get("path"), str)]
+
+
+def _tracked_at(rel: str, ref: str, repo: Path) -> bool:
+    """Does `ref` hold `rel`, in git or as an output of a dvc.lock or *.dvc file there?"""
+    listed = _git(repo, "ls-tree", "-r", "--name-only", "-z", ref)
+    if listed.returncode != 0:
+        raise BaselineError(f"eval-report: cannot compute the baseline: git ls-tree {ref} "
+                            f"failed ({(listed.stderr.strip() or 'no output')[:200]})")
+    files = listed.stdout.split("\0")
+    if rel in files:
+        return True
+    for pointer in (f for f in files if f.endswith((".dvc", "/dvc.lock")) or f == "dvc.lock"):
+        shown = _git(repo, "show", f"{ref}:{pointer}")
+        base = posixpath.dirname(pointer)
+        for out in _dvc_outs(shown.stdout) if shown.returncode == 0 else ():
+            path = posixpath.normpath(posixpath.join(base, out)).rstrip("/")
+            if rel == path or rel.startswith(path + "/"):
+                return True
+    return False
 
 
 def read_baseline(metrics: Path, ref: str, repo: Path) -> tuple[dict[str, Any] | None, str | None]:
@@ -121,15 +182,21 @@ def read_baseline(metrics: Path, ref: str, repo: Path) -> tuple[dict[str, Any] |
     try:
         import dvc.api
     except ImportError:
-        return None, "no baseline: DVC is not installed (pip install 'ci-gen[dvc]')"
-    rel = os.path.relpath(metrics.resolve(), repo.resolve())
+        raise BaselineError("eval-report: cannot compute the baseline: DVC is not installed "
+                            "(pip install 'ci-gen[dvc]')") from None
+    rel = Path(os.path.relpath(metrics.resolve(), repo.resolve())).as_posix()
     if rel.startswith(".."):
-        return None, f"no baseline: {metrics} is outside the repository"
+        raise BaselineError(f"eval-report: cannot compute the baseline: {metrics} is outside "
+                            "the repository")
+    if not _tracked_at(rel, ref, repo):
+        return None, f"no baseline: {ref} has no {rel} (no metrics on the target branch yet)"
     try:
         text = dvc.api.read(rel, repo=os.fspath(repo), rev=ref, encoding="utf-8")
-    except Exception as exc:  # noqa: BLE001 - any failure here is a note, never a failed job
+    except Exception as exc:  # noqa: BLE001 - DVC raises many types; each means "cannot read"
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return None, f"no baseline: {rel} could not be read at {ref} ({first[:200]})"
+        raise BaselineError(f"eval-report: cannot compute the baseline: DVC could not read "
+                            f"{rel} at {ref} ({first[:200]}); is the DVC remote reachable, "
+                            "with its credentials set?") from None
     try:
         return parse_metrics(text, rel), None
     except CiGenError as exc:
@@ -220,19 +287,54 @@ def _union(first: Mapping[str, Any], second: Mapping[str, Any]) -> list[str]:
     return list(first) + [k for k in second if k not in first]
 
 
-def _diff_table(names: list[str], report: Mapping[str, Any], ref: str) -> list[str]:
+def direction(metric: str, gate_metric: str = "", gate_direction: str = "higher") -> str | None:
+    """"higher", "lower" or None (unknown: no verdict) for a flattened metric name."""
+    if gate_metric not in _UNSET and metric == gate_metric:
+        return gate_direction
+    words = set(re.split(r"[^a-z0-9]+", metric.rsplit(".", 1)[-1].lower()))
+    if words & _LOWER_WORDS:
+        return "lower"
+    if words & _HIGHER_WORDS:
+        return "higher"
+    return None
+
+
+def verdict(delta: float, way: str | None) -> str | None:
+    """"better", "worse" or None (no change, or a metric of unknown direction)."""
+    if way is None or delta == 0:
+        return None
+    return "better" if (delta > 0) == (way == "higher") else "worse"
+
+
+def _change(k: str, report: Mapping[str, Any]) -> str:
     cur, base, delta = report["metrics"], report["baseline"], report["deltas"]
-    rows = []
-    for k in names:
-        if k not in base:
-            change = "new"
-        elif k not in cur:
-            change = "removed"
-        else:
-            change = _fmt_delta(delta.get(k)) if k in delta else (
-                "=" if cur[k] == base[k] else "changed")
-        rows.append([f"`{k}`", _fmt(base.get(k)), _fmt(cur.get(k)), change])
-    return _table(["metric", f"`{ref}`", "current", "delta"], rows)
+    if k not in base:
+        return "new"
+    if k not in cur:
+        return "removed"
+    if k not in delta:
+        return "=" if cur[k] == base[k] else "changed"
+    said = report["verdicts"].get(k)
+    return _fmt_delta(delta[k]) + (f" {said}" if said else "")
+
+
+def _diff_table(names: list[str], report: Mapping[str, Any], ref: str) -> list[str]:
+    cur, base = report["metrics"], report["baseline"]
+    rows = [[f"`{k}`", _fmt(base.get(k)), _fmt(cur.get(k)), _change(k, report)] for k in names]
+    return _table(["metric", f"`{ref}`", "current", "change"], rows)
+
+
+def pipeline_link(env: Mapping[str, str]) -> str | None:
+    """"[pipeline #N](URL)" with N read from the URL itself, so the two always agree.
+
+    GitLab's CI_PIPELINE_URL ends in CI_PIPELINE_ID, gitlab-ci-local's in CI_PIPELINE_IID.
+    """
+    url = env.get("CI_PIPELINE_URL", "")
+    if url:
+        tail = url.rstrip("/").rsplit("/", 1)[-1]
+        return f"[pipeline #{tail}]({url})" if tail.isdigit() else f"[pipeline]({url})"
+    number = env.get("CI_PIPELINE_ID") or env.get("CI_PIPELINE_IID")
+    return f"pipeline #{number}" if number else None
 
 
 def _footer(env: Mapping[str, str]) -> str:
@@ -241,9 +343,9 @@ def _footer(env: Mapping[str, str]) -> str:
     if sha:
         ref = env.get("CI_COMMIT_REF_NAME")
         parts.append(f"commit `{sha}`" + (f" on `{ref}`" if ref else ""))
-    if env.get("CI_PIPELINE_ID"):
-        label = f"pipeline #{env['CI_PIPELINE_ID']}"
-        parts.append(f"[{label}]({env['CI_PIPELINE_URL']})" if env.get("CI_PIPELINE_URL") else label)
+    link = pipeline_link(env)
+    if link:
+        parts.append(link)
     if env.get("CI_JOB_URL"):
         parts.append(f"[job]({env['CI_JOB_URL']})")
     return " · ".join(parts)
@@ -305,9 +407,13 @@ def render_markdown(report: Mapping[str, Any], nested: Mapping[str, Any],
 
 def build(metrics: Path, out: Path, image: str = "", baseline: str = "",
           params: Path = Path("params.yaml"), repo: Path = Path("."),
-          env: Mapping[str, str] | None = None) -> dict[str, Any]:
+          env: Mapping[str, str] | None = None, gate_metric: str = "",
+          gate_direction: str = "higher") -> dict[str, Any]:
     """Write out/report.md and out/report.json; return the JSON document."""
     env = os.environ if env is None else env
+    image = "" if image in _UNSET else image
+    if not METRIC.fullmatch(gate_metric):
+        raise UsageError(f"eval-report: --gate-metric {gate_metric[:60]!r} is not a metric name")
     for flag, value in (("--metrics", str(metrics)), ("--out", str(out)), ("--params", str(params)),
                         ("--image", image)):
         if value and not _PATH.fullmatch(value):
@@ -337,12 +443,15 @@ def build(metrics: Path, out: Path, image: str = "", baseline: str = "",
         else:
             image_note = f"image {image} not found"
 
+    changes = deltas(current, base)
     report = {
         "metrics": current,
         "baseline": base,
         "baseline_ref": ref,
         "baseline_note": note,
-        "deltas": deltas(current, base),
+        "deltas": changes,
+        "verdicts": {k: verdict(d, direction(k, gate_metric, gate_direction))
+                     for k, d in changes.items()},
         "params_diff": rows,
         "params_note": params_note,
         "image": image_name,
@@ -368,7 +477,8 @@ def _write(path: Path, text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     report = build(Path(args.metrics), out, image=args.image, baseline=args.baseline,
-                   params=Path(args.params))
+                   params=Path(args.params), gate_metric=args.gate_metric,
+                   gate_direction=args.gate_direction)
     print(f"eval-report: wrote {out / 'report.md'} and {out / 'report.json'} "
           f"({len(report['metrics'])} metrics)")
     if report["baseline"] is not None:

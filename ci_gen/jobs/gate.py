@@ -16,11 +16,13 @@ from typing import Any, Mapping
 
 from ci_gen.errors import CiGenError, UsageError
 
-_METRIC = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9_./-]{0,199})?$")
+METRIC = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9_./-]{0,199})?$")
 _NUMBER = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,12})?$")
 # Float noise: 0.90 - 0.01 is 0.8900000000000001, and a drop of exactly X must pass.
 _EPS = 1e-9
 DIRECTIONS = ("higher", "lower")
+# "Empty" inputs arrive as "" or as the components' "none" sentinel: both turn the gate off.
+_OFF = ("", "none")
 
 
 class GateFailed(CiGenError):
@@ -31,10 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "gate", help="fail when a metric dropped more than allowed against the baseline",
         description="Quality gate over report.json: exit 1 when baseline - current > "
-        "--max-drop for --metric. Empty --metric: gate off. No baseline: pass with a note.")
+        "--max-drop for --metric. Empty or `none` --metric: gate off. No baseline: pass with a note.")
     p.add_argument("--report", required=True, metavar="FILE", help="report.json from eval-report")
     p.add_argument("--metric", default="", metavar="NAME",
-                   help="metric name as in report.json, dotted for nested ones (empty: gate off)")
+                   help="metric name as in report.json, dotted for nested ones (empty or none: gate off)")
     p.add_argument("--max-drop", default="0", metavar="X",
                    help="largest allowed regression, >= 0 (default: 0)")
     p.add_argument("--direction", default="higher", choices=DIRECTIONS,
@@ -60,7 +62,7 @@ def load_report(path: Path) -> dict[str, Any]:
 
 def check(report: Mapping[str, Any], metric: str, max_drop: float, direction: str = "higher") -> str:
     """One line saying why the gate passes; raises GateFailed when it does not."""
-    if not metric:
+    if metric in _OFF:
         return "gate off (no gate metric set)"
     current = report["metrics"]
     if metric not in current:
@@ -94,10 +96,10 @@ def parse_max_drop(raw: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not _METRIC.fullmatch(args.metric):
+    if not METRIC.fullmatch(args.metric):
         raise UsageError(f"gate: --metric {args.metric[:60]!r} is not a metric name")
     max_drop = parse_max_drop(args.max_drop)
-    if not args.metric:
+    if args.metric in _OFF:
         print(check({}, "", max_drop))
         return 0
     print(check(load_report(Path(args.report)), args.metric, max_drop, args.direction))

@@ -149,9 +149,12 @@ def lint_file(path: str | Path, *, strict: bool = False, root: Path | None = Non
         if strict or own_template:
             policy.check_strict(eff, sink)
     else:
-        config = _with_includes(config, name, root or project_root(file), own_locate, sink)
+        config, failed = _with_includes(config, name, root or project_root(file), own_locate, sink)
         sink.extend(policy.check_dvc_remotes(file.parent, str(Path(name).parent / ".dvc" / "config")))
+        before = len(sink.findings)
         eff = policy.check_structure(config, sink)
+        if failed:
+            sink.findings[before:] = _without_dangling(sink.findings[before:])
         policy.check_images(config, sink)
         if strict:
             policy.check_resource_groups(eff, sink)
@@ -161,8 +164,19 @@ def lint_file(path: str | Path, *, strict: bool = False, root: Path | None = Non
     return report
 
 
-def _with_includes(config: dict, name: str, root: Path, own_locate, sink: Sink) -> dict:
-    """The pipeline with its includes merged in; `sink` then locates each job where it comes from."""
+# Findings about a reference to a job that is not there. After an include failed, the
+# pipeline lacks that include's jobs, so these restate the include's error: left out.
+_DANGLING = ("not a job of this pipeline", "which is not defined")
+
+
+def _without_dangling(findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if not any(text in f.message for text in _DANGLING)]
+
+
+def _with_includes(config: dict, name: str, root: Path, own_locate,
+                   sink: Sink) -> tuple[dict, list[str]]:
+    """The pipeline with its includes merged in, and the includes that failed; `sink` then
+    locates each job where it comes from."""
     resolution = includes.Resolver(root).resolve(config, name, own_locate)
     sink.extend(resolution.findings)
     merged: dict = {}
@@ -179,7 +193,7 @@ def _with_includes(config: dict, name: str, root: Path, own_locate, sink: Sink) 
         return own_locate(key)
 
     sink.locate = locate
-    return merged
+    return merged, resolution.failed
 
 
 def _ordered(findings: list[Finding], name: str) -> list[Finding]:

@@ -46,6 +46,9 @@ class Resolution:
     findings: list[Finding] = field(default_factory=list)
     count: int = 0
     seen: set[tuple[Path, str]] = field(default_factory=set)
+    # Includes that contribute nothing because they failed: the pipeline's job list is then
+    # incomplete, and a reference to a job they would have defined proves nothing.
+    failed: list[str] = field(default_factory=list)
 
 
 def items(value: Any) -> list[tuple[tuple, Any]]:
@@ -120,6 +123,11 @@ class Resolver:
     def _add(self, path: str, location: str, message: str, severity: str) -> None:
         self.result.findings.append(Finding(path, location, message, severity))
 
+    def _fail(self, where: str, path: str, location: str, message: str) -> None:
+        """An include that contributes no jobs: one error, its root cause."""
+        self.result.failed.append(where)
+        self._add(path, location, message, ERROR)
+
     def resolve(self, config: dict, doc_path: str, locate: Locate) -> Resolution:
         entries = items(config.get("include"))
         ours_projects = set()
@@ -161,7 +169,7 @@ class Resolver:
         try:
             config = render_ours(name, inputs, label)
         except CiGenError as exc:
-            self._add(path, location, str(exc), ERROR)
+            self._fail(label, path, location, str(exc))
             return
         self._add_included(label, config, path, location)
 
@@ -173,8 +181,8 @@ class Resolver:
         self.result.included.append(Included(label, config, locate))
 
     def _unknown(self, name: str, where: str, path: str, location: str) -> None:
-        self._add(path, location, f"{where}: unknown ci-gen component {name!r}; known: "
-                                  f"{', '.join(desc.ORDER)}", ERROR)
+        self._fail(where, path, location, f"{where}: unknown ci-gen component {name!r}; known: "
+                                          f"{', '.join(desc.ORDER)}")
 
     def _one(self, item: dict, where: str, path: str, location: str, ours_projects: set[str]) -> None:
         inputs = item.get("inputs")
@@ -189,8 +197,8 @@ class Resolver:
                         self._local_file(self.root / rel, rel, inputs, where, path, location)
                         return
                 if name not in desc.COMPONENTS:
-                    self._add(path, location, f"{where}: component {name!r} is not in this project: "
-                                              f"no {' or '.join(candidates)} in {self.root}", ERROR)
+                    self._fail(where, path, location, f"{where}: component {name!r} is not in this "
+                                                      f"project: no {' or '.join(candidates)} in {self.root}")
                     return
             if name in desc.COMPONENTS:
                 if version is None:
@@ -236,7 +244,7 @@ class Resolver:
         if any(c in rel for c in "*?["):
             matches = sorted(p for p in self.root.glob(rel) if p.is_file())
             if not matches:
-                self._add(path, location, f"{where}: local {local!r} matches no file", ERROR)
+                self._fail(where, path, location, f"{where}: local {local!r} matches no file")
             for match in matches:
                 self._local_file(match, match.relative_to(self.root).as_posix(), inputs, where, path, location)
             return
@@ -246,8 +254,8 @@ class Resolver:
             self._ours(m.group(1), inputs, f"{where} {m.group(1)}@{__version__} (installed)", path, location)
             return
         if not target.is_file():
-            self._add(path, location, f"{where}: local file {local!r} does not exist "
-                                      f"(looked in {self.root})", ERROR)
+            self._fail(where, path, location, f"{where}: local file {local!r} does not exist "
+                                              f"(looked in {self.root})")
             return
         self._local_file(target, rel, inputs, where, path, location)
 
@@ -259,11 +267,11 @@ class Resolver:
         try:
             _text, docs = read(target, rel)
         except CiGenError as exc:
-            self._add(path, location, f"{where}: {exc}", ERROR)
+            self._fail(where, path, location, f"{where}: {exc}")
             return
         header, body = (docs[0].data, docs[1]) if len(docs) >= 2 else (None, docs[0] if docs else None)
         if body is None or not isinstance(body.data, dict):
-            self._add(path, location, f"{where}: {rel} holds no jobs (top level must be a mapping)", ERROR)
+            self._fail(where, path, location, f"{where}: {rel} holds no jobs (top level must be a mapping)")
             return
         data = body.data
         if header is not None:
@@ -271,6 +279,7 @@ class Resolver:
             for problem in problems:
                 self._add(path, location, f"{where} ({rel}): {problem}", ERROR)
             if problems:
+                self.result.failed.append(where)
                 return  # GitLab refuses the include; its jobs would only add noise
             data = spec.interpolate(data, values)
         elif inputs:
