@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ci_gen import __version__
+from ci_gen.components import NONE, given
 from ci_gen.errors import CiGenError, UsageError
 
 # A git ref as the job passes it: a branch, `origin/<branch>`, a tag, a SHA, `main~1`; never
@@ -367,7 +368,7 @@ def _write(path: Path, text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    report = build(Path(args.metrics), out, image=args.image, baseline=args.baseline,
+    report = build(Path(args.metrics), out, image=given(args.image, NONE), baseline=args.baseline,
                    params=Path(args.params))
     print(f"eval-report: wrote {out / 'report.md'} and {out / 'report.json'} "
           f"({len(report['metrics'])} metrics)")
