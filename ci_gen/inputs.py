@@ -88,8 +88,9 @@ def regex_problem(name: str, regex: str, value: Any, *, default: bool) -> str | 
         return None  # a wrong type is reported by the type check
     which = "default" if default else "value"
     if value == "":
+        said = "default" if default else "provided"  # GitLab's own words, as it reports them
         return (f"input '{name}': empty {which}: GitLab never matches an empty string against a "
-                f"`regex` (\"{which} value does not match required RegEx pattern\")")
+                f"`regex` (\"{said} value does not match required RegEx pattern\")")
     if compiled.search(value) is None:
         return f"input '{name}': {which} {_show(value)} does not match {regex}"
     return None

@@ -317,3 +317,14 @@ def test_server_lint_skipped_when_offline_checks_fail(api, capsys):
     assert main(["lint", str(path), "--gitlab-url", api.url, "--project", str(PROJECT_ID)]) == 1
     assert _lint_posts(api) == []
     assert "$.bad.script: 5 is not of type 'string'" in capsys.readouterr().out
+
+
+def test_gitlab_refusals_give_one_error_per_input():
+    """A regex RE2 refuses is one error (not also "default does not match"); so is an empty
+    default; both name the input and point at the header line GitLab objects to."""
+    output, errors, warnings = _lint_output(DATA / "negative" / "component-refused-by-gitlab.yml")
+    lines = output.splitlines()[:-1]
+    assert (errors, warnings) == (2, 0), output
+    assert [line.split(": error: ")[1].split(":")[0] for line in lines] == ["input 'pairs'", "input 'metric'"]
+    assert lines[0].startswith("negative/component-refused-by-gitlab.yml:9:7:")  # the regex line
+    assert lines[1].startswith("negative/component-refused-by-gitlab.yml:12:7:")  # the default line

@@ -38,23 +38,24 @@ def image_problem(ref: str) -> tuple[str, str] | None:
     """(severity, message) when an image reference is not pinned to a version, else None."""
     # A registry prefix from a variable (the dependency proxy's
     # $CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX/, a mirror) leaves the tag checkable.
-    ref = _VAR_PREFIX.sub("", ref.strip(), count=1)
+    shown = ref.strip()
+    ref = _VAR_PREFIX.sub("", shown, count=1)
     if "$" in ref:
-        return WARNING, (f"image {ref!r} comes from a variable; lint cannot check that it is "
+        return WARNING, (f"image {shown!r} comes from a variable; lint cannot check that it is "
                          "pinned to a version")
     name, _, digest = ref.partition("@")
     if digest:
         if _DIGEST.match(digest):
             return None
-        return ERROR, f"image {ref!r} has a malformed digest (expected sha256:<64 hex digits>)"
+        return ERROR, f"image {shown!r} has a malformed digest (expected sha256:<64 hex digits>)"
     last = name.rsplit("/", 1)[-1]
     if ":" not in last:
-        return ERROR, f"image {ref!r} is not pinned: no tag means `latest`; use a version tag"
+        return ERROR, f"image {shown!r} is not pinned: no tag means `latest`; use a version tag"
     tag = last.rsplit(":", 1)[1]
     if tag == "latest":
-        return ERROR, f"image {ref!r} is not pinned: `latest` moves; use a version tag"
+        return ERROR, f"image {shown!r} is not pinned: `latest` moves; use a version tag"
     if not _VERSION_TAG.match(tag):
-        return ERROR, (f"image {ref!r} is not pinned: tag {tag!r} is not a version "
+        return ERROR, (f"image {shown!r} is not pinned: tag {tag!r} is not a version "
                        "(use a tag like 1.2.3, or a digest)")
     return None
 
