@@ -118,8 +118,10 @@ def make_spec(environment: str, engine: str, *, image: str = "local", host: str 
     # Numbers arrive as GitLab writes them (8501, 120, 1.0e+02): one parser for all of ci-gen.
     port_text = environ.get("CI_GEN_DEPLOY_PORT") or str(port)
     port_value = parse_number(port_text, "--port (or CI_GEN_DEPLOY_PORT)")
-    if port_value != int(port_value) or not 0 <= port_value <= 65535:
-        raise UsageError(f"--port {port_text[:20]} is not a port number (0-65535)")
+    if port_value != int(port_value):
+        raise UsageError(f"--port {port_text[:20]} is not a whole number")
+    if not 0 <= port_value <= 65535:
+        raise UsageError(f"--port {port_text[:20]} is out of range 0-65535")
     timeout = float(parse_number(str(health_timeout), "--health-timeout"))
     if not 0 < timeout <= 99999:
         raise UsageError("--health-timeout must be > 0 and at most 99999 seconds")
