@@ -152,3 +152,38 @@ def test_inline_render_writes_numbers_as_gitlab_does():
 def test_cli_input_takes_ruby_float_form(capsys):
     assert cli.main(["render", "deploy", "--mode", "inline", "--input", "health-timeout=1.0e+02"]) == 0
     assert '--health-timeout "100.0"' in capsys.readouterr().out
+
+
+# -- the `ci-gen job` commands take what the components pass them ----------------------------
+
+def test_deploy_flags_take_the_unset_words_and_ruby_numbers():
+    from ci_gen import deploy_engines as de
+
+    spec = de.make_spec("production", "process", port="8501", health_timeout="1.2e+02",
+                        health_path="auto", env="none", model_name="fm", environ={})
+    assert (spec.port, spec.health_timeout, spec.health, spec.env) == (8501, 120.0, "/v1/models/fm", {})
+    old = de.make_spec("production", "process", health_path="", env="", environ={})  # older pipelines
+    assert (old.health_path, old.env) == ("", {})
+    assert de.make_spec("p", "process", port="8.501e+03", environ={}).port == 8501
+    for bad in ("8501.5", "1e9", "80; id"):
+        with pytest.raises(UsageError):
+            de.make_spec("p", "process", port=bad, environ={})
+
+
+def test_eval_report_and_dvc_upload_default_to_an_image_with_git():
+    """eval-report reads the target branch's metrics with git, dvc-upload commits with it: the
+    slim image has no git, and a missing tool must fail, never look like "no baseline"."""
+    for name in ("eval-report", "dvc-upload"):
+        assert desc.get(name).input("image").default == desc.PYTHON_GIT_IMAGE == "python:3.11.11-bookworm"
+        job = yaml.safe_load(render(name, {}, mode="inline"))[f"mlops-{name}"]
+        assert job["image"] == desc.PYTHON_GIT_IMAGE
+
+
+def test_dvc_upload_checks_the_push_before_dvc_push():
+    script = yaml.safe_load(render("dvc-upload", {}, mode="inline"))["mlops-dvc-upload"]["script"]
+    check = next(i for i, line in enumerate(script) if "commit-pointers --check" in line)
+    push = next(i for i, line in enumerate(script) if "dvc push" in line)
+    assert check < push
+    assert 'if [ "default" = "default" ]; then dvc push dvc.yaml;' in script[push]
+    desc_text = desc.get("dvc-upload").input("commit-back").description
+    assert "write_repository" in desc_text and "job token cannot push" in desc_text

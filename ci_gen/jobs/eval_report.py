@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--baseline, else the merge request's target branch, else none.")
     p.add_argument("--metrics", required=True, metavar="PATH", help="metrics file (JSON or YAML)")
     p.add_argument("--image", default="", metavar="PATH",
-                   help="confusion matrix image copied next to the report (empty: none)")
+                   help="confusion matrix image copied next to the report (none: no image)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--baseline", default="", metavar="REF",
                    help="git ref to compare with (default: $CI_MERGE_REQUEST_TARGET_BRANCH_NAME)")
