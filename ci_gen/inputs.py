@@ -69,6 +69,16 @@ def _re2(regex: str) -> Any:
     except re2.error as exc:
         reason = exc.args[0] if exc.args else exc
         return reason.decode() if isinstance(reason, bytes) else str(reason)
+    except UnicodeEncodeError:
+        return "not valid UTF-8 text"
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: no YAML file, so no GitLab, can hold them
+        return False
+    return True
 
 
 def regex_problem(name: str, regex: str, value: Any, *, default: bool) -> str | None:
@@ -91,6 +101,8 @@ def regex_problem(name: str, regex: str, value: Any, *, default: bool) -> str | 
         said = "default" if default else "provided"  # GitLab's own words, as it reports them
         return (f"input '{name}': empty {which}: GitLab never matches an empty string against a "
                 f"`regex` (\"{said} value does not match required RegEx pattern\")")
+    if not _utf8(value):
+        return f"input '{name}': {which} {_show(value)} is not valid UTF-8 text"
     if compiled.search(value) is None:
         return f"input '{name}': {which} {_show(value)} does not match {regex}"
     return None

@@ -187,3 +187,11 @@ def test_dvc_upload_checks_the_push_before_dvc_push():
     assert 'if [ "default" = "default" ]; then dvc push dvc.yaml;' in script[push]
     desc_text = desc.get("dvc-upload").input("commit-back").description
     assert "write_repository" in desc_text and "job token cannot push" in desc_text
+
+
+def test_text_that_is_not_utf8_is_one_line_not_a_traceback():
+    """Found by the injection fuzzer: RE2 takes UTF-8, and a lone surrogate cannot be encoded."""
+    assert "is not valid UTF-8 text" in regex_problem("x", "^a$", "\ud800", default=False)
+    assert "refused by RE2" in regex_problem("x", "^\ud800$", "a", default=False)
+    with pytest.raises(InputError, match="input 'job-prefix': value '\\\\ud800' is not valid UTF-8"):
+        resolve(desc.get("train"), {"job-prefix": "\ud800"})
