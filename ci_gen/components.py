@@ -131,7 +131,8 @@ def _common(stage: str, image: str) -> tuple[Input, ...]:
               default="mlops", regex=RE_JOB_PREFIX),
         Input("stage", "Stage the job runs in; declare it in the pipeline's `stages:`.",
               default=stage, regex=RE_STAGE),
-        Input("image", "Container image of the job, pinned to a version tag (never `latest`).",
+        Input("image", "Container image of the job, pinned to a version tag (never `latest`); a registry "
+              "prefix from a variable is allowed, e.g. `$CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX/python:3.11.11-bookworm`.",
               default=image, regex=RE_IMAGE),
         Input("tags", "Runner tags, e.g. `[gpu]` to send the job to a GPU runner.",
               type="array", default=[]),

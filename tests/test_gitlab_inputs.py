@@ -195,3 +195,34 @@ def test_text_that_is_not_utf8_is_one_line_not_a_traceback():
     assert "refused by RE2" in regex_problem("x", "^\ud800$", "a", default=False)
     with pytest.raises(InputError, match="input 'job-prefix': value '\\\\ud800' is not valid UTF-8"):
         resolve(desc.get("train"), {"job-prefix": "\ud800"})
+
+
+def test_build_check_and_build_refuse_what_gitlab_refuses(monkeypatch, tmp_path, capsys):
+    """The old deploy `env` regex (RE2: invalid repetition size) and an empty default, put back
+    into the descriptor: `build --check` names both inputs, and `build` writes nothing."""
+    import dataclasses
+
+    old_kv = r"^([A-Z]=[a-z]{0,200}(,[A-Z]=[a-z]{0,200}){0,31})?$"
+    deploy = desc.COMPONENTS["deploy"]
+    broken = tuple(dataclasses.replace(i, regex=old_kv, default="A=b") if i.name == "env" else
+                   dataclasses.replace(i, default="") if i.name == "health-path" else i
+                   for i in deploy.inputs)
+    monkeypatch.setitem(desc.COMPONENTS, "deploy", dataclasses.replace(deploy, inputs=broken))
+    monkeypatch.setattr(build, "render", lambda name: render(name, {}) if name != "deploy" else
+                        _header_only(desc.COMPONENTS["deploy"]))
+    problems = build.refused_by_gitlab(build.expected())
+    assert len(problems) == 2, problems
+    assert problems[0].startswith("deploy.yml would be refused by GitLab: input 'health-path': empty default")
+    assert "input 'env': regex" in problems[1] and "invalid repetition size" in problems[1]
+    assert cli.main(["build", "--check", "--dir", str(tmp_path / "t"), "--readme", str(tmp_path / "none.md"),
+                     "--examples", str(tmp_path)]) == 1
+    assert "deploy.yml would be refused by GitLab: input 'env'" in capsys.readouterr().out
+    assert cli.main(["build", "--dir", str(tmp_path / "t"), "--readme", str(tmp_path / "none.md"),
+                     "--examples", str(tmp_path)]) == 1
+    assert not (tmp_path / "t").exists()
+
+
+def _header_only(component: desc.Component) -> str:
+    from ci_gen.render import header
+
+    return header(component) + "---\n{}\n"
