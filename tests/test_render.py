@@ -189,3 +189,28 @@ def test_buildkit_job_follows_gitlabs_rootless_recipe():
     assert "buildctl-daemonless.sh build --frontend dockerfile.v0" in script
     assert "CI_REGISTRY_PASSWORD" in script and "echo \"$CI_REGISTRY_PASSWORD" not in script
     assert _jobs("docker-build", {"builder": "buildkit"})["mlops-docker-build"]["extends"] == ".mlops-buildkit"
+
+
+def test_buildkit_registry_auth_is_written_not_printed(tmp_path):
+    """The BuildKit job's login: a docker config.json that buildctl reads, with the password
+    only inside it (base64, as Docker writes it), nothing on stdout or stderr. Run with sh."""
+    import base64
+    import json
+
+    script = _jobs("docker-build", {"builder": "buildkit", "tls-verify": False})[".mlops-buildkit"]["script"]
+    login = next(item for item in script if ".docker/config.json" in item)
+    output = next(item for item in script if item.startswith("OUTPUT="))
+    password = "s3cr3t-Registry-Pass"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "CI_REGISTRY": "registry.example.com",
+           "CI_REGISTRY_USER": "gitlab-ci-token", "CI_REGISTRY_PASSWORD": password,
+           "CI_REGISTRY_IMAGE": "registry.example.com/g/p", "CI_COMMIT_SHA": "abc123",
+           "CI_COMMIT_REF_SLUG": "main"}
+    proc = subprocess.run(["sh", "-ec", f'{login}\n{output}\nprintf "%s" "$OUTPUT"'], env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert password not in proc.stdout
+    assert proc.stdout == ('type=image,"name=registry.example.com/g/p:abc123,registry.example.com/g/p:main",'
+                           "push=true,registry.insecure=true")
+    config = json.loads((tmp_path / ".docker" / "config.json").read_text())
+    auth = config["auths"]["registry.example.com"]["auth"]
+    assert base64.b64decode(auth).decode() == f"gitlab-ci-token:{password}"
