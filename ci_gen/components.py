@@ -16,24 +16,49 @@ from typing import Any
 # Sentinel for "no default": GitLab treats an input without `default` as required.
 REQUIRED: Any = object()
 
+# -- "not set" ----------------------------------------------------------------------------
+# GitLab never matches an empty string against an input's `regex` (UntrustedRegexp#match? in
+# lib/gitlab/untrusted_regexp.rb requires `text.present?`), so an optional string input cannot
+# use "" for "not set". Each says so with one word instead, chosen by what "not set" means;
+# every regex accepts its word and the `ci-gen job` commands understand it (and, for older
+# pipelines, still the empty string). A value that could collide with the word is refused.
+NONE = "none"        # nothing: no gate, no build args, no service env, no image, no data
+AUTO = "auto"        # ci-gen derives it: the health path from the model name
+DEFAULT = "default"  # DVC's default remote
+UNSET = (NONE, AUTO, DEFAULT)
+
+
+def given(value: str, unset: str) -> str:
+    """`value`, or "" when it is the input's "not set" word (or the old empty string)."""
+    return "" if value in ("", unset) else value
+
+
 # -- shared regexes ---------------------------------------------------------------------
+# Every regex must compile in RE2 (GitLab's engine): no look-arounds, no back-references, and
+# no repetition count above 1000, including nested products such as `(x{0,200}){0,31}`.
+# tests/test_components.py compiles each with RE2 and checks every default the GitLab way.
 RE_JOB_PREFIX = r"^[a-z][a-z0-9-]{0,38}$"
 RE_STAGE = r"^[a-z][a-z0-9_-]{0,38}$"
 # A pinned image: a tag that starts with a digit (or v+digit), optionally a digest.
-# `latest`, `stable` and untagged references do not match.
-RE_IMAGE = r"^[a-z0-9][a-z0-9._/:-]{0,199}:v?[0-9][A-Za-z0-9._-]{0,127}(@sha256:[a-f0-9]{64})?$"
+# `latest`, `stable` and untagged references do not match. GitLab checks inputs before it
+# expands variables, so a leading `$VAR/` or `${VAR}/` (the dependency proxy's
+# CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX, a mirror) is allowed as written; nowhere else.
+RE_IMAGE = (r"^(\$[A-Za-z_][A-Za-z0-9_]{0,63}/|\$\{[A-Za-z_][A-Za-z0-9_]{0,63}\}/)?"
+            r"[a-z0-9][a-z0-9._/:-]{0,199}:v?[0-9][A-Za-z0-9._-]{0,127}(@sha256:[a-f0-9]{64})?$")
 # A path relative to the project: no spaces, no leading slash, no shell characters.
 RE_PATH = r"^[A-Za-z0-9_.][A-Za-z0-9_./-]{0,199}$"
-RE_OPT_PATH = r"^([A-Za-z0-9_.][A-Za-z0-9_./-]{0,199})?$"
 RE_REMOTE = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-RE_OPT_REMOTE = r"^([A-Za-z0-9][A-Za-z0-9_-]{0,63})?$"
-RE_METRIC = r"^([A-Za-z0-9_][A-Za-z0-9_.-]{0,63})?$"
+RE_METRIC = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 RE_ENV_NAME = r"^[a-z][a-z0-9_-]{0,63}$"
 RE_HOST = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$"
 RE_MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-RE_HEALTH_PATH = r"^(/[A-Za-z0-9_./:-]{0,200})?$"
-# KEY=VALUE pairs separated by commas; values are plain words (no spaces, quotes, `$`).
-RE_KV_LIST = r"^([A-Za-z_][A-Za-z0-9_]{0,63}=[A-Za-z0-9_./:@+-]{0,200}(,[A-Za-z_][A-Za-z0-9_]{0,63}=[A-Za-z0-9_./:@+-]{0,200}){0,31})?$"
+RE_HEALTH_PATH = r"^(auto|/[A-Za-z0-9_./:-]{0,200})$"
+# KEY=VALUE pairs separated by commas, or `none`; values are plain words (no spaces, quotes,
+# `$`). RE2 refuses a bounded count of pairs (`(,K=V){0,31}` multiplies out above 1000), so
+# the regex says `*` and KV_MAX_ITEMS is checked in code (ci_gen.inputs, ci-gen job deploy).
+_KV = r"[A-Za-z_][A-Za-z0-9_]{0,63}=[A-Za-z0-9_./:@+-]{0,200}"
+RE_KV_LIST = rf"^(none|{_KV}(,{_KV})*)$"
+KV_MAX_ITEMS = 32
 # A command made of plain words: the project's own script and its fixed arguments.
 RE_COMMAND = r"^[A-Za-z0-9_./][A-Za-z0-9_./= -]{0,199}$"
 
@@ -57,6 +82,8 @@ class Input:
     default: Any = REQUIRED
     options: tuple[Any, ...] | None = None
     regex: str | None = None
+    # Values no longer offered, each with the message that names what replaces it.
+    retired: tuple[tuple[str, str], ...] = ()
 
     @property
     def required(self) -> bool:
@@ -104,7 +131,8 @@ def _common(stage: str, image: str) -> tuple[Input, ...]:
               default="mlops", regex=RE_JOB_PREFIX),
         Input("stage", "Stage the job runs in; declare it in the pipeline's `stages:`.",
               default=stage, regex=RE_STAGE),
-        Input("image", "Container image of the job, pinned to a version tag (never `latest`).",
+        Input("image", "Container image of the job, pinned to a version tag (never `latest`); a registry "
+              "prefix from a variable is allowed, e.g. `$CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX/python:3.11.11-bookworm`.",
               default=image, regex=RE_IMAGE),
         Input("tags", "Runner tags, e.g. `[gpu]` to send the job to a GPU runner.",
               type="array", default=[]),
@@ -115,6 +143,12 @@ def _common(stage: str, image: str) -> tuple[Input, ...]:
 
 
 PYTHON_IMAGE = "python:3.11.11-slim-bookworm"
+# Jobs that run git (eval-report's baseline, dvc-upload's commit-back) default to the full
+# image: the slim one has no git, and a missing tool must fail, never pass for "no baseline".
+PYTHON_GIT_IMAGE = "python:3.11.11-bookworm"
+BUILDAH_IMAGE = "quay.io/buildah/stable:v1.37.3"
+BUILDKIT_IMAGE = "moby/buildkit:v0.25.2-rootless"
+BUILDERS = ("buildah", "buildkit")
 
 COMPONENTS: dict[str, Component] = {}
 
@@ -147,17 +181,18 @@ _register(Component(
     stage="evaluate",
     summary="Build `report.md` (metrics, diff against the target branch, confusion matrix) and post it "
             "to the merge request, updated in place; optional quality gate.",
-    image=PYTHON_IMAGE,
-    inputs=_common("evaluate", PYTHON_IMAGE) + (
+    image=PYTHON_GIT_IMAGE,
+    inputs=_common("evaluate", PYTHON_GIT_IMAGE) + (
         Input("metrics", "Metrics JSON written by the pipeline.",
               default="model/eval/metrics.json", regex=RE_PATH),
-        Input("confusion-matrix", "Confusion matrix image embedded in the report (empty: none).",
-              default="model/eval/confusion_matrix.png", regex=RE_OPT_PATH),
+        Input("confusion-matrix", "Confusion matrix image embedded in the report (`none`: no image; "
+              "a file named `none` is `./none`).",
+              default="model/eval/confusion_matrix.png", regex=RE_PATH),
         Input("reporter", "Who posts the report: `ci-gen` (python-gitlab, default), `cml` "
               "(@dvcorg/cml from npm) or `none` (artifact only).",
               default="ci-gen", options=("ci-gen", "cml", "none")),
-        Input("gate-metric", "Metric checked by the quality gate (empty: no gate).",
-              default="", regex=RE_METRIC),
+        Input("gate-metric", "Metric checked by the quality gate (`none`: no gate).",
+              default=NONE, regex=RE_METRIC),
         Input("max-drop", "Largest allowed regression of the gate metric against the target branch.",
               type="number", default=0.01),
         Input("gate-direction", "Which way the gate metric is better: `higher` (accuracy) or `lower` (loss).",
@@ -168,18 +203,22 @@ _register(Component(
 _register(Component(
     name="docker-build",
     stage="build",
-    summary="Build the serving image without a Docker daemon (Buildah or Kaniko), tag it with the commit "
-            "SHA and branch slug, push it to `$CI_REGISTRY_IMAGE`.",
-    image="quay.io/buildah/stable:v1.37.3",
-    inputs=_common("build", "quay.io/buildah/stable:v1.37.3") + (
-        Input("builder", "Image builder: `buildah` (default) or `kaniko`.",
-              default="buildah", options=("buildah", "kaniko")),
-        Input("kaniko-image", "Image used when `builder` is `kaniko`.",
-              default="gcr.io/kaniko-project/executor:v1.23.2-debug", regex=RE_IMAGE),
+    summary="Build the serving image without a Docker daemon (Buildah or rootless BuildKit), tag it with "
+            "the commit SHA and branch slug, push it to `$CI_REGISTRY_IMAGE`.",
+    image=BUILDAH_IMAGE,
+    inputs=_common("build", BUILDAH_IMAGE) + (
+        Input("builder", "Image builder: `buildah` (default) or `buildkit` (rootless BuildKit, "
+              "`buildctl-daemonless.sh`). Kaniko is archived upstream and no longer offered.",
+              default="buildah", options=BUILDERS,
+              retired=(("kaniko", "Kaniko is archived upstream; use `buildkit` (rootless BuildKit, "
+                                  "its replacement in GitLab's docs) or `buildah`"),)),
+        Input("buildkit-image", "Image used when `builder` is `buildkit` (a `-rootless` tag of moby/buildkit).",
+              default=BUILDKIT_IMAGE, regex=RE_IMAGE),
         Input("dockerfile", "Dockerfile to build.", default="Dockerfile", regex=RE_PATH),
         Input("context", "Build context directory.", default=".", regex=RE_PATH),
-        Input("build-args", "Build arguments as `KEY=VALUE,KEY2=VALUE2` (plain words only).",
-              default="", regex=RE_KV_LIST),
+        Input("build-args", "Build arguments as `KEY=VALUE,KEY2=VALUE2` (plain words only, at most "
+              f"{KV_MAX_ITEMS}; `none`: no build arguments).",
+              default=NONE, regex=RE_KV_LIST),
         Input("tls-verify", "Verify the registry's TLS certificate (turn off only for a local test registry).",
               type="boolean", default=True),
     ),
@@ -190,13 +229,16 @@ _register(Component(
     stage="upload",
     summary="Default branch, manual: `dvc push` the model to the model remote and commit the pointer "
             "files back with `[skip ci]`, never force-pushing.",
-    image=PYTHON_IMAGE,
-    inputs=_common("upload", PYTHON_IMAGE) + (
+    image=PYTHON_GIT_IMAGE,
+    inputs=_common("upload", PYTHON_GIT_IMAGE) + (
         Input("data", "DVC pointer of the training data, pulled so the model's stage can be hashed.",
               default="train_data.dvc", regex=RE_PATH),
-        Input("remote", "DVC remote that stores models (empty: the default remote).",
-              default="", regex=RE_OPT_REMOTE),
-        Input("commit-back", "Commit changed `*.dvc`/`dvc.lock` files back to the branch with `[skip ci]`.",
+        Input("remote", "DVC remote that stores models (`default`: the default remote of `.dvc/config`).",
+              default=DEFAULT, regex=RE_REMOTE),
+        Input("commit-back", "Commit changed `*.dvc`/`dvc.lock` files back to the branch with `[skip ci]`. "
+              "Needs a project or personal access token with `write_repository` in a masked "
+              "`GITLAB_API_TOKEN` variable (the job token cannot push by default); checked before `dvc push`. "
+              "Needs git in the image (the default image has it).",
               type="boolean", default=True),
     ),
 ))
@@ -222,13 +264,13 @@ _register(Component(
               default="model/fashion-mnist", regex=RE_PATH),
         Input("serve-script", "Script started by the `process` engine, with TF Serving's flags.",
               default="serve.py", regex=RE_PATH),
-        Input("health-path", "Path polled for health (empty: `/v1/models/<model-name>`).",
-              default="", regex=RE_HEALTH_PATH),
+        Input("health-path", "Path polled for health (`auto`: `/v1/models/<model-name>`).",
+              default=AUTO, regex=RE_HEALTH_PATH),
         Input("health-timeout", "Seconds to wait for the new release to become healthy.",
               type="number", default=120),
-        Input("env", "Environment of the service as `KEY=VALUE,KEY2=VALUE2` (plain words only; "
-              "secrets belong in masked CI/CD variables).",
-              default="", regex=RE_KV_LIST),
+        Input("env", f"Environment of the service as `KEY=VALUE,KEY2=VALUE2` (plain words only, at most "
+              f"{KV_MAX_ITEMS}; `none`: nothing; secrets belong in masked CI/CD variables).",
+              default=NONE, regex=RE_KV_LIST),
     ),
 ))
 
@@ -243,8 +285,8 @@ _register(Component(
               default="python inference_client.py", regex=RE_COMMAND),
         Input("requirements", "pip requirements file the client needs.",
               default="requirements.txt", regex=RE_PATH),
-        Input("data", "DVC pointer of the test data the client samples from (empty: none).",
-              default="train_data.dvc", regex=RE_OPT_PATH),
+        Input("data", "DVC pointer of the test data the client samples from (`none`: no data).",
+              default="train_data.dvc", regex=RE_PATH),
         Input("model-name", "Model name served.", default="fashion-mnist", regex=RE_MODEL_NAME),
         Input("samples", "Number of random test samples sent.", type="number", default=20),
         Input("min-accuracy", "Smallest sample accuracy that passes (0 to 1).", type="number", default=0.5),

@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from ci_gen.components import AUTO, KV_MAX_ITEMS, NONE, given
 from ci_gen.errors import CiGenError, UsageError
+from ci_gen.inputs import parse_number
 
 ENGINES = ("docker", "podman", "process")
 KEEP_RELEASES = 3
@@ -45,11 +47,9 @@ RE = {
     "environment": re.compile(r"^[a-z][a-z0-9_-]{0,63}$"),
     "image": re.compile(r"^[a-z0-9][A-Za-z0-9._/:-]{0,299}(@sha256:[a-f0-9]{64})?$"),
     "host": re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$"),
-    "port": re.compile(r"^[0-9]{1,5}$"),
     "model_name": re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
     "path": re.compile(r"^/?[A-Za-z0-9_.][A-Za-z0-9_./-]{0,299}$"),
     "health_path": re.compile(r"^(/[A-Za-z0-9_./:-]{0,200})?$"),
-    "timeout": re.compile(r"^[0-9]{1,5}(\.[0-9]{1,3})?$"),
     "env_key": re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"),
     "env_value": re.compile(r"^[A-Za-z0-9_./:@+-]{0,200}$"),
     "release": re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
@@ -96,8 +96,8 @@ def parse_env(text: str) -> dict[str, str]:
     if not text:
         return out
     items = text.split(",")
-    if len(items) > 32:
-        raise UsageError("--env: at most 32 KEY=VALUE pairs")
+    if len(items) > KV_MAX_ITEMS:
+        raise UsageError(f"--env: at most {KV_MAX_ITEMS} KEY=VALUE pairs")
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not RE["env_key"].fullmatch(key) or not RE["env_value"].fullmatch(value):
@@ -115,26 +115,28 @@ def make_spec(environment: str, engine: str, *, image: str = "local", host: str 
     engine = environ.get("CI_GEN_DEPLOY_ENGINE") or engine
     if engine not in ENGINES:
         raise UsageError(f"engine {engine[:40]!r} is not one of {', '.join(ENGINES)}")
+    # Numbers arrive as GitLab writes them (8501, 120, 1.0e+02): one parser for all of ci-gen.
     port_text = environ.get("CI_GEN_DEPLOY_PORT") or str(port)
-    _check("port", port_text, "--port (or CI_GEN_DEPLOY_PORT)")
-    if int(port_text) > 65535:
-        raise UsageError(f"--port {port_text} is out of range 0-65535")
-    timeout_text = str(health_timeout)
-    _check("timeout", timeout_text, "--health-timeout")
-    if float(timeout_text) <= 0:
-        raise UsageError("--health-timeout must be > 0")
+    port_value = parse_number(port_text, "--port (or CI_GEN_DEPLOY_PORT)")
+    if port_value != int(port_value):
+        raise UsageError(f"--port {port_text[:20]} is not a whole number")
+    if not 0 <= port_value <= 65535:
+        raise UsageError(f"--port {port_text[:20]} is out of range 0-65535")
+    timeout = float(parse_number(str(health_timeout), "--health-timeout"))
+    if not 0 < timeout <= 99999:
+        raise UsageError("--health-timeout must be > 0 and at most 99999 seconds")
     return Spec(
         environment=_check("environment", environment, "--environment"),
         engine=engine,
         image=_check("image", image, "--image"),
         host=_check("host", host, "--host"),
-        port=int(port_text),
+        port=int(port_value),
         model_name=_check("model_name", model_name, "--model-name"),
         model_path=_check("path", model_path, "--model-path"),
         serve_script=_check("path", serve_script, "--serve-script"),
-        health_path=_check("health_path", health_path, "--health-path"),
-        health_timeout=float(timeout_text),
-        env=parse_env(env),
+        health_path=_check("health_path", given(health_path, AUTO), "--health-path"),
+        health_timeout=timeout,
+        env=parse_env(given(env, NONE)),
         dotenv=_check("path", dotenv, "--dotenv") if dotenv else "",
     )
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import math
 import re
+from functools import lru_cache
 from typing import Any, Iterable
 
-from ci_gen.components import Component, Input
+from ci_gen.components import KV_MAX_ITEMS, RE_KV_LIST, Component, Input
 from ci_gen.errors import InputError, UsageError
 
-_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")  # used with fullmatch: no trailing newline
+# A number as YAML, a person or GitLab writes it: GitLab interpolates a number input into a
+# string the way Ruby prints it, so 0.00001 reaches a job's shell as `1.0e-05`.
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]{1,3})?")  # fullmatch: no trailing newline
 # An array item (tag, path, glob) is one word without shell syntax: GitLab itself never runs
 # them through a shell, but gitlab-ci-local (`ci-gen run`) pastes artifacts paths unquoted into
 # a bash command, so `$(...)` there would run on the developer's machine. `$NAME`/`${NAME}`
@@ -27,6 +30,82 @@ def _show(value: Any) -> str:
     """A value for an error message: quoted, control characters escaped, cut short."""
     text = json.dumps(value, ensure_ascii=True) if not isinstance(value, str) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_number(text: str, what: str) -> int | float:
+    """`8501`, `0.5`, `1.0e-05` (Ruby's float form) -> a finite number, else a UsageError naming `what`.
+    The one number parser of `--input` values and of the `ci-gen job` arguments."""
+    text = str(text).strip()
+    if not _NUMBER.fullmatch(text):
+        raise UsageError(f"{what} must be a number (e.g. 8501, 0.5, 1.0e-05), got {_show(text)}")
+    if "." not in text and "e" not in text.lower():
+        return int(text)
+    value = float(text)
+    if not math.isfinite(value):
+        raise UsageError(f"{what} must be a finite number, got {_show(text)}")
+    return value
+
+
+def ruby_number(value: int | float) -> str:
+    """A number as GitLab writes it into a string (Ruby's Integer#to_s / Float#to_s):
+    8501, 0.5, 1.0e-05, 1.0e+16. Python's repr switches to exponents at the same places."""
+    if isinstance(value, bool) or not isinstance(value, float):
+        return str(value)
+    text = repr(value)
+    mantissa, e, exponent = text.partition("e")
+    if "." not in mantissa and mantissa.lstrip("-").isdigit():
+        mantissa += ".0"
+    return mantissa + e + exponent
+
+
+@lru_cache(maxsize=256)
+def _re2(regex: str) -> Any:
+    import re2  # google-re2: the engine GitLab compiles input regexes with
+
+    options = re2.Options()
+    options.log_errors = False  # the error is raised (and reported once), not logged to stderr
+    try:
+        return re2.compile(regex, options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        return reason.decode() if isinstance(reason, bytes) else str(reason)
+    except UnicodeEncodeError:
+        return "not valid UTF-8 text"
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: no YAML file, so no GitLab, can hold them
+        return False
+    return True
+
+
+def regex_problem(name: str, regex: str, value: Any, *, default: bool) -> str | None:
+    """Why GitLab refuses `value` for a string input with this `regex`, or None.
+
+    GitLab's own rules, read in its source: lib/gitlab/ci/config/interpolation/inputs/
+    string_input.rb compiles the regex with Gitlab::UntrustedRegexp (lib/gitlab/untrusted_regexp.rb,
+    RE2) and runs it on the default (base_input.rb checks the default of every optional input,
+    given a value or not) and on a given value; UntrustedRegexp#match? is a search that is false
+    for an empty string (`text.present? && ...`); a regex RE2 refuses is an error of its own.
+    """
+    compiled = _re2(regex)
+    if isinstance(compiled, str):
+        return (f"input '{name}': regex {_show(regex)} is refused by RE2, GitLab's regex engine "
+                f"({compiled}); GitLab will not include the file")
+    if not isinstance(value, str):
+        return None  # a wrong type is reported by the type check
+    which = "default" if default else "value"
+    if value == "":
+        said = "default" if default else "provided"  # GitLab's own words, as it reports them
+        return (f"input '{name}': empty {which}: GitLab never matches an empty string against a "
+                f"`regex` (\"{said} value does not match required RegEx pattern\")")
+    if not _utf8(value):
+        return f"input '{name}': {which} {_show(value)} is not valid UTF-8 text"
+    if compiled.search(value) is None:
+        return f"input '{name}': {which} {_show(value)} does not match {regex}"
+    return None
 
 
 def coerce(inp: Input, raw: Any, where: str) -> Any:
@@ -45,7 +124,10 @@ def coerce(inp: Input, raw: Any, where: str) -> Any:
         if isinstance(raw, (int, float)):
             return raw
         if isinstance(raw, str) and _NUMBER.fullmatch(raw):
-            return float(raw) if "." in raw else int(raw)
+            try:
+                return parse_number(raw, f"{where}: input '{inp.name}'")
+            except UsageError as exc:
+                raise InputError(str(exc)) from None
         raise InputError(f"{where}: input '{inp.name}' must be a number, got {_show(raw)}")
     if inp.type == "boolean":
         if isinstance(raw, bool):
@@ -77,15 +159,21 @@ def coerce(inp: Input, raw: Any, where: str) -> Any:
     raise AssertionError(f"unknown input type {inp.type}")
 
 
-def check(inp: Input, value: Any, where: str) -> None:
-    """Raise when a typed value breaks the input's options or regex."""
+def check(inp: Input, value: Any, where: str, *, default: bool = False) -> None:
+    """Raise when a typed value breaks the input's options or regex, as GitLab would."""
+    retired = dict(inp.retired)
+    if value in retired:
+        raise InputError(f"{where}: input '{inp.name}': {_show(value)} is no longer offered: "
+                         f"{retired[value]}")
     if inp.options is not None and value not in inp.options:
         choices = ", ".join(str(o) for o in inp.options)
         raise InputError(f"{where}: input '{inp.name}' must be one of {choices}; got {_show(value)}")
-    if inp.regex is not None and not re.fullmatch(inp.regex.lstrip("^").rstrip("$"), value):
-        raise InputError(
-            f"{where}: input '{inp.name}' value {_show(value)} does not match {inp.regex}"
-        )
+    if inp.regex is not None:
+        problem = regex_problem(inp.name, inp.regex, value, default=default)
+        if problem:
+            raise InputError(f"{where}: {problem}")
+    if inp.regex == RE_KV_LIST and value.count(",") >= KV_MAX_ITEMS:
+        raise InputError(f"{where}: input '{inp.name}' has more than {KV_MAX_ITEMS} KEY=VALUE pairs")
 
 
 def resolve(component: Component, given: dict[str, Any], where: str | None = None) -> dict[str, Any]:
@@ -106,7 +194,9 @@ def resolve(component: Component, given: dict[str, Any], where: str | None = Non
         else:
             value = inp.default
         if inp.type == "string":
-            check(inp, value, where)
+            if not inp.required:  # GitLab checks the default even when a value is given
+                check(inp, inp.default, f"{where} (the component's own default)", default=True)
+            check(inp, value, where, default=inp.name not in given)
         values[inp.name] = value
     return values
 

@@ -9,6 +9,7 @@ One source, two outputs:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from functools import lru_cache
@@ -21,7 +22,7 @@ import yaml
 from ci_gen import __version__
 from ci_gen import components as desc
 from ci_gen.errors import CiGenError
-from ci_gen.inputs import resolve
+from ci_gen.inputs import resolve, ruby_number
 
 MODES = ("component", "inline")
 _PLACEHOLDER = re.compile(r"\$\[\[\s*inputs\.([A-Za-z0-9_-]+)\s*\]\]")
@@ -80,6 +81,8 @@ def _as_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, list):
         return json.dumps(value)
+    if isinstance(value, (int, float)):
+        return ruby_number(value)  # GitLab writes 0.00001 into a string as 1.0e-05
     return str(value)
 
 
@@ -124,4 +127,4 @@ def render(name: str, given: dict[str, Any] | None = None, mode: str = "componen
 
 
 def _with_default(inp: desc.Input, value: Any) -> desc.Input:
-    return desc.Input(inp.name, inp.description, inp.type, value, inp.options, inp.regex)
+    return dataclasses.replace(inp, default=value)

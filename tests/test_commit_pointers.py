@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from ci_gen.errors import CiGenError
-from ci_gen.jobs.commit_pointers import commit_pointers, is_pointer
+from ci_gen.jobs.commit_pointers import check_push, commit_pointers, is_pointer
 from gitlab_fake import clean_env  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -329,3 +329,66 @@ def test_wrong_token_over_http_is_one_line_without_it(repos, git_http, clean_env
     assert msg.startswith("push to main failed: the token cannot push here") and "\n" not in msg
     assert wrong not in msg
     assert git(git_http["bare"], "rev-parse", "main") == repos["base"]
+
+
+# --- `--check`: before `dvc push`, with nothing pushed --------------------------------------
+
+def _check_cli(ci: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ci_gen", "job", "commit-pointers", "--check"],
+                          cwd=ci, env=env, capture_output=True, text=True, timeout=60)
+
+
+def _http_env(git_http, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "CI_GEN_PUSH_URL"}
+    env.update(CI_SERVER_URL=git_http["url"], CI_PROJECT_PATH="mlops/demo", **extra)
+    return env
+
+
+def test_check_passes_with_a_token_that_can_push_and_pushes_nothing(repos, git_http):
+    ci = repos["ci"]
+    change_pointers(ci)
+    proc = _check_cli(ci, _http_env(git_http, GITLAB_API_TOKEN=TOKEN))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (f"ci-gen: commit-back check passed: the token can push to main at "
+                           f"{git_http['url']}/mlops/demo.git\n")
+    assert TOKEN not in proc.stdout + proc.stderr
+    assert git(git_http["bare"], "rev-parse", "main") == repos["base"]  # nothing pushed
+    assert git(ci, "rev-parse", "HEAD") == repos["base"]  # nothing committed
+    assert git_http["handler"].seen_auth  # the server was asked, with the token
+
+
+@pytest.mark.parametrize("token_env, reason", [
+    ({"GITLAB_API_TOKEN": "glpat-wrong-push-token-0000"}, "the token cannot push here"),
+    ({"CI_JOB_TOKEN": "job-token-0000"}, "only CI_JOB_TOKEN is set, and it cannot push"),
+    ({}, "no GitLab token (GITLAB_API_TOKEN or REPO_TOKEN) to push to the repository"),
+])
+def test_check_without_a_usable_token_fails_in_one_line(repos, git_http, token_env, reason):
+    ci = repos["ci"]
+    change_pointers(ci)
+    env = _http_env(git_http, **token_env)
+    for k in ("GITLAB_API_TOKEN", "REPO_TOKEN", "CI_JOB_TOKEN"):
+        if k not in token_env:
+            env.pop(k, None)
+    proc = _check_cli(ci, env)
+    assert proc.returncode == 1 and proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and reason in lines[0], proc.stderr
+    assert "glpat-wrong" not in proc.stderr
+    assert git(git_http["bare"], "rev-parse", "main") == repos["base"]
+    assert git(ci, "rev-parse", "HEAD") == repos["base"]
+
+
+def test_check_passes_when_the_branch_moved_on(repos):
+    """The real push rebases onto a moved branch; the check must not stop the job for that."""
+    other_pushes(repos["seed"], "other.txt")
+    out = io.StringIO()
+    check_push(repos["ci"], out=out)
+    assert "commit-back check passed" in out.getvalue()
+
+
+def test_check_without_git_says_so(repos, tmp_path):
+    bare_path = tmp_path / "bin"
+    bare_path.mkdir()
+    env = {**os.environ, "PATH": str(bare_path)}
+    with pytest.raises(CiGenError, match="git is not installed in this job's image"):
+        check_push(repos["ci"], env=env)

@@ -82,6 +82,8 @@ NASTY_ITEMS = ["model/", "**/*.py", "$CI_JOB_NAME/x", "${CI_COMMIT_SHA}.txt", "{
 def _valid(inp: desc.Input) -> st.SearchStrategy:
     if inp.options is not None:
         return st.sampled_from(inp.options)
+    if inp.regex == desc.RE_KV_LIST:  # the regex says `*`; the count is checked in code
+        return st.from_regex(inp.regex, fullmatch=True).filter(lambda v: v.count(",") < desc.KV_MAX_ITEMS)
     if inp.regex is not None:
         return st.from_regex(inp.regex, fullmatch=True)
     return st.text(alphabet=string.ascii_letters + string.digits, max_size=20)
@@ -241,7 +243,7 @@ def assert_inert_in(ctx: Ctx, inp: desc.Input, value: Any) -> None:
 
 # -- running script items under bash with recording stand-ins ---------------------------
 
-RECORDED = ("ci-gen", "dvc", "pip", "buildah", "npm", "cml", "python", "/kaniko/executor", "git",
+RECORDED = ("ci-gen", "dvc", "pip", "buildah", "npm", "cml", "python", "buildctl-daemonless.sh", "git",
             "curl", "docker", "podman", "kubectl")
 # A stand-in reads its stdin when told to (`buildah login --password-stdin`), as the real
 # command would: otherwise the writer of the pipe may die of SIGPIPE under `set -o pipefail`.
@@ -318,7 +320,8 @@ def sentinels(comp: desc.Component, values: dict[str, Any],
     tokens: dict[str, str] = {}
     for k, name in enumerate(sorted(names)):
         inp, value = comp.input(name), values[name]
-        if inp.type != "string" or inp.options is not None or not value:
+        # An input's "not set" word is compared in the script itself: it stays as it is.
+        if inp.type != "string" or inp.options is not None or not value or value in desc.UNSET:
             continue
         made = _tokenise(inp, value, k)
         if made is not None:
@@ -610,7 +613,7 @@ _deploy_valid = {
     "model_path": st.from_regex(de.RE["path"], fullmatch=True),
     "serve_script": st.from_regex(de.RE["path"], fullmatch=True),
     "health_path": st.from_regex(de.RE["health_path"], fullmatch=True),
-    "health_timeout": st.from_regex(de.RE["timeout"], fullmatch=True),
+    "health_timeout": st.from_regex(r"[0-9]{1,5}(\.[0-9]{1,3})?(e[-+]0[0-4])?", fullmatch=True),
     "env": st.from_regex(desc.RE_KV_LIST, fullmatch=True),
     "dotenv": st.from_regex(de.RE["path"], fullmatch=True),
     "image": st.from_regex(de.RE["image"], fullmatch=True),
@@ -728,15 +731,15 @@ GCL_FLAGS = ["--force-shell-executor", "--shell-isolation", "--no-artifacts-to-s
 # Accepted by the regexes, and as nasty as they allow: traversal, leading dots and dashes
 # inside words, maximum lengths, every punctuation character the class has.
 NASTY_VALID: dict[str, list[str]] = {
-    desc.RE_PATH: ["..", "./-rf", "a/../../../../etc/passwd", ".git/hooks/pre-commit", "x" * 200],
-    desc.RE_OPT_PATH: ["", "./--help", "..", "_./-"],
-    desc.RE_OPT_REMOTE: ["", "a-_-", "0" * 64],
-    desc.RE_METRIC: ["", "a.b-c_d", "_" * 64],
+    desc.RE_PATH: ["..", "./-rf", "a/../../../../etc/passwd", ".git/hooks/pre-commit", "x" * 200,
+                   "none", "./--help", "_./-"],
+    desc.RE_REMOTE: ["default", "a-_-", "0" * 64],
+    desc.RE_METRIC: ["none", "a.b-c_d", "_" * 64],
     desc.RE_ENV_NAME: ["a--", "prod_-x", "z" * 64],
     desc.RE_HOST: ["0.0.0.0", "a-.-b", "x" * 253],
     desc.RE_MODEL_NAME: ["a..b", "A.-_", "m" * 64],
-    desc.RE_HEALTH_PATH: ["", "/", "/:/-/./", "/" + ":" * 200],
-    desc.RE_KV_LIST: ["A=", "A=--x,B=-rf", "A=@/etc/passwd,B=+1:2/3.4",
+    desc.RE_HEALTH_PATH: ["auto", "/", "/:/-/./", "/" + ":" * 200],
+    desc.RE_KV_LIST: ["none", "A=", "A=--x,B=-rf", "A=@/etc/passwd,B=+1:2/3.4",
                       ",".join(f"K{i}=v" for i in range(32))],
     desc.RE_COMMAND: ["python", "python  -c   x=1", "python ./a.py --x=-y /etc/passwd", "python " + "a" * 190],
 }

@@ -95,11 +95,29 @@ def test_metric_new_in_this_branch_passes(report, capsys):
     assert code == 0 and "origin/main has no value for it (new metric)" in out
 
 
-@pytest.mark.parametrize("value", ["-0.1", "abc", "1e-3", ""])
+@pytest.mark.parametrize("value", ["-0.1", "abc", "1e-3x", "", "0x1", "1e999"])
 def test_bad_max_drop_is_a_usage_error(report, capsys, value):
     code, _, err = _gate(capsys, "--report", str(report), "--metric", "accuracy",
                          "--max-drop", value)
-    assert code == 2 and "--max-drop must be a number >= 0" in err
+    assert code == 2 and "--max-drop must be a" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("value, code, tail", [
+    ("1.0e-05", 1, "a regression of 0.0100 > allowed 0.0000\n"),
+    ("1.0e-01", 0, "allowed regression 0.1000)\n"),
+    ("0.5", 0, "allowed regression 0.5000)\n"),
+])
+def test_max_drop_as_gitlab_writes_numbers(report, capsys, value, code, tail):
+    """GitLab interpolates a number input the way Ruby prints it: 0.00001 arrives as 1.0e-05."""
+    got, out, err = _gate(capsys, "--report", str(report), "--metric", "accuracy", "--max-drop", value)
+    assert got == code and (out + err).endswith(tail)
+
+
+@pytest.mark.parametrize("metric", ["none", ""])
+def test_gate_metric_none_turns_the_gate_off(report, capsys, metric):
+    """`none` is the gate-metric input's "not set" word; the old empty string still works."""
+    code, out, _ = _gate(capsys, "--report", str(report), "--metric", metric, "--max-drop", "0")
+    assert (code, out) == (0, "gate off (no gate metric set)\n")
 
 
 def test_bad_metric_name_is_a_usage_error(report, capsys):

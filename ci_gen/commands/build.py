@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import yaml
+
 from ci_gen import __version__, scaffold
 from ci_gen import components as desc
 from ci_gen import docs
@@ -33,6 +35,20 @@ def expected() -> dict[str, str]:
     return {f"{name}.yml": render(name) for name in desc.ORDER}
 
 
+def refused_by_gitlab(want: dict[str, str]) -> list[str]:
+    """What GitLab would refuse in the rendered headers: a regex RE2 cannot compile, a default
+    that breaks its own regex (an empty one included). gitlab-ci-local checks regexes with
+    JavaScript's engine and would not notice."""
+    from ci_gen.lint import spec
+
+    problems = []
+    for fname, text in want.items():
+        header = yaml.safe_load(text.split("\n---\n", 1)[0])
+        problems += [f"{fname} would be refused by GitLab: {message}"
+                     for _key, message in spec.header_problems(spec.declared(header))]
+    return problems
+
+
 def example_pipelines(examples: Path | None) -> dict[Path, str]:
     """Each shipped example's `.gitlab-ci.yml`, exactly as `ci-gen init --example` writes it."""
     if examples is None or not examples.is_dir():
@@ -47,7 +63,7 @@ def example_pipelines(examples: Path | None) -> dict[Path, str]:
 def check(out_dir: Path, readme: Path | None = None, examples: Path | None = None) -> list[str]:
     """Names of files that are missing, stale or unexpected."""
     want = expected()
-    problems = []
+    problems = refused_by_gitlab(want)
     for path, text in example_pipelines(examples).items():
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             problems.append(f"{path} differs from what `ci-gen init` writes")
@@ -81,6 +97,9 @@ def _replace(path: Path, text: str) -> None:
 def write(out_dir: Path, readme: Path | None = None, examples: Path | None = None) -> list[Path]:
     """Write every component; each file is replaced atomically, so none is half-written."""
     want = expected()  # render everything first: a failing source writes nothing
+    refused = refused_by_gitlab(want)
+    if refused:
+        raise CiGenError(refused[0])
     old_readme = readme.read_text(encoding="utf-8") if readme is not None and readme.is_file() else None
     pipelines = example_pipelines(examples)
     try:

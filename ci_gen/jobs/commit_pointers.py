@@ -15,6 +15,7 @@ import base64
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -42,10 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "$CI_COMMIT_SHORT_SHA [skip ci]'; [skip ci] is appended when missing)")
     p.add_argument("--max-attempts", type=int, default=5, metavar="N",
                    help="push attempts before giving up (default: 5)")
+    p.add_argument("--check", action="store_true",
+                   help="commit and push nothing: check that git is installed, a token is set and "
+                   "the push URL accepts it (a dry-run push); run it before `dvc push`")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.check:
+        check_push(Path.cwd())
+        return 0
     commit_pointers(Path.cwd(), message=args.message, max_attempts=args.max_attempts)
     return 0
 
@@ -122,34 +129,68 @@ def _git_version() -> tuple[int, int]:
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
-def commit_pointers(repo: Path, *, message: str | None = None, max_attempts: int = 5,
-                    env: Mapping[str, str] | None = None, out=None) -> str | None:
-    """Commit and push changed pointers; returns the pushed commit, or None if nothing changed."""
-    env = dict(os.environ if env is None else env)
-    out = out or sys.stdout
-    if max_attempts < 1:
-        raise UsageError("--max-attempts must be at least 1")
-
-    def say(msg: str) -> None:
-        print(f"ci-gen: {msg}", file=out, flush=True)
-
-    base_env = {**env, **_identity(env), "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-    git = _Git(repo, base_env)
+def _open(repo: Path, env: dict[str, str]) -> _Git:
+    """git at the top of the repository holding `repo`, with a fixed identity and no prompts."""
+    if shutil.which("git", path=env.get("PATH")) is None:
+        raise CiGenError("git is not installed in this job's image, and committing the pointers "
+                         "back needs it: use an image with git (the component's default, "
+                         "python:3.11.11-bookworm, has it)")
+    git = _Git(repo, {**env, **_identity(env), "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
     top = git.run("rev-parse", "--show-toplevel", check=False)
     if top.returncode != 0:
         raise CiGenError(f"not a git repository: {repo}")
     git.repo = Path(top.stdout.strip())
+    return git
+
+
+def _branch(git: _Git, env: Mapping[str, str]) -> tuple[str, str]:
+    """(checked-out branch or "", branch to push to)."""
+    current = git.run("symbolic-ref", "-q", "--short", "HEAD", check=False).stdout.strip()
+    branch = env.get("CI_COMMIT_BRANCH", "").strip() or current
+    if not branch:
+        raise CiGenError("HEAD is detached and CI_COMMIT_BRANCH is unset: cannot tell which "
+                         "branch to push to")
+    return current, branch
+
+
+def _say(out):
+    return lambda msg: print(f"ci-gen: {msg}", file=out or sys.stdout, flush=True)
+
+
+def check_push(repo: Path, *, env: Mapping[str, str] | None = None, out=None) -> None:
+    """Fail (one line) unless a push would work: git installed, a token set, and the push URL
+    accepting it. `git push --dry-run` authenticates like a push (GitLab answers the
+    receive-pack advertisement only to a user who may push) but sends nothing."""
+    env = dict(os.environ if env is None else env)
+    git = _open(repo, env)
+    _current, branch = _branch(git, env)
+    url, auth_env, secrets = push_target(env)
+    git = _Git(git.repo, {**git.env, **auth_env}, secrets)
+    shown_url = gitlab_api.scrub(url, secrets)
+    proc = git.run("push", "--dry-run", "--porcelain", url, f"HEAD:refs/heads/{branch}", check=False)
+    # A branch that moved on since this pipeline started is no reason to stop: the real push
+    # rebases. Anything else (no access, a protected branch, no server) is.
+    if proc.returncode != 0 and not any(r in proc.stdout + proc.stderr for r in _RETRYABLE):
+        raise CiGenError(f"commit-back cannot push to {branch} at {shown_url}: {_push_reason(git, proc)}")
+    _say(out)(f"commit-back check passed: the token can push to {branch} at {shown_url}")
+
+
+def commit_pointers(repo: Path, *, message: str | None = None, max_attempts: int = 5,
+                    env: Mapping[str, str] | None = None, out=None) -> str | None:
+    """Commit and push changed pointers; returns the pushed commit, or None if nothing changed."""
+    env = dict(os.environ if env is None else env)
+    if max_attempts < 1:
+        raise UsageError("--max-attempts must be at least 1")
+    say = _say(out)
+    git = _open(repo, env)
+    base_env = git.env
 
     paths = changed_pointers(git)
     if not paths:
         say("no DVC pointer changes (*.dvc, dvc.lock) to commit")
         return None
 
-    current = git.run("symbolic-ref", "-q", "--short", "HEAD", check=False).stdout.strip()
-    branch = env.get("CI_COMMIT_BRANCH", "").strip() or current
-    if not branch:
-        raise CiGenError("HEAD is detached and CI_COMMIT_BRANCH is unset: cannot tell which "
-                         "branch to push to")
+    current, branch = _branch(git, env)
     url, auth_env, secrets = push_target(env)  # before committing: fail early without a token
     git = _Git(git.repo, {**base_env, **auth_env}, secrets)
     shown_url = gitlab_api.scrub(url, secrets)  # also hides user:password@ in the URL

@@ -31,11 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="exported model directory (process engine)")
     p.add_argument("--serve-script", default="serve.py", metavar="FILE",
                    help="serve script with TF Serving's flags (process engine)")
-    p.add_argument("--health-path", default="", metavar="PATH",
-                   help="health path (default: /v1/models/<model-name>)")
+    p.add_argument("--health-path", default="auto", metavar="PATH",
+                   help="health path (default: auto, i.e. /v1/models/<model-name>)")
     p.add_argument("--health-timeout", default="120", metavar="SEC",
                    help="seconds to wait for health (default: 120)")
-    p.add_argument("--env", default="", metavar="K=V,K2=V2", help="service environment")
+    p.add_argument("--env", default="none", metavar="K=V,K2=V2",
+                   help="service environment (default: none)")
     p.add_argument("--dotenv", default="", metavar="FILE", help="write DEPLOY_URL=... here")
     p.set_defaults(func=run)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ci_gen import __version__
+from ci_gen.components import NONE, given
 from ci_gen.errors import CiGenError, UsageError
 from ci_gen.jobs.gate import DIRECTIONS, METRIC
 
@@ -58,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--baseline, else the merge request's target branch, else none.")
     p.add_argument("--metrics", required=True, metavar="PATH", help="metrics file (JSON or YAML)")
     p.add_argument("--image", default="", metavar="PATH",
-                   help="confusion matrix image copied next to the report (empty: none)")
+                   help="confusion matrix image copied next to the report (none: no image)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--baseline", default="", metavar="REF",
                    help="git ref to compare with (default: $CI_MERGE_REQUEST_TARGET_BRANCH_NAME)")
@@ -476,7 +477,7 @@ def _write(path: Path, text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    report = build(Path(args.metrics), out, image=args.image, baseline=args.baseline,
+    report = build(Path(args.metrics), out, image=given(args.image, NONE), baseline=args.baseline,
                    params=Path(args.params), gate_metric=args.gate_metric,
                    gate_direction=args.gate_direction)
     print(f"eval-report: wrote {out / 'report.md'} and {out / 'report.json'} "

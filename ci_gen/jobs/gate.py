@@ -14,10 +14,11 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from ci_gen.components import NONE, given
 from ci_gen.errors import CiGenError, UsageError
+from ci_gen.inputs import parse_number
 
 METRIC = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9_./-]{0,199})?$")
-_NUMBER = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,12})?$")
 # Float noise: 0.90 - 0.01 is 0.8900000000000001, and a drop of exactly X must pass.
 _EPS = 1e-9
 DIRECTIONS = ("higher", "lower")
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-drop for --metric. Empty or `none` --metric: gate off. No baseline: pass with a note.")
     p.add_argument("--report", required=True, metavar="FILE", help="report.json from eval-report")
     p.add_argument("--metric", default="", metavar="NAME",
-                   help="metric name as in report.json, dotted for nested ones (empty or none: gate off)")
+                   help="metric name as in report.json, dotted for nested ones (none: gate off)")
     p.add_argument("--max-drop", default="0", metavar="X",
                    help="largest allowed regression, >= 0 (default: 0)")
     p.add_argument("--direction", default="higher", choices=DIRECTIONS,
@@ -89,13 +90,14 @@ def check(report: Mapping[str, Any], metric: str, max_drop: float, direction: st
 
 
 def parse_max_drop(raw: str) -> float:
-    text = str(raw).strip()
-    if not _NUMBER.match(text):
-        raise UsageError(f"gate: --max-drop must be a number >= 0, got {text[:40]!r}")
-    return float(text)
+    value = parse_number(raw, "gate: --max-drop")  # also Ruby's 1.0e-05, as GitLab writes it
+    if value < 0:
+        raise UsageError(f"gate: --max-drop must be a number >= 0, got {str(raw).strip()[:40]!r}")
+    return float(value)
 
 
 def run(args: argparse.Namespace) -> int:
+    args.metric = given(args.metric, NONE)  # `none` (or the old empty string): gate off
     if not METRIC.fullmatch(args.metric):
         raise UsageError(f"gate: --metric {args.metric[:60]!r} is not a metric name")
     max_drop = parse_max_drop(args.max_drop)

@@ -129,6 +129,8 @@ def lint_file(path: str | Path, *, strict: bool = False, root: Path | None = Non
         for key, message, where in schema.check_header(header.data):
             head.add(where, f"{json_path(key)}: {message}")
         declared = spec.declared(header.data)
+        for key, message in spec.header_problems(declared):  # what GitLab refuses on include
+            head.add(key, message)
         values, _ = spec.resolve(declared, {}, required_ok=True)
         for missing in sorted(spec.used(body.data) - set(declared)):
             doc_sink.with_locate(lambda key: (None, body.where(()), "")).add(

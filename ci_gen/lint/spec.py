@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ci_gen.inputs import regex_problem
 from ci_gen.render import interpolate as _interpolate
 
 # `$[[ inputs.x ]]`, also with interpolation functions (`| expand_vars`, `| truncate(0,8)`).
@@ -34,15 +35,52 @@ def _placeholder_value(name: str, conf: dict) -> Any:
     return {"number": 0, "boolean": False, "array": []}.get(kind, f"$[[ inputs.{name} ]]")
 
 
+def _value_problem(name: str, conf: dict, value: Any, *, default: bool) -> str | None:
+    """GitLab's checks of one value (a default or a given value): type, options, regex."""
+    kind = conf.get("type", "string")
+    expected = _TYPES.get(kind)
+    which = "default" if default else "value"
+    if expected and (not isinstance(value, expected) or (kind == "number" and isinstance(value, bool))):
+        return f"input {name!r}: {which} must be of type {kind}, got {value!r}"
+    options = conf.get("options")
+    if isinstance(options, list) and value not in options:
+        return f"input {name!r}: {which} must be one of {', '.join(map(str, options))}; got {value!r}"
+    regex = conf.get("regex")
+    if isinstance(regex, str) and kind == "string":
+        return regex_problem(name, regex, value, default=default)
+    return None
+
+
+def header_problems(inputs: dict[str, dict]) -> list[tuple[tuple, str]]:
+    """(header key, message) for each input GitLab refuses whatever the caller gives: a regex
+    RE2 cannot compile, a default that breaks its own type, options or regex (GitLab checks
+    the default of every optional input, see ci_gen.inputs.regex_problem). One per input."""
+    out: list[tuple[tuple, str]] = []
+    for name, conf in inputs.items():
+        key = ("spec", "inputs", name)
+        regex = conf.get("regex")
+        refused = regex_problem(name, regex, None, default=True) if isinstance(regex, str) else None
+        if refused:
+            out.append((key + ("regex",), refused))
+        elif "default" in conf:
+            problem = _value_problem(name, conf, conf["default"], default=True)
+            if problem:
+                out.append((key + ("default",), problem))
+    return out
+
+
 def resolve(inputs: dict[str, dict], given: dict, *, required_ok: bool = False) -> tuple[dict, list[str]]:
-    """(values, problems): given values checked against type/options/regex, defaults filled.
+    """(values, problems): the header's own problems, given values checked against
+    type/options/regex as GitLab does, defaults filled.
 
     With `required_ok`, a missing required input gets a stand-in instead of a problem
     (linting a component on its own, with nobody to give values).
     """
-    problems: list[str] = []
     if not isinstance(given, dict):
         return {n: _placeholder_value(n, c) for n, c in inputs.items()}, ["`inputs:` must be a mapping"]
+    own = header_problems(inputs)
+    problems = [message for _key, message in own]
+    broken = {key[2] for key, _message in own}
     for name in given:
         if name not in inputs:
             problems.append(f"unknown input {name!r}; the file declares: {', '.join(inputs) or 'none'}")
@@ -58,21 +96,10 @@ def resolve(inputs: dict[str, dict], given: dict, *, required_ok: bool = False) 
             values[name] = _placeholder_value(name, conf)
             continue
         values[name] = value
-        kind = conf.get("type", "string")
-        expected = _TYPES.get(kind)
-        if expected and (not isinstance(value, expected) or (kind == "number" and isinstance(value, bool))):
-            problems.append(f"input {name!r} must be of type {kind}, got {value!r}")
-            continue
-        options = conf.get("options")
-        if isinstance(options, list) and value not in options:
-            problems.append(f"input {name!r} must be one of {', '.join(map(str, options))}; got {value!r}")
-        regex = conf.get("regex")
-        if isinstance(regex, str) and isinstance(value, str):
-            try:
-                if not re.search(regex, value):
-                    problems.append(f"input {name!r} value {value!r} does not match {regex}")
-            except re.error:
-                pass  # the header's own check reports a regex that does not compile
+        if name in given and name not in broken:  # one error per input: its header's, if any
+            problem = _value_problem(name, conf, value, default=False)
+            if problem:
+                problems.append(problem)
     return values, problems
 
 
