@@ -36,7 +36,7 @@ def given(value: str, unset: str) -> str:
 # -- shared regexes ---------------------------------------------------------------------
 # Every regex must compile in RE2 (GitLab's engine): no look-arounds, no back-references, and
 # no repetition count above 1000, including nested products such as `(x{0,200}){0,31}`.
-# tests/test_components.py compiles each with RE2 and checks every default the GitLab way.
+# tests/test_gitlab_inputs.py compiles each with RE2 and checks every default the GitLab way.
 RE_JOB_PREFIX = r"^[a-z][a-z0-9-]{0,38}$"
 RE_STAGE = r"^[a-z][a-z0-9_-]{0,38}$"
 # A pinned image: a tag that starts with a digit (or v+digit), optionally a digest.

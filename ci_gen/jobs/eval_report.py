@@ -36,8 +36,6 @@ _PATH = re.compile(r"^/?[A-Za-z0-9_.][A-Za-z0-9_./ -]{0,299}$")
 
 NO_MR = "no baseline: not a merge request pipeline"
 _MISSING = object()
-# Inputs left "empty" arrive as "" or as the components' "none" sentinel.
-_UNSET = ("", "none")
 # Which way a metric is better, by the words of its last dotted part ("val_loss" -> loss).
 _LOWER_WORDS = frozenset({"loss", "error", "err", "errors", "mse", "mae", "rmse", "mape", "msle",
                           "latency", "duration", "seconds", "ms", "perplexity", "fpr", "fnr",
@@ -290,7 +288,7 @@ def _union(first: Mapping[str, Any], second: Mapping[str, Any]) -> list[str]:
 
 def direction(metric: str, gate_metric: str = "", gate_direction: str = "higher") -> str | None:
     """"higher", "lower" or None (unknown: no verdict) for a flattened metric name."""
-    if gate_metric not in _UNSET and metric == gate_metric:
+    if gate_metric and metric == gate_metric:
         return gate_direction
     words = set(re.split(r"[^a-z0-9]+", metric.rsplit(".", 1)[-1].lower()))
     if words & _LOWER_WORDS:
@@ -412,7 +410,7 @@ def build(metrics: Path, out: Path, image: str = "", baseline: str = "",
           gate_direction: str = "higher") -> dict[str, Any]:
     """Write out/report.md and out/report.json; return the JSON document."""
     env = os.environ if env is None else env
-    image = "" if image in _UNSET else image
+    image, gate_metric = given(image, NONE), given(gate_metric, NONE)
     if not METRIC.fullmatch(gate_metric):
         raise UsageError(f"eval-report: --gate-metric {gate_metric[:60]!r} is not a metric name")
     for flag, value in (("--metrics", str(metrics)), ("--out", str(out)), ("--params", str(params)),
