@@ -13,6 +13,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ci_gen.patterns import (  # the descriptor's patterns live there
+    RE_JOB_PREFIX,
+    RE_STAGE,
+    RE_IMAGE,
+    RE_PATH,
+    RE_REMOTE,
+    RE_METRIC,
+    RE_ENV_NAME,
+    RE_HOST,
+    RE_MODEL_NAME,
+    RE_HEALTH_PATH,
+    RE_KV_LIST,
+    KV_MAX_ITEMS,
+    RE_COMMAND,
+)
+
 # Sentinel for "no default": GitLab treats an input without `default` as required.
 REQUIRED: Any = object()
 
@@ -32,35 +48,6 @@ def given(value: str, unset: str) -> str:
     """`value`, or "" when it is the input's "not set" word (or the old empty string)."""
     return "" if value in ("", unset) else value
 
-
-# -- shared regexes ---------------------------------------------------------------------
-# Every regex must compile in RE2 (GitLab's engine): no look-arounds, no back-references, and
-# no repetition count above 1000, including nested products such as `(x{0,200}){0,31}`.
-# tests/test_gitlab_inputs.py compiles each with RE2 and checks every default the GitLab way.
-RE_JOB_PREFIX = r"^[a-z][a-z0-9-]{0,38}$"
-RE_STAGE = r"^[a-z][a-z0-9_-]{0,38}$"
-# A pinned image: a tag that starts with a digit (or v+digit), optionally a digest.
-# `latest`, `stable` and untagged references do not match. GitLab checks inputs before it
-# expands variables, so a leading `$VAR/` or `${VAR}/` (the dependency proxy's
-# CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX, a mirror) is allowed as written; nowhere else.
-RE_IMAGE = (r"^(\$[A-Za-z_][A-Za-z0-9_]{0,63}/|\$\{[A-Za-z_][A-Za-z0-9_]{0,63}\}/)?"
-            r"[a-z0-9][a-z0-9._/:-]{0,199}:v?[0-9][A-Za-z0-9._-]{0,127}(@sha256:[a-f0-9]{64})?$")
-# A path relative to the project: no spaces, no leading slash, no shell characters.
-RE_PATH = r"^[A-Za-z0-9_.][A-Za-z0-9_./-]{0,199}$"
-RE_REMOTE = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-RE_METRIC = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
-RE_ENV_NAME = r"^[a-z][a-z0-9_-]{0,63}$"
-RE_HOST = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$"
-RE_MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-RE_HEALTH_PATH = r"^(auto|/[A-Za-z0-9_./:-]{0,200})$"
-# KEY=VALUE pairs separated by commas, or `none`; values are plain words (no spaces, quotes,
-# `$`). RE2 refuses a bounded count of pairs (`(,K=V){0,31}` multiplies out above 1000), so
-# the regex says `*` and KV_MAX_ITEMS is checked in code (ci_gen.inputs, ci-gen job deploy).
-_KV = r"[A-Za-z_][A-Za-z0-9_]{0,63}=[A-Za-z0-9_./:@+-]{0,200}"
-RE_KV_LIST = rf"^(none|{_KV}(,{_KV})*)$"
-KV_MAX_ITEMS = 32
-# A command made of plain words: the project's own script and its fixed arguments.
-RE_COMMAND = r"^[A-Za-z0-9_./][A-Za-z0-9_./= -]{0,199}$"
 
 DEFAULT_CHANGES = [
     "**/*.py",

@@ -1,4 +1,26 @@
-"""One exception family: the CLI prints its message as one line and exits non-zero."""
+"""One exception family: the CLI prints its message as one line and exits non-zero.
+
+Also the one way to show a user's value inside such a message (`shown`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+# `scheme://user:password@host`: the credentials part of a URL, never shown.
+_URL_CREDENTIALS = re.compile(r"(://)[^/@\s]*@")
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """A value for an error message: quoted, control characters escaped, URL credentials
+    masked, cut to `limit` characters."""
+    if isinstance(value, str):
+        text = repr(_URL_CREDENTIALS.sub(r"\1***@", value))
+    else:
+        text = json.dumps(value, ensure_ascii=True, default=str)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class CiGenError(Exception):

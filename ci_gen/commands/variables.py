@@ -15,24 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from ci_gen import gitlab_api
+from ci_gen.dotenv import Entry, parse_dotenv  # noqa: F401  (Entry: part of this API)
 from ci_gen.errors import CiGenError, UsageError
 
-KEY_RE = re.compile(r"[A-Za-z0-9_]{1,255}")  # GitLab's rule for variable keys
 SCOPE = "*"
 # GitLab's Ci::Maskable: a masked *raw* variable (all we create) must match \A\S{8,}\z,
 # Ruby's \s being ASCII whitespace. Expanded (non-raw) ones have a stricter alphabet:
 # [a-zA-Z0-9_+=/@:.~-]{8,}; we never create those.
 _RUBY_SPACE = re.compile(r"[ \t\r\n\f\v]")
 MASK_MIN = 8
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "$": "$",
-            "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
-
-
-@dataclass
-class Entry:
-    key: str
-    value: str
-    line: int
 
 
 @dataclass
@@ -73,72 +64,6 @@ def run(args: argparse.Namespace) -> int:
     set_variables(args.source, args.project, gitlab_url=args.gitlab_url,
                   protected=args.protected, no_mask=args.no_mask, dry_run=args.dry_run)
     return 0
-
-
-# --- dotenv --------------------------------------------------------------------------
-
-def parse_dotenv(text: str, source: str = "<dotenv>") -> list[Entry]:
-    """KEY=VALUE entries. Errors name the file and line, never the value."""
-    lines = text.splitlines()
-    entries: list[Entry] = []
-    seen: dict[str, int] = {}
-    i = 0
-    while i < len(lines):
-        lineno = i + 1
-        line = lines[i].strip()
-        i += 1
-        if not line or line.startswith("#"):
-            continue
-        if re.match(r"export[ \t]", line):
-            line = line[6:].lstrip()
-        m = re.match(r"([^=\s]+)[ \t]*=[ \t]*", line)
-        if not m:
-            raise CiGenError(f"{source}:{lineno}: expected KEY=VALUE")
-        key = m.group(1)
-        if not KEY_RE.fullmatch(key):
-            raise CiGenError(f"{source}:{lineno}: invalid key (GitLab allows letters, digits "
-                             "and _, at most 255)")
-        rest = line[m.end():]
-        if rest[:1] in ('"', "'"):
-            quote = rest[0]
-            buf = rest[1:]
-            while True:
-                end = _closing_quote(buf, quote)
-                if end >= 0:
-                    break
-                if i >= len(lines):
-                    raise CiGenError(f"{source}:{lineno}: unterminated {quote} quote for {key}")
-                buf += "\n" + lines[i]
-                i += 1
-            raw, after = buf[:end], buf[end + 1:].strip()
-            if after and not after.startswith("#"):
-                raise CiGenError(f"{source}:{lineno}: unexpected text after the closing quote "
-                                 f"of {key}")
-            value = _unescape(raw) if quote == '"' else raw
-        else:
-            value = re.split(r"[ \t]#", rest, maxsplit=1)[0].rstrip()
-        if key in seen:
-            raise CiGenError(f"{source}:{lineno}: {key} is already set on line {seen[key]}")
-        seen[key] = lineno
-        entries.append(Entry(key, value, lineno))
-    return entries
-
-
-def _closing_quote(buf: str, quote: str) -> int:
-    j = 0
-    while j < len(buf):
-        if quote == '"' and buf[j] == "\\":
-            j += 2
-            continue
-        if buf[j] == quote:
-            return j
-        j += 1
-    return -1
-
-
-def _unescape(raw: str) -> str:
-    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), "\\" + m.group(1)), raw,
-                  flags=re.DOTALL)
 
 
 def mask_problems(value: str) -> list[str]:

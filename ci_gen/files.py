@@ -1,0 +1,38 @@
+"""Writing files so that none is ever half-written: the one home for atomic writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from ci_gen.errors import CiGenError
+
+
+def atomic_write(path: Path | str, data: bytes | str, *, mode: int | None = None,
+                 encoding: str = "utf-8") -> None:
+    """Write `data` to `path` through a temporary file in the same directory, then rename.
+
+    Readers see the old content or the new one, never a part. `mode` sets the permission
+    bits (default: 0o644, like a file created under the usual umask). An OS failure is one
+    CiGenError naming the file; the temporary file is removed.
+    """
+    path = Path(path)
+    raw = data.encode(encoding) if isinstance(data, str) else data
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+        os.chmod(tmp, 0o644 if mode is None else mode)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise CiGenError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
