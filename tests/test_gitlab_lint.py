@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ci_gen.errors import CiGenError
-from ci_gen.gitlab_lint import server_lint
+from ci_gen.gitlab.ci_lint import server_lint
 from gitlab_fake import PROJECT_ID, PROJECT_PATH, clean_env, gitlab_fake  # noqa: F401
 
 VALID = "stages: [train]\ntrain:\n  stage: train\n  script: [echo hi]\n"
