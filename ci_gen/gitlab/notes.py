@@ -1,4 +1,4 @@
-"""`ci-gen report REPORT.md`: post a markdown report to the merge request, updated in place.
+"""Post a markdown report to the merge request, updated in place (`ci-gen report`).
 
 Inside a GitLab job: finds the merge request (CI_MERGE_REQUEST_IID, else the commit's open
 MR), uploads the local images the markdown references to the project (never a third-party
@@ -10,7 +10,6 @@ failing a pipeline for.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import sys
@@ -19,8 +18,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ci_gen import gitlab_api
 from ci_gen.errors import CiGenError, UsageError
+from ci_gen.gitlab import api
 
 NOTE_LIMIT = 1_000_000  # GitLab's maximum note length, in characters
 MARKER = "<!-- ci-gen-report {} -->"
@@ -36,27 +35,6 @@ _HTML_IMAGE = re.compile(r"(?P<head><img\b[^>]*?\bsrc\s*=\s*)(?P<q>[\"'])(?P<tar
 _REF_DEF = re.compile(r"(?m)^(?P<head> {0,3}\[[^\]\n]+\]:[ \t]*)(?P<target><[^>\n]+>|\S+)")
 _FENCE = re.compile(r"(?ms)^ {0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^ {0,3}\1[ \t]*$|\Z)")
 _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".bmp"}
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="post a markdown report to the merge request (GitLab)",
-                       description="Post REPORT.md as one merge request note (updated in place "
-                       "on later runs) or a commit comment, with its local images uploaded to "
-                       "the project. Token: GITLAB_API_TOKEN, else REPO_TOKEN; without one the "
-                       "report stays a job artifact and the command exits 0.")
-    p.add_argument("report", metavar="REPORT.md", type=Path, help="the markdown file to post")
-    p.add_argument("--target", choices=("auto", "mr", "commit"), default="auto",
-                   help="auto (default): the MR if there is one, else the commit; mr: fail "
-                   "without an MR; commit: always a commit comment")
-    p.add_argument("--watermark", metavar="TEXT",
-                   help="hidden marker identifying the note to update (default: derived from "
-                   "CI_PROJECT_ID and CI_JOB_NAME)")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    post_report(args.report, target=args.target, watermark=args.watermark)
-    return 0
 
 
 # --- pure helpers --------------------------------------------------------------------
@@ -148,7 +126,7 @@ def fit_body(body: str, job_url: str | None, limit: int = NOTE_LIMIT) -> str:
     return keep + suffix
 
 
-# --- the command ---------------------------------------------------------------------
+# --- posting ---------------------------------------------------------------------
 
 def read_report(report: Path) -> str:
     """The report's text; an empty, binary or non-UTF-8 file is refused before any network."""
@@ -169,7 +147,7 @@ def read_report(report: Path) -> str:
 
 
 def _say(msg: str) -> None:
-    print(f"ci-gen: {gitlab_api.scrub(msg)}", flush=True)
+    print(f"ci-gen: {api.scrub(msg)}", flush=True)
 
 
 def post_report(report: Path, *, target: str = "auto", watermark: str | None = None,
@@ -179,30 +157,47 @@ def post_report(report: Path, *, target: str = "auto", watermark: str | None = N
     if report.is_dir():
         raise CiGenError(f"report {report} is a directory, not a markdown file")
     markdown = read_report(report)
-    wm = watermark if watermark is not None else default_watermark(env)
-    marker(wm)  # validate before any network traffic
+    # the marker is validated here, before any network traffic
+    mark = marker(watermark if watermark is not None else default_watermark(env))
     job_url = env.get("CI_JOB_URL") or None
 
-    token = gitlab_api.find_token(env)
-    in_job = bool((env.get("CI_SERVER_URL") or env.get("CI_API_V4_URL"))
-                  and env.get("CI_PROJECT_ID"))
-    if token is None or not in_job:
-        where = f" ({job_url}/artifacts/browse)" if job_url else ""
-        if token is None:
-            print(f"ci-gen: no GitLab token (GITLAB_API_TOKEN or REPO_TOKEN): report kept as a "
-                  f"job artifact at {report}{where}")
-            if env.get("CI_JOB_TOKEN"):
-                print(f"ci-gen: CI_JOB_TOKEN cannot post notes: {gitlab_api.TOKEN_HELP}")
-        else:
-            print(f"ci-gen: not in a GitLab job (CI_SERVER_URL/CI_PROJECT_ID unset): report "
-                  f"kept at {report}{where}")
+    token = api.find_token(env)
+    if token is None or not _in_job(env):
+        _keep_as_artifact(report, token, env, job_url)
         return {"kind": "skipped"}
 
     sha = env.get("CI_COMMIT_SHA", "")
-    gl = gitlab_api.connect(None, token, action="post the report", env=env)
-    user = gitlab_api.authenticate(gl)
-    project = gitlab_api.get_project(gl, env["CI_PROJECT_ID"])
+    gl = api.connect(None, token, action="post the report", env=env)
+    user = api.authenticate(gl)
+    project = api.get_project(gl, env["CI_PROJECT_ID"])
+    mr = _target_mr(gl, project, env, sha, target)
+    body, uploads = _note_body(markdown, report.parent, mark, gl, project, job_url)
+    if mr is None:
+        return _comment_on_commit(gl, project, sha, body, uploads)
+    return _upsert_note(gl, mr, user, mark, body, uploads)
 
+
+def _in_job(env: Mapping[str, str]) -> bool:
+    return bool((env.get("CI_SERVER_URL") or env.get("CI_API_V4_URL"))
+                and env.get("CI_PROJECT_ID"))
+
+
+def _keep_as_artifact(report: Path, token: str | None, env: Mapping[str, str],
+                      job_url: str | None) -> None:
+    """Say why nothing is posted: a report is not worth failing a pipeline for."""
+    where = f" ({job_url}/artifacts/browse)" if job_url else ""
+    if token is None:
+        print(f"ci-gen: no GitLab token (GITLAB_API_TOKEN or REPO_TOKEN): report kept as a "
+              f"job artifact at {report}{where}")
+        if env.get("CI_JOB_TOKEN"):
+            print(f"ci-gen: CI_JOB_TOKEN cannot post notes: {api.TOKEN_HELP}")
+    else:
+        print(f"ci-gen: not in a GitLab job (CI_SERVER_URL/CI_PROJECT_ID unset): report "
+              f"kept at {report}{where}")
+
+
+def _target_mr(gl: Any, project: Any, env: Mapping[str, str], sha: str, target: str) -> Any:
+    """The merge request to post to, or None for a commit comment (checked to be possible)."""
     mr = None
     if target != "commit":
         mr = _find_mr(gl, project, env, sha)
@@ -211,55 +206,68 @@ def post_report(report: Path, *, target: str = "auto", watermark: str | None = N
                              " (and CI_MERGE_REQUEST_IID is unset)")
     if mr is None and not sha:
         raise CiGenError("CI_COMMIT_SHA is unset: cannot comment on the commit")
+    return mr
 
+
+def _note_body(markdown: str, base: Path, mark: str, gl: Any, project: Any,
+               job_url: str | None) -> tuple[str, int]:
+    """(note text with images uploaded and the marker first, number of uploads)."""
     def upload(path: Path) -> str:
-        with gitlab_api.errors(f"upload {path.name}", gl.url):
+        with api.errors(f"upload {path.name}", gl.url):
             info = project.upload(path.name, filepath=str(path))
         return info["url"]
 
-    markdown, n = rewrite_images(markdown, report.parent, upload,
+    markdown, n = rewrite_images(markdown, base, upload,
                                  warn=lambda m: print(f"ci-gen: warning: {m}", file=sys.stderr))
     _say(f"uploaded {n} image{'s' if n != 1 else ''}")
-    full = f"{marker(wm)}\n{markdown}"
+    full = f"{mark}\n{markdown}"
     body = fit_body(full, job_url)
     if body != full:
         _say(f"report truncated from {len(full):,} to {len(body):,} characters "
              "(GitLab's note limit)")
+    return body, n
 
-    if mr is None:
-        with gitlab_api.errors(f"comment on commit {sha[:12]}", gl.url):
-            project.commits.get(sha, lazy=True).comments.create({"note": body})
-        _say(f"commented on commit {sha[:12]}")
-        return {"kind": "commit", "sha": sha, "uploads": n}
 
-    mk = marker(wm)
-    with gitlab_api.errors(f"list the notes of merge request !{mr.iid}", gl.url):
+def _comment_on_commit(gl: Any, project: Any, sha: str, body: str, uploads: int,
+                       ) -> dict[str, Any]:
+    with api.errors(f"comment on commit {sha[:12]}", gl.url):
+        project.commits.get(sha, lazy=True).comments.create({"note": body})
+    _say(f"commented on commit {sha[:12]}")
+    return {"kind": "commit", "sha": sha, "uploads": uploads}
+
+
+def _upsert_note(gl: Any, mr: Any, user: Any, mark: str, body: str, uploads: int,
+                 ) -> dict[str, Any]:
+    """Update the token user's last note carrying `mark`, else create one."""
+    with api.errors(f"list the notes of merge request !{mr.iid}", gl.url):
         mine = [note for note in mr.notes.list(iterator=True, sort="asc", order_by="created_at")
-                if mk in (note.body or "") and not getattr(note, "system", False)
+                if mark in (note.body or "") and not getattr(note, "system", False)
                 and (note.author or {}).get("id") == user.id]
     if mine:
         note = mine[-1]
-        with gitlab_api.errors(f"update note {note.id} on merge request !{mr.iid}", gl.url):
+        with api.errors(f"update note {note.id} on merge request !{mr.iid}", gl.url):
             note.body = body
             note.save()
         _say(f"updated note {note.id} on merge request !{mr.iid}")
-        return {"kind": "note", "action": "updated", "id": note.id, "iid": mr.iid, "uploads": n}
-    with gitlab_api.errors(f"create a note on merge request !{mr.iid}", gl.url):
-        note = mr.notes.create({"body": body})
-    _say(f"created note {note.id} on merge request !{mr.iid}")
-    return {"kind": "note", "action": "created", "id": note.id, "iid": mr.iid, "uploads": n}
+        action = "updated"
+    else:
+        with api.errors(f"create a note on merge request !{mr.iid}", gl.url):
+            note = mr.notes.create({"body": body})
+        _say(f"created note {note.id} on merge request !{mr.iid}")
+        action = "created"
+    return {"kind": "note", "action": action, "id": note.id, "iid": mr.iid, "uploads": uploads}
 
 
 def _find_mr(gl: Any, project: Any, env: Mapping[str, str], sha: str) -> Any:
     iid = env.get("CI_MERGE_REQUEST_IID", "").strip()
     if iid:
-        with gitlab_api.errors(f"get merge request !{iid}", gl.url):
+        with api.errors(f"get merge request !{iid}", gl.url):
             mr = project.mergerequests.get(int(iid))
         _say(f"merge request !{mr.iid} (CI_MERGE_REQUEST_IID)")
         return mr
     if not sha:
         return None
-    with gitlab_api.errors(f"list merge requests of commit {sha[:12]}", gl.url):
+    with api.errors(f"list merge requests of commit {sha[:12]}", gl.url):
         found = project.commits.get(sha, lazy=True).merge_requests(iterator=True)
         opened = [m for m in found if m.get("state") == "opened"]
     if not opened:
@@ -268,7 +276,7 @@ def _find_mr(gl: Any, project: Any, env: Mapping[str, str], sha: str) -> Any:
     branch = env.get("CI_COMMIT_BRANCH") or env.get("CI_COMMIT_REF_NAME")
     opened.sort(key=lambda m: (m.get("source_branch") != branch, -int(m.get("iid", 0))))
     iid = opened[0]["iid"]
-    with gitlab_api.errors(f"get merge request !{iid}", gl.url):
+    with api.errors(f"get merge request !{iid}", gl.url):
         mr = project.mergerequests.get(int(iid))
     _say(f"merge request !{mr.iid} (open merge request of commit {sha[:12]})")
     return mr

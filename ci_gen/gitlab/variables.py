@@ -1,4 +1,4 @@
-"""`ci-gen variables set`: create or update a project's CI/CD variables from a dotenv file.
+"""Create or update a project's CI/CD variables from a dotenv file (`ci-gen variables set`).
 
 Variables are masked by default, and every value is checked against GitLab's masking rule
 before anything is sent, so a secret is never stored unmasked by accident. Values are never
@@ -7,16 +7,15 @@ printed: not in the plan, not in errors (which name the key and line instead).
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci_gen import gitlab_api
-from ci_gen.dotenv import Entry, parse_dotenv  # noqa: F401  (Entry: part of this API)
+from ci_gen.dotenv import Entry, parse_dotenv
 from ci_gen.errors import CiGenError, UsageError
+from ci_gen.gitlab import api
 
 SCOPE = "*"
 # GitLab's Ci::Maskable: a masked *raw* variable (all we create) must match \A\S{8,}\z,
@@ -33,37 +32,6 @@ class Change:
     masked: bool
     protected: bool
     note: str = ""
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("variables", help="set a project's CI/CD variables (GitLab)",
-                       description="Manage a GitLab project's CI/CD variables. Token: "
-                       "GITLAB_API_TOKEN, else REPO_TOKEN (Maintainer role, `api` scope).")
-    actions = p.add_subparsers(dest="action", metavar="ACTION")
-    actions.required = True
-    s = actions.add_parser("set", help="create or update variables from a dotenv file",
-                           description="Create or update project CI/CD variables (raw, "
-                           "environment scope '*') from KEY=VALUE lines. Masked unless "
-                           "--no-mask; values that GitLab cannot mask are refused. No value "
-                           "is ever printed.")
-    s.add_argument("--project", required=True, metavar="PATH|ID",
-                   help="project path (group/name) or numeric id")
-    s.add_argument("--from", dest="source", required=True, type=Path, metavar="FILE",
-                   help="dotenv file: KEY=VALUE lines, quotes, # comments, `export` prefix")
-    s.add_argument("--gitlab-url", metavar="URL", help="GitLab server (default: $CI_SERVER_URL)")
-    s.add_argument("--protected", nargs="+", action="extend", default=[], metavar="KEY",
-                   help="keys to store as protected (only protected branches/tags see them)")
-    s.add_argument("--no-mask", nargs="+", action="extend", default=[], metavar="KEY",
-                   help="keys to store unmasked (for values GitLab cannot mask)")
-    s.add_argument("--dry-run", action="store_true",
-                   help="show keys and what would change; send nothing")
-    s.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    set_variables(args.source, args.project, gitlab_url=args.gitlab_url,
-                  protected=args.protected, no_mask=args.no_mask, dry_run=args.dry_run)
-    return 0
 
 
 def mask_problems(value: str) -> list[str]:
@@ -120,8 +88,34 @@ def plan(existing: dict[str, dict[str, Any]], entries: list[Entry], protected: l
 def set_variables(source: Path, project: str, *, gitlab_url: str | None = None,
                   protected: list[str] = (), no_mask: list[str] = (), dry_run: bool = False,
                   out=None) -> list[Change]:
+    """Print the plan for `source`'s variables in `project`, then apply it unless `dry_run`."""
     out = out or sys.stdout
     protected, no_mask = list(protected), list(no_mask)
+    entries = read_entries(source)
+    check(entries, protected, no_mask, str(source))  # before any network traffic
+    for e in entries:  # masked values are secrets: hide them in anything we print
+        if e.key not in no_mask:
+            api.register_secret(e.value)
+
+    gl = api.connect(gitlab_url, action="set CI/CD variables")
+    proj = api.get_project(gl, project)
+    changes = plan(_existing(gl, proj), entries, protected, no_mask)
+    print(f"ci-gen: project {proj.path_with_namespace} (id {proj.id}) at {gl.url}", file=out)
+    for line in plan_lines(changes):
+        print(line, file=out)
+    counts = {a: sum(c.action == a for c in changes) for a in ("create", "update", "unchanged")}
+    if dry_run:
+        print(f"ci-gen: dry run: {counts['create']} to create, {counts['update']} to update, "
+              f"{counts['unchanged']} unchanged; nothing sent", file=out)
+        return changes
+    _apply(gl, proj, changes, {e.key: e.value for e in entries})
+    print(f"ci-gen: created {counts['create']}, updated {counts['update']}, "
+          f"unchanged {counts['unchanged']}", file=out)
+    return changes
+
+
+def read_entries(source: Path) -> list[Entry]:
+    """The dotenv file's KEY=VALUE entries; at least one."""
     try:
         text = source.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -131,42 +125,36 @@ def set_variables(source: Path, project: str, *, gitlab_url: str | None = None,
     entries = parse_dotenv(text, str(source))
     if not entries:
         raise CiGenError(f"{source}: no KEY=VALUE lines")
-    check(entries, protected, no_mask, str(source))  # before any network traffic
-    for e in entries:  # masked values are secrets: hide them in anything we print
-        if e.key not in no_mask:
-            gitlab_api.register_secret(e.value)
+    return entries
 
-    gl = gitlab_api.connect(gitlab_url, action="set CI/CD variables")
-    proj = gitlab_api.get_project(gl, project)
-    with gitlab_api.errors(f"list the CI/CD variables of {proj.path_with_namespace}", gl.url):
-        existing = {v.key: v.asdict() for v in proj.variables.list(iterator=True)
-                    if getattr(v, "environment_scope", SCOPE) == SCOPE}
-    changes = plan(existing, entries, protected, no_mask)
-    values = {e.key: e.value for e in entries}
 
-    print(f"ci-gen: project {proj.path_with_namespace} (id {proj.id}) at {gl.url}", file=out)
+def plan_lines(changes: list[Change]) -> list[str]:
+    """One line per change: action, key, flags. Never the value."""
     width = max(len(c.key) for c in changes)
+    lines = []
     for c in changes:
         flags = ", ".join(["masked" if c.masked else "not masked"]
                           + (["protected"] if c.protected else []))
         note = f"; {c.note}" if c.note else ""
-        print(f"  {c.action:<9}  {c.key:<{width}}  ({flags}{note})", file=out)
-    counts = {a: sum(c.action == a for c in changes) for a in ("create", "update", "unchanged")}
-    if dry_run:
-        print(f"ci-gen: dry run: {counts['create']} to create, {counts['update']} to update, "
-              f"{counts['unchanged']} unchanged; nothing sent", file=out)
-        return changes
+        lines.append(f"  {c.action:<9}  {c.key:<{width}}  ({flags}{note})")
+    return lines
 
+
+def _existing(gl: Any, proj: Any) -> dict[str, dict[str, Any]]:
+    """The project's variables of environment scope '*', by key."""
+    with api.errors(f"list the CI/CD variables of {proj.path_with_namespace}", gl.url):
+        return {v.key: v.asdict() for v in proj.variables.list(iterator=True)
+                if getattr(v, "environment_scope", SCOPE) == SCOPE}
+
+
+def _apply(gl: Any, proj: Any, changes: list[Change], values: dict[str, str]) -> None:
     for c in changes:
         if c.action == "unchanged":
             continue
         data = {"value": values[c.key], "masked": c.masked, "protected": c.protected,
                 "raw": True, "variable_type": "env_var"}
-        with gitlab_api.errors(f"{c.action} CI/CD variable {c.key}", gl.url):
+        with api.errors(f"{c.action} CI/CD variable {c.key}", gl.url):
             if c.action == "create":
                 proj.variables.create({"key": c.key, "environment_scope": SCOPE, **data})
             else:
                 proj.variables.update(c.key, data, filter={"environment_scope": SCOPE})
-    print(f"ci-gen: created {counts['create']}, updated {counts['update']}, "
-          f"unchanged {counts['unchanged']}", file=out)
-    return changes
