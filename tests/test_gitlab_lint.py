@@ -20,6 +20,17 @@ def api(clean_env, gitlab_fake):
     return gitlab_fake
 
 
+def test_import_gitlab_inside_ci_gen_gitlab_is_python_gitlab():
+    """ci_gen/gitlab/ is named like python-gitlab's package: its absolute imports still reach
+    the library, never the package itself."""
+    import gitlab
+
+    from ci_gen.gitlab import api as client
+
+    assert gitlab.__name__ == "gitlab" and hasattr(gitlab, "Gitlab")
+    assert issubclass(client._bounded_client_class(), gitlab.Gitlab)
+
+
 def test_valid_configuration(api):
     assert server_lint(VALID, api.url, str(PROJECT_ID)) == (True, [], [])
     (req,) = api.requests_to("POST", "/ci/lint$")
