@@ -64,7 +64,6 @@ class Outcome:
     reused: list[str] = field(default_factory=list)  # from the run cache
     ran: list[str] = field(default_factory=list)  # reproduced by `dvc repro`
     reason: str = ""  # why the first stage that ran could not be restored
-    installed: bool = False
 
     @property
     def how(self) -> str:
@@ -105,7 +104,6 @@ def reproduce(root: Path, *, data: list[str], requirements: str | None = None,
                 if pending:
                     if requirements:
                         install(Path(repo.root_dir), requirements)
-                        outcome.installed = True
                     step = "reproduce " + ", ".join(pending)
                     ran = repo.reproduce()
                     outcome.ran = [s.addressing for s in ran] or pending
@@ -149,8 +147,8 @@ def _restore_stages(repo: Any, outcome: Outcome, log: _Writer) -> list[str]:
                 if _pull_outputs(repo, stage, log):
                     outcome.restored.append(stage.addressing)
                     continue
-            reason = why_changed(stage)
             _pull_missing_deps(repo, stage)
+            reason = why_changed(stage)  # before the run cache takes in the new dep hashes
             if not fetched:
                 _fetch_run_cache(repo)
                 fetched = True
