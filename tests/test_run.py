@@ -513,3 +513,31 @@ def test_a_project_without_git_identity_commits_as_ci_gen(tmp_path):
     bare = project / ".gitlab-ci-local" / "origin.git"
     assert git(bare, "log", "-1", "--format=%an <%ae>|%cn", "main") == \
         "ci-gen local run <ci-gen@localhost>|ci-gen local run"
+
+
+def test_progress_drops_cache_path_lines_and_fills_the_environment_url(tmp_path):
+    import io
+
+    from ci_gen.glrun import PlannedJob, Progress, environment_url
+
+    job = PlannedJob("mlops-deploy", "deploy", "manual", False, None,
+                     {"name": "production", "url": "$DEPLOY_URL"})
+    dotenv = tmp_path / "artifacts/mlops-deploy/.gitlab-ci-reports/dotenv"
+    dotenv.mkdir(parents=True)
+    (dotenv / "deploy.env").write_text("DEPLOY_URL=http://127.0.0.1:9999\n")
+    out = io.StringIO()
+    progress = Progress(["mlops-deploy", "mlops-train"], out, False, [".cache/pip", ".dvc/cache/"],
+                        lambda name: environment_url(job, tmp_path / "artifacts"))
+    for line in ("\x1b[33mWARNING: .cache/pip: no matching files. Ensure that the artifact path is "
+                 "relative to the working directory\x1b[39m",
+                 ".dvc/cache: found 29 artifact files and directories",
+                 "WARNING: model/: no matching files. Ensure that the artifact path is relative "
+                 "to the working directory",  # an artifact path: signal, kept
+                 "mlops-deploy environment: { name: production, url:  }"):
+        progress.feed(line + "\n")
+    assert out.getvalue() == (
+        "WARNING: model/: no matching files. Ensure that the artifact path is relative to the "
+        "working directory\n"
+        "mlops-deploy environment: { name: production, url: http://127.0.0.1:9999 }\n")
+    (dotenv / "deploy.env").unlink()  # no report: the empty url is left out, not shown empty
+    assert environment_url(job, tmp_path / "artifacts") == ""
