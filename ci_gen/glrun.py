@@ -210,7 +210,7 @@ class Progress:
             return
         env = _ENV_LINE.match(line) if self.env_url else None
         if env:  # printed with an empty url: the one the deploy job's dotenv report gives
-            url = self.env_url(env["job"]) if self.env_url else ""
+            url = self.env_url(env["job"])  # type: ignore[misc]
             raw = f"{env['job']} environment: {{ name: {env['env']}" + (f", url: {url} }}" if url else " }")
             line = raw
         self.tail = (self.tail + [line])[-20:]

@@ -172,6 +172,14 @@ def _check_mr(ctx: ProjectContext) -> None:
                          f"check out a feature branch first (git switch -c my-change)")
 
 
+def _say_uncommitted(ctx: ProjectContext, out: _Out) -> None:
+    dirty = uncommitted(ctx)
+    if dirty:
+        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+        out.say(f"uncommitted changes are part of this run: {shown} (jobs get the work tree as it "
+                f"is, not commit {ctx.head_sha[:8]}; untracked files are left out)")
+
+
 def _report_path(ctx: ProjectContext, ran: list[str]) -> Path | None:
     base = ctx.state_dir / "artifacts"
     found = sorted(p for job in ran for p in (base / job).glob("**/report.md"))
@@ -208,11 +216,7 @@ def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
     kind = (f"merge request pipeline {ctx.branch} -> {ctx.default_branch}" if opts.mr
             else f"branch pipeline for {ctx.branch}")
     out.say(f"{kind} at {ctx.head_sha[:8]} in {ctx.root}")
-    dirty = uncommitted(ctx)
-    if dirty:
-        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
-        out.say(f"uncommitted changes are part of this run: {shown} (jobs get the work tree as it "
-                f"is, not commit {ctx.head_sha[:8]}; untracked files are left out)")
+    _say_uncommitted(ctx, out)
     if job and job != opts.job:
         out.say(f"--job {opts.job}: {job}")
     if note:
