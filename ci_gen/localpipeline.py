@@ -285,7 +285,9 @@ def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
     order = {s: i for i, s in enumerate(stages)}
     # Stage order (stable: file order within a stage); stop jobs that ran after the pipeline last.
     results.sort(key=lambda r: (r.name in stopped, order.get(r.stage, len(order))))
-    failed = [r for r in results if r.status == "failed"]
+    # An allowed failure ("warning": manual jobs have allow_failure) leaves a GitLab pipeline
+    # green, but a local run is a rehearsal the user asked for: it fails the run, and says so.
+    failed = [r for r in results if r.status in ("failed", "warning")]
     report = _report_path(ctx, list(progress.started))
     total = time.monotonic() - t_start
     out.say(f"summary: {kind}, {len(progress.results)} job(s) ran in {glrun.fmt_seconds(total)}")
@@ -304,7 +306,8 @@ def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
     if failed:
         for r in failed:
             log = ctx.state_dir / "output" / f"{r.name}.log"
-            out.say(f"{r.name} failed; its log: {log}")
+            allowed = " (allowed to fail on GitLab)" if r.status == "warning" else ""
+            out.say(f"{r.name} failed{allowed}; its log: {log}")
             if opts.quiet and log.is_file():
                 for line in log.read_text(errors="replace").splitlines()[-8:]:
                     out.stream.write(f"  > {glrun.ANSI.sub('', line)}\n")

@@ -247,7 +247,7 @@ def test_s3_outage_before_and_during_the_pipeline(tmp_path, s3_proxy, moto_serve
     outputs.append(out)
     assert stream.keys_at_outage is not None, out
     assert code == 1, out
-    assert status == {"mlops-train": "passed", "mlops-dvc-upload": "failed"}
+    assert status == {"mlops-train": "passed", "mlops-dvc-upload": "warning"}  # allow_failure: manual
     assert "trained 1 epochs on" in _log(project, "mlops-train")
     upload = _log(project, "mlops-dvc-upload")
     assert f'{NO_CONNECT}: "http://127.0.0.1:{s3_proxy.port}/' in upload
@@ -266,7 +266,7 @@ def test_s3_outage_before_and_during_the_pipeline(tmp_path, s3_proxy, moto_serve
     outputs.append(out)
     assert stream.keys_at_outage is not None, out
     assert code == 1, out
-    assert status == {"mlops-train": "passed", "mlops-dvc-upload": "failed"}
+    assert status == {"mlops-train": "passed", "mlops-dvc-upload": "warning"}  # allow_failure: manual
     upload = _log(project, "mlops-dvc-upload")
     pulled, _, pushed = upload.partition("$ dvc commit")
     assert NO_CONNECT not in pulled and "files added" in pulled  # the pull still worked
