@@ -34,7 +34,7 @@ import test_injection as inj  # noqa: E402
 from helpers import tree_hash  # noqa: E402
 
 from ci_gen import components as desc  # noqa: E402
-from ci_gen import deploy_engines as de  # noqa: E402
+from ci_gen.deploy.spec import ENGINES  # noqa: E402
 
 
 @dataclass
@@ -86,7 +86,7 @@ def option_corpus() -> list[tuple[str, object]]:
         for name in desc.ORDER:
             out.append((f"render {name} --input {bit!r}",
                         lambda n=name, b=bit: inj.check_render_pairs(n, [f"job-prefix{b}=x", f"stage=a{b}"])))
-    assert de.ENGINES  # the deploy checks above use the real engine list
+    assert ENGINES  # the deploy checks above use the real engine list
     return out
 
 

@@ -23,12 +23,28 @@ RE_METRIC = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 RE_ENV_NAME = r"^[a-z][a-z0-9_-]{0,63}$"
 RE_HOST = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$"
 RE_MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-RE_HEALTH_PATH = r"^(auto|/[A-Za-z0-9_./:-]{0,200})$"
+_HEALTH_PATH = r"/[A-Za-z0-9_./:-]{0,200}"
+RE_HEALTH_PATH = rf"^(auto|{_HEALTH_PATH})$"
 # KEY=VALUE pairs separated by commas, or `none`; values are plain words (no spaces, quotes,
 # `$`). RE2 refuses a bounded count of pairs (`(,K=V){0,31}` multiplies out above 1000), so
 # the regex says `*` and KV_MAX_ITEMS is checked in code (ci_gen.inputs, ci-gen job deploy).
-_KV = r"[A-Za-z_][A-Za-z0-9_]{0,63}=[A-Za-z0-9_./:@+-]{0,200}"
+_KV_KEY = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
+_KV_VALUE = r"[A-Za-z0-9_./:@+-]{0,200}"
+_KV = rf"{_KV_KEY}={_KV_VALUE}"
 RE_KV_LIST = rf"^(none|{_KV}(,{_KV})*)$"
 KV_MAX_ITEMS = 32
 # A command made of plain words: the project's own script and its fixed arguments.
 RE_COMMAND = r"^[A-Za-z0-9_./][A-Za-z0-9_./= -]{0,199}$"
+
+# ---- `ci-gen job deploy` / `job stop` (ci_gen.deploy) -------------------------------------
+# One key and one value of a KEY=VALUE list, for parsing the list item by item.
+RE_KV_KEY = rf"^{_KV_KEY}$"
+RE_KV_VALUE = rf"^{_KV_VALUE}$"
+# The job gets `auto` already turned into "" (the default /v1/models/<model-name>).
+RE_JOB_HEALTH_PATH = rf"^({_HEALTH_PATH})?$"
+# The job gets the image expanded (`$CI_REGISTRY_IMAGE:$CI_COMMIT_SHA`): any tag, no `$`.
+RE_JOB_IMAGE = r"^[a-z0-9][A-Za-z0-9._/:-]{0,299}(@sha256:[a-f0-9]{64})?$"
+# The job gets paths expanded too: `$CI_PROJECT_DIR/model` is absolute and may be longer.
+RE_JOB_PATH = r"^/?[A-Za-z0-9_.][A-Za-z0-9_./-]{0,299}$"
+# CI_COMMIT_SHORT_SHA names a release when it looks like one.
+RE_SHORT_SHA = r"^[0-9a-f]{7,40}$"

@@ -157,17 +157,17 @@ def test_cli_input_takes_ruby_float_form(capsys):
 # -- the `ci-gen job` commands take what the components pass them ----------------------------
 
 def test_deploy_flags_take_the_unset_words_and_ruby_numbers():
-    from ci_gen import deploy_engines as de
+    from ci_gen.deploy.spec import make_spec
 
-    spec = de.make_spec("production", "process", port="8501", health_timeout="1.2e+02",
+    spec = make_spec("production", "process", port="8501", health_timeout="1.2e+02",
                         health_path="auto", env="none", model_name="fm", environ={})
     assert (spec.port, spec.health_timeout, spec.health, spec.env) == (8501, 120.0, "/v1/models/fm", {})
-    old = de.make_spec("production", "process", health_path="", env="", environ={})  # older pipelines
+    old = make_spec("production", "process", health_path="", env="", environ={})  # older pipelines
     assert (old.health_path, old.env) == ("", {})
-    assert de.make_spec("p", "process", port="8.501e+03", environ={}).port == 8501
+    assert make_spec("p", "process", port="8.501e+03", environ={}).port == 8501
     for bad in ("8501.5", "1e9", "80; id"):
         with pytest.raises(UsageError):
-            de.make_spec("p", "process", port=bad, environ={})
+            make_spec("p", "process", port=bad, environ={})
 
 
 def test_eval_report_and_dvc_upload_default_to_an_image_with_git():

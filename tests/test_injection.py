@@ -35,9 +35,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ci_gen import components as desc
-from ci_gen import deploy_engines as de
 from ci_gen import project_setup, scaffold
 from ci_gen.commands import run as run_cmd
+from ci_gen.deploy import spec as deploy_spec
 from ci_gen.dotenv import parse_dotenv
 from ci_gen.errors import CiGenError, InputError, UsageError
 from ci_gen.gitlab import notes
@@ -607,17 +607,17 @@ def test_render_input_pairs_refused_or_inert(pairs, name):
 
 
 _deploy_valid = {
-    "environment": st.from_regex(de.RE["environment"], fullmatch=True),
-    "host": st.from_regex(de.RE["host"], fullmatch=True),
+    "environment": st.from_regex(deploy_spec.PATTERNS["environment"], fullmatch=True),
+    "host": st.from_regex(deploy_spec.PATTERNS["host"], fullmatch=True),
     "port": st.from_regex(r"[0-9]{1,5}", fullmatch=True),
-    "model_name": st.from_regex(de.RE["model_name"], fullmatch=True),
-    "model_path": st.from_regex(de.RE["path"], fullmatch=True),
-    "serve_script": st.from_regex(de.RE["path"], fullmatch=True),
-    "health_path": st.from_regex(de.RE["health_path"], fullmatch=True),
+    "model_name": st.from_regex(deploy_spec.PATTERNS["model_name"], fullmatch=True),
+    "model_path": st.from_regex(deploy_spec.PATTERNS["path"], fullmatch=True),
+    "serve_script": st.from_regex(deploy_spec.PATTERNS["path"], fullmatch=True),
+    "health_path": st.from_regex(deploy_spec.PATTERNS["health_path"], fullmatch=True),
     "health_timeout": st.from_regex(r"[0-9]{1,5}(\.[0-9]{1,3})?(e[-+]0[0-4])?", fullmatch=True),
     "env": st.from_regex(desc.RE_KV_LIST, fullmatch=True),
-    "dotenv": st.from_regex(de.RE["path"], fullmatch=True),
-    "image": st.from_regex(de.RE["image"], fullmatch=True),
+    "dotenv": st.from_regex(deploy_spec.PATTERNS["path"], fullmatch=True),
+    "image": st.from_regex(deploy_spec.PATTERNS["image"], fullmatch=True),
 }
 _SPEC_PATTERN = {"environment": "environment", "host": "host", "model_name": "model_name",
                  "model_path": "path", "serve_script": "path", "health_path": "health_path",
@@ -630,7 +630,7 @@ def check_deploy_flags(engine: str, kwargs: dict[str, str]) -> bool:
     kwargs = dict(kwargs)
     environment = kwargs.pop("environment", "production")
     try:
-        spec = de.make_spec(environment, engine, environ={}, **kwargs)
+        spec = deploy_spec.make_spec(environment, engine, environ={}, **kwargs)
     except UsageError as exc:
         assert_one_line(str(exc))
         return True
@@ -638,16 +638,16 @@ def check_deploy_flags(engine: str, kwargs: dict[str, str]) -> bool:
         value = getattr(spec, attr)
         if attr == "dotenv" and not value:
             continue
-        assert de.RE[pattern].fullmatch(value), (attr, value)
+        assert deploy_spec.PATTERNS[pattern].fullmatch(value), (attr, value)
         assert value.isprintable() and not value.startswith("-"), (attr, value)
     for key, value in spec.env.items():
-        assert de.RE["env_key"].fullmatch(key) and de.RE["env_value"].fullmatch(value)
+        assert deploy_spec.PATTERNS["env_key"].fullmatch(key) and deploy_spec.PATTERNS["env_value"].fullmatch(value)
     assert 0 <= spec.port <= 65535 and spec.health_timeout > 0
     return False
 
 
 @SETTINGS
-@given(data=st.data(), engine=st.one_of(st.sampled_from(de.ENGINES), mixed))
+@given(data=st.data(), engine=st.one_of(st.sampled_from(deploy_spec.ENGINES), mixed))
 def test_job_deploy_flags_refused_or_inert(data, engine):
     flags = data.draw(st.lists(st.sampled_from(sorted(_deploy_valid)), min_size=1, max_size=3, unique=True))
     check_deploy_flags(engine, {f: data.draw(_opt_text(_deploy_valid[f]), label=f) for f in flags})

@@ -22,7 +22,10 @@ from pathlib import Path
 import pytest
 
 from ci_gen import cli
-from ci_gen import deploy_engines as de
+from ci_gen.deploy.engines import ContainerEngine
+from ci_gen.deploy.health import probe
+from ci_gen.deploy.spec import make_spec
+from ci_gen.errors import UsageError
 from servers import free_port
 
 SERVE = textwrap.dedent('''\
@@ -347,26 +350,26 @@ def test_bad_flags_are_usage_errors(flag, value, capsys, tmp_path, monkeypatch):
 
 
 def test_bad_port_override_is_refused():
-    with pytest.raises(de.UsageError, match="CI_GEN_DEPLOY_PORT"):
-        de.make_spec("review", "process", environ={"CI_GEN_DEPLOY_PORT": "1;2"})
+    with pytest.raises(UsageError, match="CI_GEN_DEPLOY_PORT"):
+        make_spec("review", "process", environ={"CI_GEN_DEPLOY_PORT": "1;2"})
 
 
 # ---------------------------------------------------------------- container engines
 
 @pytest.mark.parametrize("engine", ["docker", "podman"])
 def test_container_run_command(engine):
-    spec = de.make_spec("production", engine, image="registry.example.com/g/p:0123abcd",
+    spec = make_spec("production", engine, image="registry.example.com/g/p:0123abcd",
                         host="127.0.0.1", port="8600", model_name="fashion-mnist",
                         env="TF_CPP_MIN_LOG_LEVEL=2,MODE=fast", environ={})
-    assert de.ContainerEngine(engine).run_cmd(spec, "0123abc", spec.port) == [
+    assert ContainerEngine(engine).run_cmd(spec, "0123abc", spec.port) == [
         engine, "run", "-d", "--name", "ci-gen-production-0123abc",
         "-p", "127.0.0.1:8600:8501", "-e", "MODEL_NAME=fashion-mnist",
         "-e", "TF_CPP_MIN_LOG_LEVEL=2", "-e", "MODE=fast", "registry.example.com/g/p:0123abcd"]
 
 
 def test_container_on_a_named_host_publishes_on_all_interfaces():
-    spec = de.make_spec("production", "docker", host="runner.example.com", port="8501", environ={})
-    cmd = de.ContainerEngine("docker").run_cmd(spec, "abcdef0", 8501)
+    spec = make_spec("production", "docker", host="runner.example.com", port="8501", environ={})
+    cmd = ContainerEngine("docker").run_cmd(spec, "abcdef0", 8501)
     assert cmd[cmd.index("-p") + 1] == "8501:8501"
 
 
@@ -399,7 +402,7 @@ def test_stop_of_a_container_release_without_the_engine_is_a_clear_error(project
 def test_probe_reads_tf_serving_status(project):
     _ok(project.run("deploy", sha="aaaaaaa"))
     base = f"http://127.0.0.1:{project.port}"
-    assert de.probe(base + "/v1/models/fashion-mnist") == (True, "HTTP 200")
-    assert de.probe(base + "/v1/models/other") == (False, "HTTP 404")
-    ok, why = de.probe(f"http://127.0.0.1:{free_port()}/")
+    assert probe(base + "/v1/models/fashion-mnist") == (True, "HTTP 200")
+    assert probe(base + "/v1/models/other") == (False, "HTTP 404")
+    ok, why = probe(f"http://127.0.0.1:{free_port()}/")
     assert not ok and "refused" in why.lower()

@@ -1,13 +1,14 @@
 """`ci-gen job deploy`: run a release on the runner host behind a health gate, or roll back.
 
-The engines live in `ci_gen.deploy_engines`; this module only parses and reports.
+The work is done in `ci_gen.deploy`; this module only parses the flags.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ci_gen import deploy_engines as de
+from ci_gen.deploy.release import deploy
+from ci_gen.deploy.spec import make_spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,10 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = de.make_spec(
+    spec = make_spec(
         args.environment, args.engine, image=args.image, host=args.host, port=args.port,
         model_name=args.model_name, model_path=args.model_path, serve_script=args.serve_script,
         health_path=args.health_path, health_timeout=args.health_timeout, env=args.env,
         dotenv=args.dotenv)
-    de.deploy(spec, say=lambda line: print(line, flush=True))
+    deploy(spec, say=lambda line: print(line, flush=True))
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from ci_gen import deploy_engines as de
-from ci_gen.errors import UsageError
+from ci_gen.deploy.release import stop
+from ci_gen.deploy.spec import check_engine
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,8 +22,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    engine = os.environ.get("CI_GEN_DEPLOY_ENGINE") or args.engine
-    if engine not in de.ENGINES:
-        raise UsageError(f"engine {engine[:40]!r} is not one of {', '.join(de.ENGINES)}")
-    de.stop(args.environment, engine, say=lambda line: print(line, flush=True))
+    engine = check_engine(os.environ.get("CI_GEN_DEPLOY_ENGINE") or args.engine)
+    stop(args.environment, engine, say=lambda line: print(line, flush=True))
     return 0

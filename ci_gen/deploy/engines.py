@@ -1,0 +1,250 @@
+"""How releases run: `process` (the project's serve script, detached in its own session) and
+`docker`/`podman` (`run -d` of the image built by the pipeline)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ci_gen.deploy.health import bind_addr
+from ci_gen.deploy.spec import Spec
+from ci_gen.deploy.state import Release
+from ci_gen.errors import CiGenError
+
+CONTAINER_PORT = 8501  # TF Serving's REST port inside the image
+# What a detached serve process inherits: enough to run Python, never the job's secrets.
+_PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH",
+             "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES")
+
+
+class Engine:
+    """How releases are started, checked, stopped and started again."""
+
+    name = ""
+
+    def check(self, spec: Spec) -> None:
+        """Raise a clear error when this engine cannot work here."""
+
+    def prepare(self, spec: Spec, rel: Release, rdir: Path) -> Release:
+        """The release with what this engine needs to start it (and start it again)."""
+        raise NotImplementedError
+
+    def start(self, rel: Release) -> Release:
+        raise NotImplementedError
+
+    def alive(self, rel: Release) -> tuple[bool, str]:
+        raise NotImplementedError
+
+    def stop(self, rel: Release, remove: bool) -> bool:
+        """Stop the release; True when something was running."""
+        raise NotImplementedError
+
+    def restart(self, rel: Release) -> Release:
+        raise NotImplementedError
+
+    def log_tail(self, rel: Release, lines: int = 30) -> str:
+        raise NotImplementedError
+
+    def describe(self, rel: Release) -> str:
+        return rel.release
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time in clock ticks) of a pid, or None when it does not exist."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()
+    return fields[0], int(fields[19])
+
+
+class ProcessEngine(Engine):
+    name = "process"
+
+    def __init__(self, environ: dict[str, str] | None = None):
+        self.environ = os.environ if environ is None else environ
+        self.children: dict[int, subprocess.Popen] = {}
+
+    def check(self, spec: Spec) -> None:
+        if not Path(spec.serve_script).is_file():
+            raise CiGenError(f"serve script {spec.serve_script} not found (input serve-script)")
+        if not Path(spec.model_path).is_dir():
+            raise CiGenError(f"model directory {spec.model_path} not found "
+                             "(input model-path; does the job get the train job's artifacts?)")
+        python = self.python()
+        if not (os.path.isfile(python) and os.access(python, os.X_OK)):
+            raise CiGenError(f"CI_GEN_DEPLOY_PYTHON {python[:100]!r} is not an executable file")
+
+    def python(self) -> str:
+        return self.environ.get("CI_GEN_DEPLOY_PYTHON") or sys.executable
+
+    def prepare(self, spec: Spec, rel: Release, rdir: Path) -> Release:
+        # The release owns its copy: the job's workspace is wiped after the job.
+        script = rdir / Path(spec.serve_script).name
+        shutil.copy2(spec.serve_script, script)
+        shutil.copytree(spec.model_path, rdir / "model", symlinks=False)
+        cmd = [self.python(), str(script), "--model_name", spec.model_name,
+               "--model_base_path", str(rdir / "model"), "--rest_api_port", str(rel.port)]
+        bind = bind_addr(spec.host)
+        if bind:
+            cmd += ["--rest_api_host", bind]
+        env = {k: self.environ[k] for k in _PASS_ENV if k in self.environ}
+        env.update(spec.env, MODEL_NAME=spec.model_name)
+        return dataclasses.replace(rel, cmd=cmd, cwd=str(rdir), log=str(rdir / "serve.log"), env=env)
+
+    def start(self, rel: Release) -> Release:
+        try:
+            with open(rel.log, "ab") as log:
+                log.write(f"--- ci-gen: starting release {rel.release} at "
+                          f"{_dt.datetime.now().isoformat(timespec='seconds')}\n".encode())
+                log.flush()
+                # Own session: it outlives the job, and stop can kill its whole group.
+                proc = subprocess.Popen(rel.cmd, cwd=rel.cwd, env=rel.env,
+                                        stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                        start_new_session=True, close_fds=True)
+        except OSError as exc:
+            raise CiGenError(f"cannot start release {rel.release}: "
+                             f"{exc.strerror or exc} ({exc.filename or rel.cmd[0]})") from None
+        self.children[proc.pid] = proc
+        stat = _proc_stat(proc.pid)
+        return dataclasses.replace(rel, pid=proc.pid, start_ticks=stat[1] if stat else None)
+
+    def alive(self, rel: Release) -> tuple[bool, str]:
+        pid = rel.pid
+        if not pid:
+            return False, "not started"
+        child = self.children.get(pid)
+        if child is not None:
+            code = child.poll()
+            return (True, "running") if code is None else (False, f"process exited with code {code}")
+        stat = _proc_stat(pid)
+        if stat is None or stat[0] in ("Z", "X"):
+            return False, "process is gone"
+        if rel.start_ticks is not None and stat[1] != rel.start_ticks:
+            return False, "process is gone (pid reused)"
+        return True, "running"
+
+    def stop(self, rel: Release, remove: bool = True) -> bool:
+        running, _ = self.alive(rel)
+        if not running:
+            return False
+        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            self._signal(rel.pid, sig)
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                if not self.alive(rel)[0]:
+                    return True
+                time.sleep(0.05)
+        raise CiGenError(f"release {rel.release} (pid {rel.pid}) did not stop")
+
+    @staticmethod
+    def _signal(pid: int, sig: int) -> None:
+        try:
+            if os.getpgid(pid) == pid:  # its own group: the server and anything it spawned
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def restart(self, rel: Release) -> Release:
+        return self.start(rel)
+
+    def log_tail(self, rel: Release, lines: int = 30) -> str:
+        try:
+            text = Path(rel.log).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def describe(self, rel: Release) -> str:
+        return f"{rel.release} (pid {rel.pid})"
+
+
+class ContainerEngine(Engine):
+    """docker or podman, same CLI."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def binary(self) -> str:
+        path = shutil.which(self.name)
+        if not path:
+            raise CiGenError(f"{self.name} not found on PATH: install it on the runner, or use "
+                             "engine `process` (input engine, or CI_GEN_DEPLOY_ENGINE=process)")
+        return path
+
+    def check(self, spec: Spec) -> None:
+        self.binary()
+
+    @staticmethod
+    def container_name(environment: str, rid: str) -> str:
+        return f"ci-gen-{environment}-{rid}"
+
+    def run_cmd(self, spec: Spec, rid: str, port: int) -> list[str]:
+        """The exact `run` command line (argv, no shell)."""
+        bind = bind_addr(spec.host)
+        publish = f"{bind}:{port}:{CONTAINER_PORT}" if bind else f"{port}:{CONTAINER_PORT}"
+        cmd = [self.name, "run", "-d", "--name", self.container_name(spec.environment, rid),
+               "-p", publish, "-e", f"MODEL_NAME={spec.model_name}"]
+        for key, value in spec.env.items():
+            cmd += ["-e", f"{key}={value}"]
+        return cmd + [spec.image]
+
+    def prepare(self, spec: Spec, rel: Release, rdir: Path) -> Release:
+        return dataclasses.replace(rel, cmd=self.run_cmd(spec, rel.release, rel.port),
+                                   container=self.container_name(spec.environment, rel.release),
+                                   image=spec.image)
+
+    def _run(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+        proc = subprocess.run([self.binary(), *args], capture_output=True, text=True, check=False)
+        if check and proc.returncode != 0:
+            err = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
+            raise CiGenError(f"{self.name} {args[0]} failed: {err}")
+        return proc
+
+    def start(self, rel: Release) -> Release:
+        self._run(*rel.cmd[1:], check=True)
+        return rel
+
+    def alive(self, rel: Release) -> tuple[bool, str]:
+        proc = self._run("inspect", "-f", "{{.State.Running}}", rel.container)
+        if proc.returncode != 0:
+            return False, "container is gone"
+        return (True, "running") if proc.stdout.strip() == "true" else (False, "container stopped")
+
+    def stop(self, rel: Release, remove: bool = True) -> bool:
+        running, why = self.alive(rel)
+        if running:
+            self._run("stop", rel.container, check=True)
+        if remove and why != "container is gone":
+            self._run("rm", "-f", rel.container, check=True)
+        return running
+
+    def restart(self, rel: Release) -> Release:
+        self._run("start", rel.container, check=True)
+        return rel
+
+    def log_tail(self, rel: Release, lines: int = 30) -> str:
+        proc = self._run("logs", "--tail", str(lines), rel.container)
+        return (proc.stdout + proc.stderr).rstrip()
+
+    def describe(self, rel: Release) -> str:
+        return f"{rel.release} (container {rel.container})"
+
+
+def engine_for(name: str, environ: dict[str, str] | None = None) -> Engine:
+    if name == "process":
+        return ProcessEngine(environ)
+    if name in ("docker", "podman"):
+        return ContainerEngine(name)
+    raise CiGenError(f"unknown deploy engine {name[:40]!r} in the deploy state")
+

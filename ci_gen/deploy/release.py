@@ -1,0 +1,183 @@
+"""Deploy a release behind a health gate, roll back when it fails; stop an environment.
+
+Used by `ci-gen job deploy` and `ci-gen job stop`. Deploy stops the previous release, starts
+the new one and waits for its health URL; if it never becomes healthy the new one is removed
+and the previous one is started again. State and its format: ci_gen.deploy.state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, NoReturn
+
+from ci_gen.deploy.engines import ContainerEngine, Engine, engine_for
+from ci_gen.deploy.health import free_port, port_in_use, wait_healthy
+from ci_gen.deploy.spec import Spec
+from ci_gen.deploy.state import (
+    Release,
+    env_dir,
+    locked,
+    new_release_id,
+    prune,
+    read_release,
+    write_release,
+)
+from ci_gen.errors import CiGenError
+from ci_gen.files import atomic_write
+
+Say = Callable[[str], None]
+
+
+def deploy(spec: Spec, environ: dict[str, str] | None = None, say: Say = print) -> Release:
+    """Deploy one release with a health gate; returns its record, raises on failure."""
+    environ = os.environ if environ is None else environ
+    engine = engine_for(spec.engine, environ)
+    engine.check(spec)
+    edir = env_dir(spec.environment, environ)
+    with locked(edir, say):
+        rollout = _Rollout(spec, engine, edir, say, previous=read_release(edir / "current.json"))
+        rel = rollout.prepare(environ)
+        rollout.stop_previous(environ)
+        rel, healthy, why = rollout.start(rel)
+        if healthy:
+            return rollout.promote(rel)
+        rollout.discard(rel, why)
+        rollout.roll_back(rel.release)
+
+
+def stop(environment: str, engine_name: str, environ: dict[str, str] | None = None,
+         say: Say = print) -> bool:
+    """Stop the current release of the environment; False when nothing was deployed."""
+    environ = os.environ if environ is None else environ
+    edir = env_dir(environment, environ)
+    if not (edir / "current.json").is_file():
+        say(f"stop: nothing deployed in environment {environment}")
+        return False
+    with locked(edir, say):
+        rel = read_release(edir / "current.json")
+        if rel is None:
+            say(f"stop: nothing deployed in environment {environment}")
+            return False
+        engine = engine_for(rel.engine, environ)
+        if engine.name != engine_name:
+            say(f"stop: release {rel.release} runs on {engine.name} (not {engine_name}); "
+                f"stopping it there")
+        was_running = engine.stop(rel, remove=True)
+        (edir / "current.json").unlink()
+        state = "stopped" if was_running else "was no longer running; forgot"
+        say(f"stop: release {engine.describe(rel)} of {environment} {state}")
+        return True
+
+
+@dataclass
+class _Rollout:
+    """One deploy of an environment, step by step, under its lock."""
+
+    spec: Spec
+    engine: Engine
+    edir: Path
+    say: Say
+    previous: Release | None = None
+    prev_engine: Engine | None = None
+
+    @property
+    def releases(self) -> Path:
+        return self.edir / "releases"
+
+    def prepare(self, environ: dict[str, str]) -> Release:
+        """A new release directory with release.json: how to start it (and start it again)."""
+        self.releases.mkdir(parents=True, exist_ok=True)
+        spec = self.spec
+        port = free_port(spec.host) if spec.port == 0 else spec.port
+        rid = new_release_id(self.releases, environ)
+        rdir = self.releases / rid
+        rdir.mkdir()
+        url = f"http://{spec.host}:{port}"
+        rel = Release(release=rid, environment=spec.environment, engine=self.engine.name,
+                      host=spec.host, port=port, url=url, health_url=url + spec.health,
+                      model_name=spec.model_name, health_timeout=spec.health_timeout,
+                      created=_dt.datetime.now().isoformat(timespec="seconds"))
+        try:
+            rel = self.engine.prepare(spec, rel, rdir)
+            write_release(rdir / "release.json", rel)
+        except (OSError, CiGenError) as exc:
+            shutil.rmtree(rdir, ignore_errors=True)
+            raise CiGenError(f"cannot prepare release {rid} in {rdir}: "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
+        return rel
+
+    def stop_previous(self, environ: dict[str, str]) -> None:
+        """Stop (keep) the serving release: the new one takes its port."""
+        if self.previous:
+            self.prev_engine = engine_for(self.previous.engine, environ)
+            self.say(f"deploy: stopping previous release {self.prev_engine.describe(self.previous)}")
+            self.prev_engine.stop(self.previous, remove=False)
+
+    def start(self, rel: Release) -> tuple[Release, bool, str]:
+        """Start the new release and wait for its health URL: (record, healthy, why)."""
+        note = f"; {self.spec.engine_note}" if self.spec.engine_note else ""
+        self.say(f"deploy: starting release {rel.release} with engine {self.engine.name}{note} "
+                 f"on {rel.url}")
+        if port_in_use(rel.host, rel.port):
+            return rel, False, f"port {rel.port} on {rel.host} is already in use by another program"
+        try:
+            rel = self.engine.start(rel)
+        except CiGenError as exc:
+            return rel, False, str(exc)
+        write_release(self.releases / rel.release / "release.json", rel)
+        return rel, *wait_healthy(self.engine, rel, self.spec.health_timeout, self.say)
+
+    def promote(self, rel: Release) -> Release:
+        """The healthy release becomes current; the previous one and old releases go."""
+        write_release(self.edir / "current.json", rel)
+        if self.spec.dotenv:
+            atomic_write(self.spec.dotenv, f"DEPLOY_URL={rel.url}\n")
+        previous = self.previous
+        if previous and isinstance(self.prev_engine, ContainerEngine):
+            self.prev_engine.stop(previous, remove=True)
+        removed = prune(self.releases, {rel.release, previous.release} if previous else {rel.release})
+        self.say(f"deploy: release {rel.release} is healthy at {rel.url}"
+                 + (f" (replaced {previous.release})" if previous else ""))
+        if removed:
+            self.say(f"deploy: pruned old releases {', '.join(removed)}")
+        return rel
+
+    def discard(self, rel: Release, why: str) -> None:
+        """Say why the new release is unhealthy, show its log, remove it."""
+        self.say(f"deploy: release {rel.release} is not healthy: {why}")
+        tail = self.engine.log_tail(rel) if rel.pid or rel.container else ""
+        if tail:
+            self.say(f"deploy: last lines of release {rel.release}'s log:")
+            self.say("\n".join("    " + line for line in tail.splitlines()))
+        with contextlib.suppress(CiGenError):
+            self.engine.stop(rel, remove=True)
+
+    def roll_back(self, rid: str) -> NoReturn:
+        """Start the previous release again; always raises (the deploy failed)."""
+        waited = f"{self.spec.health_timeout:g}s"
+        previous, prev_engine = self.previous, self.prev_engine
+        if not previous or not prev_engine:
+            raise CiGenError(f"release {rid} never became healthy in {waited}; "
+                             "no previous release to restore")
+        self.say(f"deploy: restoring previous release {previous.release}")
+        try:
+            restored = prev_engine.restart(previous)
+            ok, why = wait_healthy(prev_engine, restored,
+                                   float(previous.health_timeout or self.spec.health_timeout), self.say)
+        except CiGenError as exc:
+            ok, why, restored = False, str(exc), previous
+        write_release(self.edir / "current.json", restored)
+        prev_dir = self.releases / previous.release
+        if prev_dir.is_dir():
+            write_release(prev_dir / "release.json", restored)
+        if not ok:
+            raise CiGenError(f"release {rid} never became healthy in {waited}; previous "
+                             f"release {previous.release} could not be restored ({why})")
+        self.say(f"deploy: previous release {previous.release} is serving again at {previous.url}")
+        raise CiGenError(f"release {rid} never became healthy in {waited}; "
+                         f"previous release {previous.release} restored")
