@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import re
 import subprocess
@@ -22,8 +21,10 @@ import pytest
 import yaml
 
 from ci_gen.localpipeline import RunOptions, run_local
-from tests.gitlab_fake import API, PROJECT_ID, gitlab_fake  # noqa: F401  (fixture)
-from tests.helpers import REPO, cli, scan_secrets
+from gitlab_fake import API, PROJECT_ID, gitlab_fake  # noqa: F401  (fixture)
+from support.cli import REPO, cli
+from support.counts import record_counts
+from support.trees import scan_secrets
 
 pytestmark = pytest.mark.slow
 
@@ -206,9 +207,8 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeyp
     scanned, hits = scan_secrets([project, clone, REPO / "templates"], secrets)
     history_hits = sum(s in history.read_text() for s in secrets)
     output_hits = sum(s in out for s in secrets)
-    if os.environ.get("CI_GEN_COUNTS_FILE"):  # read by benchmarks/hardening_counts.py
-        Path(os.environ["CI_GEN_COUNTS_FILE"]).write_text(json.dumps(
-            {"secrets": len(secrets), "scanned": scanned + 2, "found": len(hits) + history_hits + output_hits}))
+    record_counts("secrets", {"secrets": len(secrets), "scanned": scanned + 2,
+                              "found": len(hits) + history_hits + output_hits})
     assert scanned > 100
     assert hits == []
     assert history_hits == 0

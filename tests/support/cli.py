@@ -1,14 +1,20 @@
-"""Small helpers shared by the tests."""
+"""Run ci-gen as a user would, and `ci-gen run` pipelines; read the run's summary."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+import pytest
+
+from ci_gen.errors import CiGenError
+from ci_gen.localrun import find_gitlab_ci_local
+
+from .git import IDENTITY
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str, cwd: Path | str | None = None, env: dict | None = None, timeout: float = 600):
@@ -19,32 +25,26 @@ def cli(*args: str, cwd: Path | str | None = None, env: dict | None = None, time
                           capture_output=True, text=True, timeout=timeout)
 
 
-def tree_hash(root: Path) -> str:
-    """A hash of every path, mode and content under root (to prove nothing changed)."""
-    h = hashlib.sha256()
-    if not root.exists():
-        return "absent"
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        st = path.lstat()
-        h.update(f"{rel}\0{st.st_mode}\0".encode())
-        if path.is_file() and not path.is_symlink():
-            h.update(path.read_bytes())
-    return h.hexdigest()
+def gitlab_ci_local() -> str:
+    """The gitlab-ci-local `ci-gen run` uses; skips the test when it is not installed."""
+    try:
+        return find_gitlab_ci_local()
+    except CiGenError as exc:  # pragma: no cover - bootstrap installs it
+        pytest.skip(str(exc))
 
 
-def scan_secrets(roots: list[Path], secrets: list[str]) -> tuple[int, list[str]]:
-    """(files scanned, files holding a secret, relative to their root) under roots.
+def ci_gen_run(project: Path, *args: str, env: dict[str, str] | None = None):
+    """`ci-gen run PROJECT ARGS` with a git identity; returns the CompletedProcess."""
+    return cli("run", str(project), *args, env={**IDENTITY, **(env or {})}, timeout=300)
 
-    `.dvc/config.local` is skipped: it is where `ci-gen job dvc-auth` is meant to write
-    credentials (0600, never tracked), so a secret there is not a leak."""
-    needles = [s.encode() for s in secrets]
-    scanned, hits = 0, []
-    for root in roots:
-        for path in root.rglob("*"):
-            if not path.is_file() or path.is_symlink() or path.name == "config.local":
-                continue
-            scanned += 1
-            if any(n in path.read_bytes() for n in needles):
-                hits.append(str(path.relative_to(root)))
-    return scanned, hits
+
+def summary(stdout: str) -> dict[str, str]:
+    """job name -> status, from the summary table."""
+    lines = stdout.split("ci-gen: summary:", 1)[1].splitlines()[1:]
+    out = {}
+    for line in lines:
+        if not line.startswith("  "):
+            break
+        status, name = line.split()[:2]
+        out[name] = status
+    return out
