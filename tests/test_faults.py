@@ -22,10 +22,10 @@ import yaml
 
 from ci_gen import __version__
 from ci_gen.glrun import ANSI
-from ci_gen.localpipeline import RunOptions, run_local
 from faultproxy import FaultProxy
 from support.cli import cli
 from support.git import IDENTITY, git
+from support.pipeline import job_log, run_pipeline
 from support.trees import scan_secrets
 
 # The faults this module injects into ci-gen's jobs (the S3 remote down before train, between
@@ -51,10 +51,6 @@ def _keys(s3, prefix: str = "") -> list[str]:
     """Object keys in the bucket, read from moto directly (not through the proxy)."""
     pages = s3.client().get_paginator("list_objects_v2").paginate(Bucket=s3.bucket, Prefix=prefix)
     return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
-
-
-def _log(project: Path, job: str) -> str:
-    return (project / ".gitlab-ci-local" / "output" / f"{job}.log").read_text(errors="replace")
 
 
 class _OutageAt(io.StringIO):
@@ -182,13 +178,6 @@ def test_dvc_push_against_a_dead_remote_fails_cleanly(tmp_path, s3_proxy, moto_s
 
 # -- the example pipeline with the remote going away ------------------------------------------
 
-def _run(project: Path, stream: io.StringIO | None = None, quiet: bool = True,
-         **options) -> tuple[int, dict[str, str], str]:
-    out = stream or io.StringIO()
-    outcome = run_local(RunOptions(directory=project, quiet=quiet, **options), out)
-    return outcome.exit_code, {r.name: r.status for r in outcome.results}, out.getvalue()
-
-
 @pytest.mark.slow
 def test_s3_outage_before_and_during_the_pipeline(tmp_path, s3_proxy, moto_server, aws_env, monkeypatch):
     # botocore's default retries stretch each refused pull to 10-30 s; two attempts keep the
@@ -212,11 +201,11 @@ def test_s3_outage_before_and_during_the_pipeline(tmp_path, s3_proxy, moto_serve
     keys = _keys(moto_server)
     assert keys, "init pushed the training data"
     s3_proxy.down()
-    code, status, out = _run(project, job="mlops-train")
+    code, status, out = run_pipeline(project, job="mlops-train")
     outputs.append(out)
     assert code == 1, out
     assert status == {"mlops-train": "failed"}
-    log = _log(project, "mlops-train")
+    log = job_log(project, "mlops-train")
     assert f'{NO_CONNECT}: "http://127.0.0.1:{s3_proxy.port}/' in log
     # One line from `ci-gen job train`: the step, then DVC's ERROR line (no support footer).
     assert "ci-gen: error: train: cannot pull train_data.dvc: ERROR: failed to connect to s3" in log
@@ -230,13 +219,13 @@ def test_s3_outage_before_and_during_the_pipeline(tmp_path, s3_proxy, moto_serve
     #    run cache): dvc-upload fails at its first pull, pushes nothing, commits nothing.
     s3_proxy.up()
     stream = _OutageAt(r"^ci-gen: mlops-train: passed", s3_proxy, moto_server)
-    code, status, out = _run(project, stream, job="mlops-dvc-upload")
+    code, status, out = run_pipeline(project, stream, job="mlops-dvc-upload")
     outputs.append(out)
     assert stream.keys_at_outage is not None, out
     assert code == 1, out
     assert status == {"mlops-train": "passed", "mlops-dvc-upload": "warning"}  # allow_failure: manual
-    assert "trained 1 epochs on" in _log(project, "mlops-train")
-    upload = _log(project, "mlops-dvc-upload")
+    assert "trained 1 epochs on" in job_log(project, "mlops-train")
+    upload = job_log(project, "mlops-dvc-upload")
     assert f'{NO_CONNECT}: "http://127.0.0.1:{s3_proxy.port}/' in upload
     assert "$ dvc commit" not in upload and "$ ci-gen job commit-pointers" not in upload
     assert git(origin, "rev-parse", "main") == head
@@ -249,12 +238,12 @@ def test_s3_outage_before_and_during_the_pipeline(tmp_path, s3_proxy, moto_serve
     #    are not committed, nothing reaches origin.
     s3_proxy.up()
     stream = _OutageAt(r"^mlops-dvc-upload\b.*\$ dvc commit", s3_proxy, moto_server)
-    code, status, out = _run(project, stream, quiet=False, job="mlops-dvc-upload")
+    code, status, out = run_pipeline(project, stream, quiet=False, job="mlops-dvc-upload")
     outputs.append(out)
     assert stream.keys_at_outage is not None, out
     assert code == 1, out
     assert status == {"mlops-train": "passed", "mlops-dvc-upload": "warning"}  # allow_failure: manual
-    upload = _log(project, "mlops-dvc-upload")
+    upload = job_log(project, "mlops-dvc-upload")
     pulled, _, pushed = upload.partition("$ dvc commit")
     assert NO_CONNECT not in pulled and "files added" in pulled  # the pull still worked
     assert "dvc push dvc.yaml" in pushed and f"{NO_CONNECT}: \"http://127.0.0.1:{s3_proxy.port}/" in pushed, upload
@@ -265,13 +254,13 @@ def test_s3_outage_before_and_during_the_pipeline(tmp_path, s3_proxy, moto_serve
     # 4. The remote is back: the default pipeline passes, train restores from the run cache
     #    pushed in 2, and dvc-upload commits the pointers exactly once, with [skip ci].
     s3_proxy.up()
-    code, status, out = _run(project)
+    code, status, out = run_pipeline(project)
     outputs.append(out)
     assert code == 0, out
     assert status == {"mlops-train": "passed", "mlops-eval-report": "passed",
                       "mlops-docker-build": "passed", "mlops-dvc-upload": "passed",
                       "mlops-deploy": "passed", "mlops-inference": "passed", "mlops-stop": "passed"}
-    assert "ci-gen: train: reused from the run cache" in _log(project, "mlops-train")
+    assert "ci-gen: train: reused from the run cache" in job_log(project, "mlops-train")
     new = git(origin, "rev-list", f"{head}..main").split()
     assert len(new) == 1
     assert git(origin, "rev-parse", f"{new[0]}^") == head
@@ -328,10 +317,10 @@ def test_registry_password_never_leaks(tmp_path, buildah_env, docker_registry_au
     variables = {"CI_REGISTRY": reg.host, "CI_REGISTRY_IMAGE": f"{reg.host}/mlops/demo",
                  "CI_REGISTRY_USER": reg.username, "CI_REGISTRY_PASSWORD": reg.password}
     # Not quiet: `out` then holds every line gitlab-ci-local printed, job output included.
-    code, status, out = _run(project, quiet=False, job="build", variables=variables)
-    assert code == 0, out + _log(project, "build")
+    code, status, out = run_pipeline(project, quiet=False, job="build", variables=variables)
+    assert code == 0, out + job_log(project, "build")
     assert status == {"build": "passed"}
-    assert "Login Succeeded" in _log(project, "build")
+    assert "Login Succeeded" in job_log(project, "build")
     sha = git(project, "rev-parse", "HEAD")
     assert reg.tags("mlops/demo") == sorted([sha, "main"])  # the registry refuses anonymous pushes
 

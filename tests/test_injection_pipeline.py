@@ -22,8 +22,8 @@ from ci_gen import components as desc
 from ci_gen.errors import CiGenError, InputError
 from ci_gen.inputs import resolve
 from ci_gen.render import body, header
-from support.cli import gitlab_ci_local
 from support.git import make_project
+from support.pipeline import gitlab_ci_local
 from support.injection import assert_one_line, check_component
 from support.payloads import MARKER_DIR, NASTY_ITEMS, NASTY_VALID, marker_stays_absent  # noqa: F401  (fixture)
 from support.shell import (CI_ENV, ENV_REF, PLACEHOLDER, PRELUDE, map_back, parse_records, run_items,

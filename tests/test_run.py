@@ -20,8 +20,9 @@ from ci_gen import components as desc
 from ci_gen.localpipeline import GCL_FLAGS
 from ci_gen.localrun import parse_origin
 from ci_gen.render import render
-from support.cli import ci_gen_run, cli, gitlab_ci_local, summary
+from support.cli import cli
 from support.git import IDENTITY, git, make_project
+from support.pipeline import ci_gen_run, gitlab_ci_local, summary
 
 
 # -- acceptance 4 of issue 2: the six components resolve in gitlab-ci-local ------------------
