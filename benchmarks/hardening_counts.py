@@ -1,15 +1,20 @@
 """Print the hardening figures of issue 6 (the README's "Reliability" numbers).
 
-- injection: a fixed payload corpus (every component input x every payload piece, long and
-  unicode strings, the nastiest accepted values; plus the `init`, `render --input` and
-  `job deploy` options) through the same checks as tests/test_injection.py: each payload is
-  refused with one line, or rendered safely (YAML round trip exact, real script lines run
-  by bash pass it on as literal text, no marker file). "unsafe" must be 0.
-- bad inputs: every case of tests/data/bad_inputs.yaml run as a user would; "clean" means
-  the documented message, one stderr line, no traceback, the exit code, no secret echoed,
-  no file changed. Cases marked `bug:` are counted apart.
-- secrets and faults: hooks for the other parts of issue 6 (`secrets_counts`,
-  `fault_counts`), printed as "not measured yet" until they return numbers.
+Every figure comes from the tests that check it, run here by pytest in a subprocess (this
+script imports no test module):
+- injection: tests/test_injection_corpus.py runs a fixed payload corpus (every component
+  input x every payload piece, long and unicode strings, the nastiest accepted values; plus
+  the `init`, `render --input` and `job deploy` options) through the same checks as the
+  injection property tests: each payload is refused with one line, or rendered safely (YAML
+  round trip exact, real script lines run by bash pass it on as literal text, no marker
+  file). It writes its tally to $CI_GEN_COUNTS_FILE. "unsafe" must be 0.
+- bad inputs: every case of tests/data/bad_inputs.yaml (tests/test_bad_inputs.py) run as a
+  user would; "clean" means its test passes (the documented message, one stderr line, no
+  traceback, the exit code, no secret echoed, no file changed). Cases marked `bug:` are
+  strict xfails, counted apart.
+- secrets: tests/test_example_pipeline.py scans everything the whole pipeline wrote for its
+  sentinel credentials and writes the figures to $CI_GEN_COUNTS_FILE.
+- faults: FAULT_TESTS below; a fault survived when the test that injects it passes.
 
 Run: `.venv/bin/python benchmarks/hardening_counts.py [--skip-table]`. Exit 1 when a payload
 is unsafe or a table case without `bug:` is not clean.
@@ -18,151 +23,24 @@ is unsafe or a table case without `bug:` is not clean.
 from __future__ import annotations
 
 import argparse
-import shutil
+import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-import test_bad_inputs as table  # noqa: E402
-import test_injection as inj  # noqa: E402
-from helpers import tree_hash  # noqa: E402
-
-from ci_gen import components as desc  # noqa: E402
-from ci_gen.deploy.spec import ENGINES  # noqa: E402
-
-
-@dataclass
-class Tally:
-    tried: int = 0
-    refused: int = 0
-    safe: int = 0
-    script_lines_run: int = 0
-    unsafe: list[str] = field(default_factory=list)
-
-    def add(self, what: str, check) -> None:
-        self.tried += 1
-        try:
-            refused = check()
-        except AssertionError as exc:  # the property broke: count it, keep going
-            self.unsafe.append(f"{what}: {str(exc)[:200]}")
-            return
-        if isinstance(refused, inj.Outcome):
-            self.script_lines_run += refused.items_run
-            refused = refused.refused
-        if refused:
-            self.refused += 1
-        else:
-            self.safe += 1
-
-
-def option_corpus() -> list[tuple[str, object]]:
-    """(label, zero-argument check) for ci-gen's own options that reach files and shells."""
-    out: list[tuple[str, object]] = []
-    for bit in inj.ALL_BITS + ["a" * 300]:
-        out.append((f"init --templates-project {bit!r}",
-                    lambda b=bit: inj.check_init_options("mlops/ci-gen" + b, "1.2.3", "component")))
-        out.append((f"init --version {bit!r}",
-                    lambda b=bit: inj.check_init_options("mlops/ci-gen", "1.2.3" + b, "project")))
-        out.append((f"init --remote {bit!r}",
-                    lambda b=bit: inj.check_remote_options("s3://bucket/p" + b, None)))
-        out.append((f"init --remote (local) {bit!r}",
-                    lambda b=bit: inj.check_remote_options("storage" + b, None)))
-        out.append((f"init --endpoint-url {bit!r}",
-                    lambda b=bit: inj.check_remote_options("s3://bucket/p", "http://127.0.0.1:9000" + b)))
-        for flag, default in (("environment", "production"), ("host", "127.0.0.1"), ("port", "8501"),
-                              ("model_name", "m"), ("model_path", "model"), ("serve_script", "serve.py"),
-                              ("health_path", "/v1/models/m"), ("health_timeout", "120"),
-                              ("env", "A=b"), ("dotenv", "deploy.env"), ("image", "app:1.0")):
-            out.append((f"job deploy --{flag} {bit!r}",
-                        lambda f=flag, d=default, b=bit: inj.check_deploy_flags("process", {f: d + b})))
-        out.append((f"job deploy --engine {bit!r}",
-                    lambda b=bit: inj.check_deploy_flags("process" + b, {})))
-        for name in desc.ORDER:
-            out.append((f"render {name} --input {bit!r}",
-                        lambda n=name, b=bit: inj.check_render_pairs(n, [f"job-prefix{b}=x", f"stage=a{b}"])))
-    assert ENGINES  # the deploy checks above use the real engine list
-    return out
-
-
-def injection() -> Tally:
-    tally = Tally()
-    for name, given in inj.iter_corpus():
-        tally.add(f"{name} {given!r}"[:120], lambda n=name, g=given: inj.check_component(n, g))
-    for label, check in option_corpus():
-        tally.add(label, check)
-    hits = list(inj.MARKER_DIR.iterdir())  # a payload that ran would have left its marker
-    tally.unsafe += [f"marker file created: {p}" for p in hits]
-    shutil.rmtree(inj.MARKER_DIR, ignore_errors=True)
-    return tally
-
-
-def bad_inputs() -> dict[str, object]:
-    """Run every table case; count the clean ones (known bugs apart)."""
-    clean, known, dirty = 0, 0, []
-    for case in table.CASES:
-        with tempfile.TemporaryDirectory(prefix="ci-gen-bad-input-") as tmp:
-            root = Path(tmp)
-            work, env, argv = table.prepare(case, root)
-            before = tree_hash(root)
-            proc = subprocess.run([sys.executable, "-m", "ci_gen", *argv], cwd=work, env=env,
-                                  capture_output=True, text=True, timeout=120)
-            lines = proc.stderr.splitlines()
-            stream = case.get("stream", "stderr")
-            ok = ("Traceback" not in proc.stderr and proc.returncode == case["exit"]
-                  and tree_hash(root) == before
-                  and not (case.get("secret") and case["secret"] in proc.stdout + proc.stderr)
-                  and (len(lines) == 1 and case["message"] in lines[0] if stream == "stderr"
-                       else not lines and case["message"] in proc.stdout))
-        if case.get("bug"):
-            known += 1
-            if ok:
-                dirty.append(f"{case['name']}: marked bug but now clean (drop its `bug:`)")
-        elif ok:
-            clean += 1
-        else:
-            dirty.append(case["name"])
-    return {"tried": len(table.CASES), "clean": clean, "known_bugs": known, "dirty": dirty}
-
-
-def _pytest_counts(args: list[str]) -> dict | None:
-    """Run pytest on ARGS with CI_GEN_COUNTS_FILE set; the test writes its counts there."""
-    import json
-    import os
-    import subprocess
-    import tempfile
-
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
-        counts = Path(fh.name)
-    try:
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-                              cwd=ROOT, env={**os.environ, "CI_GEN_COUNTS_FILE": str(counts)},
-                              capture_output=True, text=True)
-        text = counts.read_text()
-        data = json.loads(text) if text else None
-        if data is not None:
-            data["tests_passed"] = proc.returncode == 0
-        return data
-    finally:
-        counts.unlink(missing_ok=True)
-
-
-def secrets_counts() -> dict[str, int] | None:
-    """Issue 6, Secrets: the whole local pipeline (tests/test_example_pipeline.py) runs with
-    sentinel S3 keys and a sentinel GitLab token, then job logs, artifacts, builds, the work
-    trees, every commit, the run's output and the rendered templates are scanned."""
-    return _pytest_counts(["tests/test_example_pipeline.py"])
-
 
 # Each fault injected by the test suite -> the test that injects it and checks the outcome
 # (a clear failure, nothing half-done, recovery). Survived = that test passes.
 FAULT_TESTS: dict[str, str] = {
-    **{name: f"tests/test_faults.py::{test}" for name, test in __import__("test_faults").FAULTS.items()},
+    "s3-down-before-train": "tests/test_faults.py::test_s3_outage_before_and_during_the_pipeline",
+    "s3-down-between-train-and-dvc-upload": "tests/test_faults.py::test_s3_outage_before_and_during_the_pipeline",
+    "s3-down-inside-dvc-upload-before-push": "tests/test_faults.py::test_s3_outage_before_and_during_the_pipeline",
+    "s3-down-dvc-push-job": "tests/test_faults.py::test_dvc_push_against_a_dead_remote_fails_cleanly",
     "deploy-never-healthy": "tests/test_job_deploy.py::test_unhealthy_release_restores_the_previous_one",
     "deploy-crashes": "tests/test_job_deploy.py::test_crashing_release_shows_its_log_and_restores_the_previous_one",
     "deploy-fails-no-previous": "tests/test_job_deploy.py::test_failure_without_previous_release_is_clean",
@@ -173,21 +51,82 @@ FAULT_TESTS: dict[str, str] = {
 }
 
 
-def fault_counts() -> dict[str, int] | None:
-    """Issue 6, Faults: run the tests that inject them; a fault survived when its test passes."""
-    import xml.etree.ElementTree as ET
+def _pytest(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+                          cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True)
 
+
+def pytest_counts(args: list[str], section: str) -> dict | None:
+    """Run pytest on ARGS with CI_GEN_COUNTS_FILE set; the test writes SECTION there."""
     with tempfile.TemporaryDirectory() as tmp:
-        junit = Path(tmp) / "faults.xml"
-        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
-                        *sorted(set(FAULT_TESTS.values()))], cwd=ROOT, capture_output=True, text=True)
+        counts = Path(tmp) / "counts.json"
+        proc = _pytest(args, {"CI_GEN_COUNTS_FILE": str(counts)})
+        text = counts.read_text() if counts.is_file() else ""
+    data = json.loads(text).get(section) if text else None
+    if data is not None:
+        data["tests_passed"] = proc.returncode == 0
+    return data
+
+
+def junit_outcomes(args: list[str]) -> dict[str, str] | None:
+    """Run pytest on ARGS; test case name -> passed / failed / xfailed / xpassed / skipped."""
+    with tempfile.TemporaryDirectory() as tmp:
+        junit = Path(tmp) / "junit.xml"
+        _pytest([f"--junitxml={junit}", *args])
         if not junit.is_file():
             return None
-        passed: dict[str, bool] = {}
+        outcomes: dict[str, str] = {}
         for case in ET.parse(junit).iter("testcase"):
-            name = case.get("name", "").split("[")[0]
-            ok = not any(child.tag in ("failure", "error", "skipped") for child in case)
-            passed[name] = passed.get(name, True) and ok
+            outcome = "passed"
+            for child in case:
+                if child.tag == "skipped":
+                    outcome = "xfailed" if child.get("type") == "pytest.xfail" else "skipped"
+                elif child.tag in ("failure", "error"):
+                    outcome = "xpassed" if "XPASS(strict)" in child.get("message", "") else "failed"
+            outcomes[case.get("name", "")] = outcome
+    return outcomes
+
+
+def injection() -> dict | None:
+    return pytest_counts(["tests/test_injection_corpus.py"], "injection")
+
+
+def bad_inputs() -> dict[str, object] | None:
+    """Run every table case; count the clean ones (known bugs apart)."""
+    outcomes = junit_outcomes(["tests/test_bad_inputs.py::test_bad_input_is_refused_cleanly"])
+    if not outcomes:
+        return None
+    clean, known, dirty = 0, 0, []
+    for name, outcome in outcomes.items():
+        case = name.partition("[")[2].rstrip("]")
+        if outcome == "xpassed":
+            known += 1
+            dirty.append(f"{case}: marked bug but now clean (drop its `bug:`)")
+        elif outcome == "xfailed":
+            known += 1
+        elif outcome == "passed":
+            clean += 1
+        else:
+            dirty.append(case)
+    return {"tried": len(outcomes), "clean": clean, "known_bugs": known, "dirty": dirty}
+
+
+def secrets_counts() -> dict[str, int] | None:
+    """Issue 6, Secrets: the whole local pipeline (tests/test_example_pipeline.py) runs with
+    sentinel S3 keys and a sentinel GitLab token, then job logs, artifacts, builds, the work
+    trees, every commit, the run's output and the rendered templates are scanned."""
+    return pytest_counts(["tests/test_example_pipeline.py"], "secrets")
+
+
+def fault_counts() -> dict[str, int] | None:
+    """Issue 6, Faults: run the tests that inject them; a fault survived when its test passes."""
+    outcomes = junit_outcomes(sorted(set(FAULT_TESTS.values())))
+    if outcomes is None:
+        return None
+    passed: dict[str, bool] = {}
+    for name, outcome in outcomes.items():
+        test = name.split("[")[0]
+        passed[test] = passed.get(test, True) and outcome == "passed"
     survived = sum(passed.get(test.split("::")[1], False) for test in FAULT_TESTS.values())
     return {"injected": len(FAULT_TESTS), "survived": survived}
 
@@ -198,25 +137,31 @@ def main() -> int:
     args = parser.parse_args()
     failed = False
 
-    start = time.perf_counter()
     t = injection()
-    secs = time.perf_counter() - start
-    print(f"injection payloads tried: {t.tried} (refused with one line: {t.refused}, "
-          f"rendered safely: {t.safe}, unsafe: {len(t.unsafe)}) in {secs:.1f} s; "
-          f"script lines run under bash: {t.script_lines_run}")
-    for line in t.unsafe[:20]:
-        print(f"  UNSAFE {line}")
-    failed |= bool(t.unsafe)
+    if t is None:
+        print("injection: not measured (tests/test_injection_corpus.py wrote no counts)")
+        failed = True
+    else:
+        print(f"injection payloads tried: {t['tried']} (refused with one line: {t['refused']}, "
+              f"rendered safely: {t['safe']}, unsafe: {len(t['unsafe'])}) in {t['seconds']:.1f} s; "
+              f"script lines run under bash: {t['script_lines_run']}")
+        for line in t["unsafe"][:20]:
+            print(f"  UNSAFE {line}")
+        failed |= bool(t["unsafe"])
 
     if not args.skip_table:
         start = time.perf_counter()
         b = bad_inputs()
         secs = time.perf_counter() - start
-        print(f"bad inputs tried: {b['tried']}, clean: {b['clean']}, known bugs (marked in the "
-              f"table): {b['known_bugs']}, other failures: {len(b['dirty'])} in {secs:.1f} s")
-        for name in b["dirty"]:
-            print(f"  NOT CLEAN {name}")
-        failed |= bool(b["dirty"])
+        if b is None:
+            print("bad inputs: not measured (pytest wrote no report)")
+            failed = True
+        else:
+            print(f"bad inputs tried: {b['tried']}, clean: {b['clean']}, known bugs (marked in the "
+                  f"table): {b['known_bugs']}, other failures: {len(b['dirty'])} in {secs:.1f} s")
+            for name in b["dirty"]:
+                print(f"  NOT CLEAN {name}")
+            failed |= bool(b["dirty"])
 
     s = secrets_counts()
     print("secrets: not measured yet" if s is None

@@ -18,13 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
-from helpers import tree_hash
+from support.git import IDENTITY
+from support.trees import tree_hash
 
 TABLE = Path(__file__).resolve().parent / "data" / "bad_inputs.yaml"
 CASES: list[dict[str, Any]] = yaml.safe_load(TABLE.read_text(encoding="utf-8"))
 LONG = "a" * 300
-IDENTITY = {"GIT_AUTHOR_NAME": "CI Gen Test", "GIT_AUTHOR_EMAIL": "test@example.com",
-            "GIT_COMMITTER_NAME": "CI Gen Test", "GIT_COMMITTER_EMAIL": "test@example.com"}
 # The caller's environment must not decide a case: no tokens, no CI job, no cloud keys.
 DROP = ("GITLAB_API_TOKEN", "REPO_TOKEN", "CI_", "AWS_", "OSS_", "GCL_", "DVC_")
 
@@ -93,7 +92,7 @@ def test_table_is_well_formed():
 def test_bad_input_is_refused_cleanly(case, tmp_path):
     work, env, argv = prepare(case, tmp_path)
     before = tree_hash(tmp_path)
-    # Not helpers.cli: that one starts from os.environ, and the case's environment must win.
+    # Not support.cli.cli: that one starts from os.environ, and the case's environment must win.
     proc = subprocess.run([sys.executable, "-m", "ci_gen", *argv], cwd=work, env=env,
                           capture_output=True, text=True, timeout=120)
     out, err = proc.stdout, proc.stderr

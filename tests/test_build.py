@@ -7,7 +7,7 @@ import shutil
 from ci_gen import components as desc
 from ci_gen import docs
 from ci_gen.commands.build import expected
-from tests.helpers import REPO, cli
+from support.cli import REPO, cli
 
 
 def test_committed_templates_are_up_to_date():

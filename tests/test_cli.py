@@ -10,7 +10,7 @@ import yaml
 
 from ci_gen import __version__
 from ci_gen import components as desc
-from tests.helpers import cli
+from support.cli import cli
 
 HEAVY = ("tensorflow", "gitlab", "dvc", "numpy", "requests", "jsonschema", "check_jsonschema", "boto3")
 

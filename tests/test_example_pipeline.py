@@ -10,8 +10,6 @@ with a scan for the sentinel credentials used throughout.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import os
 import re
 import subprocess
@@ -21,9 +19,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ci_gen.localpipeline import RunOptions, run_local
-from tests.gitlab_fake import API, PROJECT_ID, gitlab_fake  # noqa: F401  (fixture)
-from tests.helpers import REPO, cli, scan_secrets
+from gitlab_fake import API, PROJECT_ID, gitlab_fake  # noqa: F401  (fixture)
+from support.cli import REPO, cli
+from support.counts import record_counts
+from support.pipeline import job_log, run_pipeline
+from support.trees import scan_secrets
 
 pytestmark = pytest.mark.slow
 
@@ -35,16 +35,6 @@ AWS_SECRET = "ci-gen-sentinel-secret-7Hq2vZ9pLm"
 def _git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", *args], cwd=cwd,
                           check=True, capture_output=True, text=True).stdout
-
-
-def _run(project: Path, quiet: bool = True, **options) -> tuple[int, dict[str, str], str]:
-    out = io.StringIO()
-    outcome = run_local(RunOptions(directory=project, quiet=quiet, **options), out)
-    return outcome.exit_code, {r.name: r.status for r in outcome.results}, out.getvalue()
-
-
-def _log(project: Path, job: str) -> str:
-    return (project / ".gitlab-ci-local" / "output" / f"{job}.log").read_text(errors="replace")
 
 
 def _digests(root: Path) -> dict[str, str]:
@@ -61,14 +51,14 @@ def _set_params(project: Path, **train) -> None:
 
 def _train_line(project: Path) -> str:
     """The train job's one line saying whether it restored, reused or trained."""
-    found = re.findall(r"ci-gen: train: ((?:restored|reused|trained) .*)$", _log(project, "mlops-train"), re.M)
+    found = re.findall(r"ci-gen: train: ((?:restored|reused|trained) .*)$", job_log(project, "mlops-train"), re.M)
     assert len(found) == 1, found
     return found[0]
 
 
 def _assert_not_trained(project: Path, how: str) -> None:
     assert _train_line(project) == how
-    log = _log(project, "mlops-train")
+    log = job_log(project, "mlops-train")
     assert "Epoch " not in log and "installing requirements.txt" not in log
 
 
@@ -97,15 +87,15 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeyp
     _git(project, "commit", "-qam", "test: 2 epochs")
 
     # 1. Cold run: every job of the default-branch pipeline, predictions at the end.
-    code, status, out = _run(project, quiet=False)
+    code, status, out = run_pipeline(project, quiet=False)
     assert code == 0, out
     assert status == {"mlops-train": "passed", "mlops-eval-report": "passed", "mlops-docker-build": "passed",
                       "mlops-dvc-upload": "passed", "mlops-deploy": "passed", "mlops-inference": "passed",
                       "mlops-stop": "passed"}
     assert _train_line(project).startswith("trained (ran train, evaluate: no dvc.lock entry")
-    assert "Epoch 2/2" in _log(project, "mlops-train")
-    assert "docker-build skipped: " in _log(project, "mlops-docker-build")
-    inference = _log(project, "mlops-inference")
+    assert "Epoch 2/2" in job_log(project, "mlops-train")
+    assert "docker-build skipped: " in job_log(project, "mlops-docker-build")
+    inference = job_log(project, "mlops-inference")
     assert "sample accuracy:" in inference
     report = project / ".gitlab-ci-local/artifacts/mlops-eval-report/report/report.md"
     assert "| `accuracy` |" in report.read_text()
@@ -113,12 +103,12 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeyp
     model_digests = _digests(trained)
     assert any(name.endswith("saved_model.pb") for name in model_digests)
     # Quiet logs (issue 9, section 5): none of the noise that used to hide the signal.
-    train_log = _log(project, "mlops-train")
+    train_log = job_log(project, "mlops-train")
     for noise in ("oneDNN custom operations", "absl::InitializeLog", "NodeDef mentions"):
-        assert noise not in train_log + _log(project, "mlops-eval-report"), noise
+        assert noise not in train_log + job_log(project, "mlops-eval-report"), noise
     assert "Using fallback git user" not in out
     assert "no matching files" not in out and ".dvc/cache: found" not in out
-    assert "with engine process; CI_GEN_DEPLOY_ENGINE overrides --engine docker" in _log(project, "mlops-deploy")
+    assert "with engine process; CI_GEN_DEPLOY_ENGINE overrides --engine docker" in job_log(project, "mlops-deploy")
     assert "url:  }" not in out
     assert re.search(r"^mlops-deploy environment: \{ name: production, url: http://127\.0\.0\.1:\d+ \}$",
                      out, re.M), out[-3000:]
@@ -135,7 +125,7 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeyp
 
     # (a) main again after pulling the pointer commit: restored, and the jobs after it pass.
     _git(project, "pull", "-q", "--ff-only", str(origin), "main")
-    code, status, out = _run(project)
+    code, status, out = run_pipeline(project)
     assert code == 0, out
     assert status["mlops-eval-report"] == "passed" and status["mlops-dvc-upload"] == "passed"
     _assert_not_trained(project, "restored from the remote (dvc.lock matches)")
@@ -146,7 +136,7 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeyp
     with (project / "serve.py").open("a") as f:
         f.write("# a comment only\n")
     _git(project, "commit", "-qam", "serve: comment")
-    code, status, out = _run(project, mr=True)
+    code, status, out = run_pipeline(project, mr=True)
     assert code == 0, out
     assert status["mlops-train"] == "passed" and status["mlops-eval-report"] == "passed"
     _assert_not_trained(project, "restored from the remote (dvc.lock matches)")
@@ -161,13 +151,13 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeyp
     gitlab_fake.add_mr(PROJECT_ID, 1, sha=head, source_branch="wider-dropout")
     api = {"CI_SERVER_URL": gitlab_fake.url, "CI_API_V4_URL": gitlab_fake.url + API,
            "CI_PROJECT_ID": str(PROJECT_ID), "GITLAB_API_TOKEN": gitlab_fake.token}
-    code, status, out = _run(project, mr=True, variables=api)
+    code, status, out = run_pipeline(project, mr=True, variables=api)
     assert code == 0, out
     assert status["mlops-train"] == "passed" and status["mlops-eval-report"] == "passed"
     assert "mlops-deploy" not in status or status["mlops-deploy"] != "passed"
     assert _train_line(project).startswith("trained (ran train, evaluate: changed since dvc.lock: "
                                            "params.yaml:train;")
-    assert "Epoch 2/2" in _log(project, "mlops-train")
+    assert "Epoch 2/2" in job_log(project, "mlops-train")
     text = report.read_text()
     assert "Compared with" in text and "origin/main" in text
     assert any("dropout" in line and "0.1" in line and "0.3" in line for line in text.splitlines()), text
@@ -183,17 +173,17 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeyp
                        env=dvc_env)
     assert _git(project, "status", "--porcelain").strip() == "M train_data.dvc"
     _git(project, "commit", "-qam", "new training data")
-    code, status, out = _run(project, manual=False)
+    code, status, out = run_pipeline(project, manual=False)
     assert code == 0, out
     assert status["mlops-train"] == "passed" and status["mlops-eval-report"] == "passed"
     assert _train_line(project).startswith("trained (ran train, evaluate: changed since dvc.lock: "
                                            "train_data;")
-    assert "Epoch 2/2" in _log(project, "mlops-train")
+    assert "Epoch 2/2" in job_log(project, "mlops-train")
     retrained = _digests(trained)
     assert retrained != model_digests
 
     # (e) the run after (c): the same model from the run cache, nothing installed or trained.
-    code, status, out = _run(project, manual=False)
+    code, status, out = run_pipeline(project, manual=False)
     assert code == 0, out
     assert status["mlops-eval-report"] == "passed"
     _assert_not_trained(project, "reused from the run cache (deps and params match an earlier run)")
@@ -206,9 +196,8 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeyp
     scanned, hits = scan_secrets([project, clone, REPO / "templates"], secrets)
     history_hits = sum(s in history.read_text() for s in secrets)
     output_hits = sum(s in out for s in secrets)
-    if os.environ.get("CI_GEN_COUNTS_FILE"):  # read by benchmarks/hardening_counts.py
-        Path(os.environ["CI_GEN_COUNTS_FILE"]).write_text(json.dumps(
-            {"secrets": len(secrets), "scanned": scanned + 2, "found": len(hits) + history_hits + output_hits}))
+    record_counts("secrets", {"secrets": len(secrets), "scanned": scanned + 2,
+                              "found": len(hits) + history_hits + output_hits})
     assert scanned > 100
     assert hits == []
     assert history_hits == 0

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from ci_gen import scaffold
-from tests.helpers import cli
+from support.cli import cli
 
 README = scaffold.example_root("fashion-mnist") / "README.md"
 MARK = "<!-- readme-test: offline -->"

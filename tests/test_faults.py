@@ -22,20 +22,16 @@ import yaml
 
 from ci_gen import __version__
 from ci_gen.glrun import ANSI
-from ci_gen.localpipeline import RunOptions, run_local
 from faultproxy import FaultProxy
-from helpers import cli, scan_secrets
+from support.cli import cli
+from support.git import IDENTITY, git
+from support.pipeline import job_log, run_pipeline
+from support.trees import scan_secrets
 
-# Faults this module injects into ci-gen's jobs -> the test that injects it and checks the
-# outcome (one clear failure, nothing half-done, success once the fault is gone; the proxy's
-# own self-test is not counted). benchmarks/hardening_counts.py counts them: a fault
-# "survived" when its test passes.
-FAULTS: dict[str, str] = {
-    "s3-down-before-train": "test_s3_outage_before_and_during_the_pipeline",
-    "s3-down-between-train-and-dvc-upload": "test_s3_outage_before_and_during_the_pipeline",
-    "s3-down-inside-dvc-upload-before-push": "test_s3_outage_before_and_during_the_pipeline",
-    "s3-down-dvc-push-job": "test_dvc_push_against_a_dead_remote_fails_cleanly",
-}
+# The faults this module injects into ci-gen's jobs (the S3 remote down before train, between
+# train and dvc-upload, inside dvc-upload before its push; a DVC push against a dead remote)
+# are listed, with the test that injects each, in benchmarks/hardening_counts.py (FAULT_TESTS),
+# which counts a fault "survived" when its test passes. The proxy's own self-test is not counted.
 # Secret scans this module runs (sentinel -> where): the other half of the counts.
 SECRET_SCANS: dict[str, str] = {
     "aws-keys-failed-pipelines": "test_s3_outage_before_and_during_the_pipeline",
@@ -47,27 +43,14 @@ SECRET_SCANS: dict[str, str] = {
 AWS_KEY = "AKIACIGENFAULTS00042"
 AWS_SECRET = "ci-gen-faults-sentinel-Wq3xR8tYb2"
 NO_CONNECT = "Could not connect to the endpoint URL"  # botocore's message, relayed by DVC
-IDENTITY = {"GIT_AUTHOR_NAME": "CI Gen Test", "GIT_AUTHOR_EMAIL": "test@example.com",
-            "GIT_COMMITTER_NAME": "CI Gen Test", "GIT_COMMITTER_EMAIL": "test@example.com"}
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-def _git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **IDENTITY})
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
-
 
 def _keys(s3, prefix: str = "") -> list[str]:
     """Object keys in the bucket, read from moto directly (not through the proxy)."""
     pages = s3.client().get_paginator("list_objects_v2").paginate(Bucket=s3.bucket, Prefix=prefix)
     return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
-
-
-def _log(project: Path, job: str) -> str:
-    return (project / ".gitlab-ci-local" / "output" / f"{job}.log").read_text(errors="replace")
 
 
 class _OutageAt(io.StringIO):
@@ -163,7 +146,7 @@ def test_dvc_push_against_a_dead_remote_fails_cleanly(tmp_path, s3_proxy, moto_s
     def run(*cmd: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(list(cmd), cwd=repo, capture_output=True, text=True, timeout=180)
 
-    _git(repo, "init", "-q")
+    git(repo, "init", "-q")
     for cmd in (["init", "-q"], ["remote", "add", "-d", "storage", f"s3://{moto_server.bucket}/job"],
                 ["remote", "modify", "storage", "endpointurl", s3_proxy.url()]):
         proc = run(*dvc, *cmd)
@@ -195,13 +178,6 @@ def test_dvc_push_against_a_dead_remote_fails_cleanly(tmp_path, s3_proxy, moto_s
 
 # -- the example pipeline with the remote going away ------------------------------------------
 
-def _run(project: Path, stream: io.StringIO | None = None, quiet: bool = True,
-         **options) -> tuple[int, dict[str, str], str]:
-    out = stream or io.StringIO()
-    outcome = run_local(RunOptions(directory=project, quiet=quiet, **options), out)
-    return outcome.exit_code, {r.name: r.status for r in outcome.results}, out.getvalue()
-
-
 @pytest.mark.slow
 def test_s3_outage_before_and_during_the_pipeline(tmp_path, s3_proxy, moto_server, aws_env, monkeypatch):
     # botocore's default retries stretch each refused pull to 10-30 s; two attempts keep the
@@ -215,8 +191,8 @@ def test_s3_outage_before_and_during_the_pipeline(tmp_path, s3_proxy, moto_serve
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["train"]["epochs"] = 1  # the pipeline is the same; one epoch keeps it fast
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _git(project, "commit", "-qam", "test: 1 epoch")
-    head = _git(project, "rev-parse", "HEAD")
+    git(project, "commit", "-qam", "test: 1 epoch")
+    head = git(project, "rev-parse", "HEAD")
     origin = project / ".gitlab-ci-local" / "origin.git"
     outputs: list[str] = []
 
@@ -225,17 +201,17 @@ def test_s3_outage_before_and_during_the_pipeline(tmp_path, s3_proxy, moto_serve
     keys = _keys(moto_server)
     assert keys, "init pushed the training data"
     s3_proxy.down()
-    code, status, out = _run(project, job="mlops-train")
+    code, status, out = run_pipeline(project, job="mlops-train")
     outputs.append(out)
     assert code == 1, out
     assert status == {"mlops-train": "failed"}
-    log = _log(project, "mlops-train")
+    log = job_log(project, "mlops-train")
     assert f'{NO_CONNECT}: "http://127.0.0.1:{s3_proxy.port}/' in log
     # One line from `ci-gen job train`: the step, then DVC's ERROR line (no support footer).
     assert "ci-gen: error: train: cannot pull train_data.dvc: ERROR: failed to connect to s3" in log
     assert "Having any troubles" not in log and "Running stage" not in log  # stopped at the pull
     assert NO_CONNECT in out  # run_local shows the failed job's last lines
-    assert _git(origin, "rev-parse", "main") == head
+    assert git(origin, "rev-parse", "main") == head
     assert not (project / ".gitlab-ci-local" / "artifacts" / "mlops-train" / "model").exists()
     assert _keys(moto_server) == keys
 
@@ -243,59 +219,59 @@ def test_s3_outage_before_and_during_the_pipeline(tmp_path, s3_proxy, moto_serve
     #    run cache): dvc-upload fails at its first pull, pushes nothing, commits nothing.
     s3_proxy.up()
     stream = _OutageAt(r"^ci-gen: mlops-train: passed", s3_proxy, moto_server)
-    code, status, out = _run(project, stream, job="mlops-dvc-upload")
+    code, status, out = run_pipeline(project, stream, job="mlops-dvc-upload")
     outputs.append(out)
     assert stream.keys_at_outage is not None, out
     assert code == 1, out
     assert status == {"mlops-train": "passed", "mlops-dvc-upload": "warning"}  # allow_failure: manual
-    assert "trained 1 epochs on" in _log(project, "mlops-train")
-    upload = _log(project, "mlops-dvc-upload")
+    assert "trained 1 epochs on" in job_log(project, "mlops-train")
+    upload = job_log(project, "mlops-dvc-upload")
     assert f'{NO_CONNECT}: "http://127.0.0.1:{s3_proxy.port}/' in upload
     assert "$ dvc commit" not in upload and "$ ci-gen job commit-pointers" not in upload
-    assert _git(origin, "rev-parse", "main") == head
+    assert git(origin, "rev-parse", "main") == head
     assert _keys(moto_server) == stream.keys_at_outage
     assert len(stream.keys_at_outage) > len(keys)  # train did reach the remote before
-    assert _git(project, "status", "--porcelain") == ""
+    assert git(project, "status", "--porcelain") == ""
 
     # 3. The remote goes down inside dvc-upload, after its pull and before its push (the
     #    `$ dvc commit` echo): the push fails, the pointers hashed into the job's dvc.lock
     #    are not committed, nothing reaches origin.
     s3_proxy.up()
     stream = _OutageAt(r"^mlops-dvc-upload\b.*\$ dvc commit", s3_proxy, moto_server)
-    code, status, out = _run(project, stream, quiet=False, job="mlops-dvc-upload")
+    code, status, out = run_pipeline(project, stream, quiet=False, job="mlops-dvc-upload")
     outputs.append(out)
     assert stream.keys_at_outage is not None, out
     assert code == 1, out
     assert status == {"mlops-train": "passed", "mlops-dvc-upload": "warning"}  # allow_failure: manual
-    upload = _log(project, "mlops-dvc-upload")
+    upload = job_log(project, "mlops-dvc-upload")
     pulled, _, pushed = upload.partition("$ dvc commit")
     assert NO_CONNECT not in pulled and "files added" in pulled  # the pull still worked
     assert "dvc push dvc.yaml" in pushed and f"{NO_CONNECT}: \"http://127.0.0.1:{s3_proxy.port}/" in pushed, upload
     assert "$ ci-gen job commit-pointers" not in upload
-    assert _git(origin, "rev-parse", "main") == head
+    assert git(origin, "rev-parse", "main") == head
     assert _keys(moto_server) == stream.keys_at_outage
 
     # 4. The remote is back: the default pipeline passes, train restores from the run cache
     #    pushed in 2, and dvc-upload commits the pointers exactly once, with [skip ci].
     s3_proxy.up()
-    code, status, out = _run(project)
+    code, status, out = run_pipeline(project)
     outputs.append(out)
     assert code == 0, out
     assert status == {"mlops-train": "passed", "mlops-eval-report": "passed",
                       "mlops-docker-build": "passed", "mlops-dvc-upload": "passed",
                       "mlops-deploy": "passed", "mlops-inference": "passed", "mlops-stop": "passed"}
-    assert "ci-gen: train: reused from the run cache" in _log(project, "mlops-train")
-    new = _git(origin, "rev-list", f"{head}..main").split()
+    assert "ci-gen: train: reused from the run cache" in job_log(project, "mlops-train")
+    new = git(origin, "rev-list", f"{head}..main").split()
     assert len(new) == 1
-    assert _git(origin, "rev-parse", f"{new[0]}^") == head
-    assert _git(origin, "log", "-1", "--format=%s", "main").endswith("[skip ci]")
-    changed = _git(origin, "diff", "--name-only", head, "main").split()
+    assert git(origin, "rev-parse", f"{new[0]}^") == head
+    assert git(origin, "log", "-1", "--format=%s", "main").endswith("[skip ci]")
+    changed = git(origin, "diff", "--name-only", head, "main").split()
     assert changed and all(p == "dvc.lock" or p.endswith(".dvc") for p in changed), changed
     assert any(k.startswith("x/models/") for k in _keys(moto_server))
 
     # No AWS credential in any log, artifact, build copy, commit or printed line, failed
     # runs included.
-    history = _git(project, "log", "-p", "--all") + _git(origin, "log", "-p", "--all")
+    history = git(project, "log", "-p", "--all") + git(origin, "log", "-p", "--all")
     scanned, hits = scan_secrets([project], [AWS_KEY, AWS_SECRET])
     assert scanned > 50 and hits == []
     # Control: the secret did reach the jobs (dvc-auth wrote it where it belongs).
@@ -328,24 +304,24 @@ def test_registry_password_never_leaks(tmp_path, buildah_env, docker_registry_au
         monkeypatch.delenv(name, raising=False)
     project = tmp_path / "demo"
     project.mkdir()
-    _git(project, "init", "-q", "-b", "main")
-    _git(project, "remote", "add", "origin", "git@gitlab.example.com:mlops/demo.git")
+    git(project, "init", "-q", "-b", "main")
+    git(project, "remote", "add", "origin", "git@gitlab.example.com:mlops/demo.git")
     (project / ".gitlab-ci.yml").write_text(CI_WITH_BUILD)
     (project / "hello.txt").write_text("hello\n")
     (project / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /hello.txt\n")
     (project / ".gitignore").write_text(".gitlab-ci-local/\n")
-    _git(project, "add", "-A")
-    _git(project, "commit", "-q", "-m", "init")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "init")
 
     # As masked CI/CD variables reach a job: variables of the run, not files or arguments.
     variables = {"CI_REGISTRY": reg.host, "CI_REGISTRY_IMAGE": f"{reg.host}/mlops/demo",
                  "CI_REGISTRY_USER": reg.username, "CI_REGISTRY_PASSWORD": reg.password}
     # Not quiet: `out` then holds every line gitlab-ci-local printed, job output included.
-    code, status, out = _run(project, quiet=False, job="build", variables=variables)
-    assert code == 0, out + _log(project, "build")
+    code, status, out = run_pipeline(project, quiet=False, job="build", variables=variables)
+    assert code == 0, out + job_log(project, "build")
     assert status == {"build": "passed"}
-    assert "Login Succeeded" in _log(project, "build")
-    sha = _git(project, "rev-parse", "HEAD")
+    assert "Login Succeeded" in job_log(project, "build")
+    sha = git(project, "rev-parse", "HEAD")
     assert reg.tags("mlops/demo") == sorted([sha, "main"])  # the registry refuses anonymous pushes
 
     # The password, and the base64 user:password form registry auth files use.
@@ -357,4 +333,4 @@ def test_registry_password_never_leaks(tmp_path, buildah_env, docker_registry_au
     # where a runner keeps them), so the scan above looks for the right bytes.
     assert scan_secrets([Path(os.environ["REGISTRY_AUTH_FILE"]).parent], [basic])[1] == ["auth.json"]
     assert not any(s in out for s in secrets)
-    assert not any(s in _git(project, "log", "-p", "--all") for s in secrets)
+    assert not any(s in git(project, "log", "-p", "--all") for s in secrets)

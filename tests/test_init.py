@@ -9,7 +9,8 @@ import yaml
 
 from ci_gen import __version__
 from ci_gen import components as desc
-from tests.helpers import cli, tree_hash
+from support.cli import cli
+from support.trees import tree_hash
 
 
 def test_minimal_pipeline_includes_all_components_pinned(tmp_path):

@@ -13,7 +13,8 @@ import sys
 import pytest
 
 from ci_gen import project_setup, scaffold
-from tests.helpers import cli, tree_hash
+from support.cli import cli
+from support.trees import tree_hash
 
 SECRET = "sentinel-secret-5b1f0c"
 USER = ("Ada Lovelace", "ada@example.com")

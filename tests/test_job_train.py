@@ -20,7 +20,7 @@ import pytest
 
 from ci_gen.errors import CiGenError
 from ci_gen.jobs import train
-from helpers import cli
+from support.cli import cli
 
 BIN = Path(sys.executable).parent
 IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost",

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli, tree_hash
+from support.cli import cli
+from support.trees import tree_hash
 
 REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- own-project:start -->", "<!-- own-project:end -->"

@@ -11,73 +11,25 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from ci_gen import __version__
 from ci_gen import components as desc
-from ci_gen.errors import CiGenError
 from ci_gen.localpipeline import GCL_FLAGS
-from ci_gen.localrun import find_gitlab_ci_local, parse_origin
+from ci_gen.localrun import parse_origin
 from ci_gen.render import render
-from helpers import cli
-
-IDENTITY = {"GIT_AUTHOR_NAME": "CI Gen Test", "GIT_AUTHOR_EMAIL": "test@example.com",
-            "GIT_COMMITTER_NAME": "CI Gen Test", "GIT_COMMITTER_EMAIL": "test@example.com"}
-
-
-def _gcl() -> str:
-    try:
-        return find_gitlab_ci_local()
-    except CiGenError as exc:  # pragma: no cover - bootstrap installs it
-        pytest.skip(str(exc))
-
-
-def git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **IDENTITY})
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
-
-
-def make_project(root: Path, ci: str, files: dict[str, str] | None = None,
-                 origin: str = "git@gitlab.example.com:mlops/demo.git") -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "remote", "add", "origin", origin)
-    (root / ".gitlab-ci.yml").write_text(textwrap.dedent(ci))
-    for name, text in (files or {}).items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "init")
-    return root
-
-
-def ci_gen_run(project: Path, *args: str, env: dict[str, str] | None = None):
-    return cli("run", str(project), *args, env={**IDENTITY, **(env or {})}, timeout=300)
-
-
-def summary(stdout: str) -> dict[str, str]:
-    """job name -> status, from the summary table."""
-    lines = stdout.split("ci-gen: summary:", 1)[1].splitlines()[1:]
-    out = {}
-    for line in lines:
-        if not line.startswith("  "):
-            break
-        status, name = line.split()[:2]
-        out[name] = status
-    return out
+from support.cli import cli
+from support.git import IDENTITY, git, make_project
+from support.pipeline import ci_gen_run, gitlab_ci_local, summary
 
 
 # -- acceptance 4 of issue 2: the six components resolve in gitlab-ci-local ------------------
 
 @pytest.mark.slow
 def test_all_six_components_resolve_at_commit_sha(tmp_path):
-    tool = _gcl()
+    tool = gitlab_ci_local()
     project = tmp_path / "ci-gen"
     project.mkdir()
     git(project, "init", "-q", "-b", "main")
@@ -131,7 +83,7 @@ smoke:
 
 @pytest.mark.slow
 def test_run_resolves_components_offline_and_skips_build_without_registry(tmp_path):
-    _gcl()
+    gitlab_ci_local()
     project = make_project(tmp_path / "demo", _components_ci(__version__),
                            {".gitignore": ".gitlab-ci-local/\n"})
     proc = ci_gen_run(project, "--job", "smoke")
@@ -149,7 +101,7 @@ def test_run_resolves_components_offline_and_skips_build_without_registry(tmp_pa
 
 @pytest.mark.slow
 def test_run_builds_and_pushes_with_a_registry(tmp_path, buildah_env, docker_registry):
-    _gcl()
+    gitlab_ci_local()
     files = {"hello.txt": "hello\n", "Dockerfile": "FROM scratch\nCOPY hello.txt /hello.txt\n"}
     ci = _components_ci(__version__, extra_inputs="      tls-verify: false\n")
     project = make_project(tmp_path / "demo", ci, files)
@@ -184,7 +136,7 @@ def test_unknown_component_is_one_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_project_include_of_a_template_resolves(tmp_path):
-    _gcl()
+    gitlab_ci_local()
     ci = f"""\
     stages: [train, evaluate, build]
     include:
@@ -266,7 +218,7 @@ by-hand:
 
 @pytest.mark.slow
 def test_progress_summary_and_exit_code(tmp_path):
-    _gcl()
+    gitlab_ci_local()
     project = make_project(tmp_path / "tiny", TINY)
     # PATH without the venv: ci-gen run hands its own bin dir to the jobs.
     proc = ci_gen_run(project, "--quiet", env={"PATH": "/usr/local/bin:/usr/bin:/bin"})
@@ -286,7 +238,7 @@ def test_progress_summary_and_exit_code(tmp_path):
 
 @pytest.mark.slow
 def test_no_manual_and_single_job(tmp_path):
-    _gcl()
+    gitlab_ci_local()
     ci = TINY.replace("    - exit 3\n", "")
     project = make_project(tmp_path / "tiny", ci)
     proc = ci_gen_run(project, "--no-manual")
@@ -330,7 +282,7 @@ stop-review:
 
 @pytest.mark.slow
 def test_environment_is_stopped_after_the_pipeline(tmp_path):
-    _gcl()
+    gitlab_ci_local()
     project = make_project(tmp_path / "dep", DEPLOYING)
     state = project / ".gitlab-ci-local" / "ci-gen-state"
     proc = ci_gen_run(project)
@@ -364,7 +316,7 @@ train:
 
 @pytest.mark.slow
 def test_merge_request_pipeline_and_rules_changes(tmp_path):
-    _gcl()
+    gitlab_ci_local()
     project = make_project(tmp_path / "mr", MR_CI, {"src/model.py": "x = 1\n", "README.md": "hi\n"})
     main_sha = git(project, "rev-parse", "HEAD")
     on_main = ci_gen_run(project, "--mr")
@@ -401,7 +353,7 @@ commit-back:
 
 @pytest.mark.slow
 def test_commit_back_goes_to_the_local_origin(tmp_path):
-    _gcl()
+    gitlab_ci_local()
     project = make_project(tmp_path / "push", PUSHING)
     head = git(project, "rev-parse", "HEAD")
     proc = ci_gen_run(project)
@@ -451,7 +403,7 @@ mlops-eval-report:
 
 @pytest.mark.slow
 def test_job_by_component_name_and_dirty_work_tree_header(tmp_path):
-    _gcl()
+    gitlab_ci_local()
     project = make_project(tmp_path / "p", PREFIXED, {"params.txt": "a: 1\n", "notes.txt": "x\n"})
     (project / "params.txt").write_text("a: 2\n")  # tracked, changed, not committed
     (project / "scratch.txt").write_text("untracked\n")
@@ -498,7 +450,7 @@ def test_component_jobs_are_known_with_their_prefix_before_writing(tmp_path):
 
 @pytest.mark.slow
 def test_a_project_without_git_identity_commits_as_ci_gen(tmp_path):
-    _gcl()
+    gitlab_ci_local()
     project = make_project(tmp_path / "push", PUSHING)
     no_identity = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1",
                    **{k: "" for k in IDENTITY}}

@@ -1,22 +1,9 @@
-"""Small helpers shared by the tests."""
+"""Whole trees: prove nothing changed, and that no secret was written anywhere."""
 
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def cli(*args: str, cwd: Path | str | None = None, env: dict | None = None, timeout: float = 600):
-    """Run `python -m ci_gen ARGS` as a user would; returns the CompletedProcess."""
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "ci_gen", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def tree_hash(root: Path) -> str:

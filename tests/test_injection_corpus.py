@@ -1,0 +1,28 @@
+"""The fixed injection corpus behind the README's "Reliability" figures: every component input
+x every payload piece (alone, after a valid value, doubled), long and unicode strings, the
+nastiest accepted values, and ci-gen's own options (`init`, `render --input`, `job deploy`),
+each through the same check as the property tests. None may be unsafe.
+
+With CI_GEN_COUNTS_FILE set, the figures are written there (benchmarks/hardening_counts.py).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from support.counts import record_counts
+from support.injection import run_corpus
+from support.payloads import MARKER_DIR, marker_stays_absent  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.slow
+
+
+def test_fixed_corpus_is_refused_or_inert():
+    start = time.perf_counter()
+    tally = run_corpus(MARKER_DIR)
+    record_counts("injection", {"tried": tally.tried, "refused": tally.refused, "safe": tally.safe,
+                                "unsafe": tally.unsafe, "script_lines_run": tally.script_lines_run,
+                                "seconds": round(time.perf_counter() - start, 1)})
+    assert tally.unsafe == [], tally.unsafe[:20]
