@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ci_gen.localpipeline import RunOptions, run_local
+from ci_gen.local.pipeline import RunOptions, run_local
 from tests.gitlab_fake import API, PROJECT_ID, gitlab_fake  # noqa: F401  (fixture)
 from tests.helpers import REPO, cli, scan_secrets
 

@@ -37,8 +37,7 @@ from hypothesis import strategies as st
 from ci_gen import components as desc
 from ci_gen import deploy_engines as de
 from ci_gen import project_setup, scaffold
-from ci_gen.commands import run as run_cmd
-from ci_gen.dotenv import parse_dotenv
+from ci_gen.dotenv import parse_assignments, parse_dotenv
 from ci_gen.errors import CiGenError, InputError, UsageError
 from ci_gen.gitlab import notes
 from ci_gen.gitlab import variables as gitlab_variables
@@ -701,7 +700,7 @@ SECRET = "S3cr3tValue-zz9"
 def test_run_variable_errors_never_echo_the_value(arg):
     """`ci-gen run --variable`: a value (or an argument without its KEY=) is never echoed."""
     try:
-        run_cmd.parse_variables([arg])
+        parse_assignments([arg], "--variable", identifier=True)
     except UsageError as exc:
         assert_one_line(str(exc))
         assert SECRET not in str(exc)
@@ -764,7 +763,7 @@ REFUSED = [
 
 
 def _gcl() -> str:
-    from ci_gen.localrun import find_gitlab_ci_local
+    from ci_gen.local.tool import find_gitlab_ci_local
 
     try:
         return find_gitlab_ci_local()
@@ -949,7 +948,8 @@ def test_gitlab_ci_local_runs_shell_syntax_in_artifact_paths(tmp_path):
 
 def test_ci_gen_run_refuses_shell_syntax_in_component_inputs(tmp_path):
     from ci_gen import __version__
-    from ci_gen.localrun import project_context, resolve_includes
+    from ci_gen.local.includes import resolve_includes
+    from ci_gen.local.project import project_context
 
     repo = tmp_path / "repo"
     repo.mkdir()
