@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ci_gen.localpipeline import RunOptions, run_local
+from ci_gen.local.pipeline import RunOptions, run_local
 
 TARGET = 0.25
 

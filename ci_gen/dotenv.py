@@ -33,10 +33,12 @@ def parse_assignments(pairs: Iterable[str], flag: str, *, identifier: bool = Fal
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{flag} expects KEY=VALUE; one argument has no KEY=")
+        if not sep:
+            raise UsageError(f"{flag} expects KEY=VALUE; one argument has no '='")
         if identifier and not (key.isidentifier() and key.isascii()):
             raise UsageError(f"{flag} expects KEY=VALUE with KEY a variable name, got {shown(key)}")
+        if not key:
+            raise UsageError(f"{flag} expects KEY=VALUE; one argument has no KEY")
         out[key] = value
     return out
 

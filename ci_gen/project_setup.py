@@ -23,7 +23,7 @@ import yaml
 
 from ci_gen import dvctool, initrepo
 from ci_gen.errors import CiGenError, UsageError
-from ci_gen.localrun import git
+from ci_gen.gitcmd import git
 
 DATA_FILES = (
     "train-images-idx3-ubyte.gz",

@@ -3,7 +3,7 @@ pipeline, a DVC push against a dead remote, and the registry password through a 
 
 The outage is real: a loopback TCP forwarder (faultproxy.FaultProxy) sits between DVC and
 moto; `.down()` refuses new connections and resets open ones while moto keeps its objects,
-`.up()` brings the same endpoint back. Pipelines run with `ci_gen.localpipeline.run_local`
+`.up()` brings the same endpoint back. Pipelines run with `ci_gen.local.pipeline.run_local`
 (gitlab-ci-local, shell executor), as `ci-gen run` does.
 """
 
@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from ci_gen import __version__
-from ci_gen.glrun import ANSI
+from ci_gen.local.gitlab_ci_local import ANSI
 from faultproxy import FaultProxy
 from support.cli import cli
 from support.git import IDENTITY, git

@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 from ci_gen import components as desc
 from ci_gen.deploy import spec as deploy_spec
 from ci_gen import project_setup, scaffold
-from ci_gen.commands import run as run_cmd
-from ci_gen.dotenv import parse_dotenv
+from ci_gen.dotenv import parse_assignments, parse_dotenv
 from ci_gen.errors import CiGenError, UsageError
 from ci_gen.gitlab import notes
 from ci_gen.gitlab import variables as gitlab_variables
@@ -126,7 +125,7 @@ SECRET = "S3cr3tValue-zz9"
 def test_run_variable_errors_never_echo_the_value(arg):
     """`ci-gen run --variable`: a value (or an argument without its KEY=) is never echoed."""
     try:
-        run_cmd.parse_variables([arg])
+        parse_assignments([arg], "--variable", identifier=True)
     except UsageError as exc:
         assert_one_line(str(exc))
         assert SECRET not in str(exc)

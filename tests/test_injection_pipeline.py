@@ -207,7 +207,8 @@ def test_gitlab_ci_local_runs_shell_syntax_in_artifact_paths(tmp_path):
 
 def test_ci_gen_run_refuses_shell_syntax_in_component_inputs(tmp_path):
     from ci_gen import __version__
-    from ci_gen.localrun import project_context, resolve_includes
+    from ci_gen.local.includes import resolve_includes
+    from ci_gen.local.project import project_context
 
     repo = make_project(tmp_path / "repo", yaml.safe_dump({
         "stages": desc.default_stages(),

@@ -17,8 +17,8 @@ import pytest
 
 from ci_gen import __version__
 from ci_gen import components as desc
-from ci_gen.localpipeline import GCL_FLAGS
-from ci_gen.localrun import parse_origin
+from ci_gen.local.gitlab_ci_local import GCL_FLAGS
+from ci_gen.local.project import parse_origin
 from ci_gen.render import render
 from support.cli import cli
 from support.git import IDENTITY, git, make_project
@@ -431,7 +431,8 @@ def test_unknown_or_ambiguous_job_is_refused_before_anything_is_written(tmp_path
 
 
 def test_component_jobs_are_known_with_their_prefix_before_writing(tmp_path):
-    from ci_gen.localrun import match_job, project_context, resolve_includes
+    from ci_gen.local.includes import match_job, resolve_includes
+    from ci_gen.local.project import project_context
 
     ci = (f"include:\n  - component: gitlab.example.com/mlops/ci-gen/train@{__version__}\n"
           f"    inputs:\n      job-prefix: ml\n"
@@ -470,7 +471,7 @@ def test_a_project_without_git_identity_commits_as_ci_gen(tmp_path):
 def test_progress_drops_cache_path_lines_and_fills_the_environment_url(tmp_path):
     import io
 
-    from ci_gen.glrun import PlannedJob, Progress, environment_url
+    from ci_gen.local.gitlab_ci_local import PlannedJob, Progress, environment_url
 
     job = PlannedJob("mlops-deploy", "deploy", "manual", False, None,
                      {"name": "production", "url": "$DEPLOY_URL"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ci_gen.errors import UsageError
+from ci_gen.dotenv import parse_assignments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,24 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def parse_variables(pairs: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            # Never echo the argument: it may be a secret typed without its name.
-            raise UsageError("--variable expects KEY=VALUE; one argument has no '='")
-        if not (key.isidentifier() and key.isascii()):
-            raise UsageError(f"--variable expects KEY=VALUE with KEY a variable name, got {key!r}")
-        out[key] = value
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
-    from ci_gen.localpipeline import RunOptions, run_local
+    from ci_gen.local.pipeline import RunOptions, run_local
 
     opts = RunOptions(
         directory=args.directory, job=args.job, mr=args.mr, manual=args.manual,
-        keep_deployed=args.keep_deployed, variables=parse_variables(args.variable),
+        keep_deployed=args.keep_deployed, variables=parse_assignments(args.variable, "--variable", identifier=True),
         quiet=args.quiet)
     return run_local(opts).exit_code

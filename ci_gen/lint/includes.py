@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -23,12 +22,12 @@ import yaml
 from ci_gen import __version__
 from ci_gen import components as desc
 from ci_gen.errors import CiGenError
+from ci_gen.includes import items, normalise, parse_component, pins_installed, template_name
 from ci_gen.lint import schema, spec
 from ci_gen.lint.findings import ERROR, INFO, WARNING, Finding, Locate, json_path
 from ci_gen.lint.yamlfile import Document, read
 
 MAX_INCLUDES = 150  # GitLab's limit per pipeline
-_OUR_FILE = re.compile(r"^/?templates/([A-Za-z0-9_-]+)(?:\.yml|/template\.yml)$")
 
 
 @dataclass
@@ -51,30 +50,6 @@ class Resolution:
     failed: list[str] = field(default_factory=list)
 
 
-def items(value: Any) -> list[tuple[tuple, Any]]:
-    """(key path, include item) for `include:` as a string, a mapping or a list of them."""
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return [(("include", i), item) for i, item in enumerate(value)]
-    return [(("include",), value)]
-
-
-def _normalise(item: Any) -> dict | None:
-    if isinstance(item, str):
-        return {"remote": item} if re.match(r"^https?://", item) else {"local": item}
-    return item if isinstance(item, dict) else None
-
-
-def parse_component(ref: str) -> tuple[str, str, str | None]:
-    """(project path, component name, version) of `<host>/<project>/<name>@<version>`."""
-    address, at, version = ref.partition("@")
-    parts = [p for p in address.split("/") if p]
-    name = parts[-1] if parts else ""
-    project = "/".join(parts[1:-1])
-    return project, name, (version if at else None)
-
-
 def _looks_ours(project: str, ours: set[str]) -> bool:
     """A project that publishes ci-gen's components: its name says so, or another include of
     this file takes a known ci-gen component from it."""
@@ -85,7 +60,7 @@ def _looks_ours(project: str, ours: set[str]) -> bool:
 def version_note(name: str, ref: str | None) -> tuple[str, str] | None:
     """How far the installed ci-gen stands in for the version the pipeline will use."""
     installed = __version__
-    if ref is not None and ref.lstrip("v") == installed:
+    if pins_installed(ref):
         return None
     shown = f"{name}@{ref}" if ref else f"{name} (default branch)"
     if ref is None or "$" in ref or ref.startswith("~") or installed.startswith(ref.lstrip("v") + "."):
@@ -132,17 +107,16 @@ class Resolver:
         entries = items(config.get("include"))
         ours_projects = set()
         for _key, raw in entries:
-            item = _normalise(raw)
+            item = normalise(raw)
             if item is None:
                 continue
             if isinstance(item.get("component"), str):
-                project, name, _v = parse_component(item["component"])
-                if name in desc.COMPONENTS:
-                    ours_projects.add(project)
+                address = parse_component(item["component"])
+                if address.name in desc.COMPONENTS:
+                    ours_projects.add(address.project)
             elif isinstance(item.get("project"), str):
                 for f in self._files(item):
-                    m = _OUR_FILE.match(f)
-                    if m and m.group(1) in desc.COMPONENTS:
+                    if template_name(f) in desc.COMPONENTS:
                         ours_projects.add(item["project"])
         for index, (key, raw) in enumerate(entries):
             self.result.count += 1
@@ -152,7 +126,7 @@ class Resolver:
                 self._add(path, location, f"more than {MAX_INCLUDES} includes; GitLab refuses the pipeline", ERROR)
                 return self.result
             where = f"include[{index}]" if key[-1] != "include" else "include"
-            item = _normalise(raw)
+            item = normalise(raw)
             if item is None:
                 continue  # the schema reports the malformed item
             self._one(item, where, path, location, ours_projects)
@@ -185,59 +159,64 @@ class Resolver:
                                           f"{', '.join(desc.ORDER)}")
 
     def _one(self, item: dict, where: str, path: str, location: str, ours_projects: set[str]) -> None:
-        inputs = item.get("inputs")
         if isinstance(item.get("component"), str):
-            project, name, version = parse_component(item["component"])
-            if project in ("$CI_PROJECT_PATH", "${CI_PROJECT_PATH}"):
-                # A project testing its own components: GitLab takes them from this very
-                # commit, which is the work tree here.
-                candidates = (f"templates/{name}.yml", f"templates/{name}/template.yml")
-                for rel in candidates:
-                    if (self.root / rel).is_file():
-                        self._local_file(self.root / rel, rel, inputs, where, path, location)
-                        return
-                if name not in desc.COMPONENTS:
-                    self._fail(where, path, location, f"{where}: component {name!r} is not in this "
-                                                      f"project: no {' or '.join(candidates)} in {self.root}")
+            self._component(item, where, path, location, ours_projects)
+        elif isinstance(item.get("project"), str):
+            self._project(item, where, path, location, ours_projects)
+        elif isinstance(item.get("local"), str):
+            self._local(item["local"], item.get("inputs"), where, path, location)
+        elif isinstance(item.get("remote"), str):
+            self._add(path, location, f"{where}: remote {item['remote']} not checked offline", INFO)
+        elif isinstance(item.get("template"), str):
+            self._add(path, location, f"{where}: GitLab template {item['template']} not checked offline", INFO)
+
+    def _component(self, item: dict, where: str, path: str, location: str, ours_projects: set[str]) -> None:
+        inputs = item.get("inputs")
+        address = parse_component(item["component"])
+        project, name, version = address.project, address.name, address.version
+        if project in ("$CI_PROJECT_PATH", "${CI_PROJECT_PATH}"):
+            # A project testing its own components: GitLab takes them from this very
+            # commit, which is the work tree here.
+            candidates = (f"templates/{name}.yml", f"templates/{name}/template.yml")
+            for rel in candidates:
+                if (self.root / rel).is_file():
+                    self._local_file(self.root / rel, rel, inputs, where, path, location)
                     return
+            if name not in desc.COMPONENTS:
+                self._fail(where, path, location, f"{where}: component {name!r} is not in this "
+                                                  f"project: no {' or '.join(candidates)} in {self.root}")
+                return
+        if name in desc.COMPONENTS:
+            if version is None:
+                self._add(path, location, f"{where}: component {item['component']!r} has no "
+                                          "@<version>; pin it to a release", ERROR)
+            self._pinned(name, version, inputs, f"{where} {name}@{version or '?'}", where, path, location)
+        elif _looks_ours(project, ours_projects):
+            self._unknown(name, where, path, location)
+        else:
+            self._add(path, location, f"{where}: component {item['component']!r} not checked "
+                                      "offline (not a ci-gen component)", INFO)
+
+    def _project(self, item: dict, where: str, path: str, location: str, ours_projects: set[str]) -> None:
+        ref = item.get("ref") if isinstance(item.get("ref"), str) else None
+        for f in self._files(item):
+            name = template_name(f)
             if name in desc.COMPONENTS:
-                if version is None:
-                    self._add(path, location, f"{where}: component {item['component']!r} has no "
-                                              "@<version>; pin it to a release", ERROR)
-                note = version_note(name, version)
-                if note:
-                    self._add(path, location, f"{where}: {note[1]}", note[0])
-                self._ours(name, inputs, f"{where} {name}@{version or '?'}", path, location)
-            elif _looks_ours(project, ours_projects):
+                self._pinned(name, ref, item.get("inputs"),
+                             f"{where} {name}@{item.get('ref', 'default branch')}", where, path, location)
+            elif name and _looks_ours(item["project"], ours_projects):
                 self._unknown(name, where, path, location)
             else:
-                self._add(path, location, f"{where}: component {item['component']!r} not checked "
-                                          "offline (not a ci-gen component)", INFO)
-            return
-        if isinstance(item.get("project"), str):
-            for f in self._files(item):
-                m = _OUR_FILE.match(f)
-                if m and m.group(1) in desc.COMPONENTS:
-                    name = m.group(1)
-                    note = version_note(name, item.get("ref") if isinstance(item.get("ref"), str) else None)
-                    if note:
-                        self._add(path, location, f"{where}: {note[1]}", note[0])
-                    self._ours(name, inputs, f"{where} {name}@{item.get('ref', 'default branch')}",
-                               path, location)
-                elif m and _looks_ours(item["project"], ours_projects):
-                    self._unknown(m.group(1), where, path, location)
-                else:
-                    self._add(path, location, f"{where}: {item['project']}:{f} not checked offline "
-                                              "(another project's file)", INFO)
-            return
-        if isinstance(item.get("local"), str):
-            self._local(item["local"], inputs, where, path, location)
-            return
-        if isinstance(item.get("remote"), str):
-            self._add(path, location, f"{where}: remote {item['remote']} not checked offline", INFO)
-            return
-        if isinstance(item.get("template"), str):
-            self._add(path, location, f"{where}: GitLab template {item['template']} not checked offline", INFO)
+                self._add(path, location, f"{where}: {item['project']}:{f} not checked offline "
+                                          "(another project's file)", INFO)
+
+    def _pinned(self, name: str, ref: str | None, inputs: Any, label: str, where: str, path: str,
+                location: str) -> None:
+        """A ci-gen component at a version: how far the installed one stands in, then its config."""
+        note = version_note(name, ref)
+        if note:
+            self._add(path, location, f"{where}: {note[1]}", note[0])
+        self._ours(name, inputs, label, path, location)
 
     def _local(self, local: str, inputs: Any, where: str, path: str, location: str) -> None:
         rel = local.lstrip("/")
@@ -249,9 +228,9 @@ class Resolver:
                 self._local_file(match, match.relative_to(self.root).as_posix(), inputs, where, path, location)
             return
         target = self.root / rel
-        m = _OUR_FILE.match(local)
-        if not target.is_file() and m and m.group(1) in desc.COMPONENTS:
-            self._ours(m.group(1), inputs, f"{where} {m.group(1)}@{__version__} (installed)", path, location)
+        name = template_name(local)
+        if not target.is_file() and name in desc.COMPONENTS:
+            self._ours(name, inputs, f"{where} {name}@{__version__} (installed)", path, location)
             return
         if not target.is_file():
             self._fail(where, path, location, f"{where}: local file {local!r} does not exist "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ci_gen.lint.yamlfile import Reference
+from ci_gen.includes import Reference
 
 # Top-level keys that are not jobs (https://docs.gitlab.com/ci/yaml/#global-keywords).
 GLOBAL_KEYS = frozenset({

@@ -13,26 +13,9 @@ from typing import Any
 import yaml
 
 from ci_gen.errors import CiGenError
+from ci_gen.includes import Loader
 
 Key = tuple[Any, ...]  # a path into the data: mapping keys and list indexes
-
-
-class Reference(list):
-    """`!reference [.job, script]`: kept as its list of names, which the schema expects."""
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader plus GitLab's `!reference` tag."""
-
-
-def _construct_reference(loader: _Loader, node: yaml.Node) -> Reference:
-    if not isinstance(node, yaml.SequenceNode):
-        raise yaml.constructor.ConstructorError(
-            None, None, "!reference expects a list, e.g. !reference [.job, script]", node.start_mark)
-    return Reference(loader.construct_sequence(node, deep=True))
-
-
-_Loader.add_constructor("!reference", _construct_reference)
 
 
 @dataclass
@@ -105,7 +88,7 @@ def _check_shape(data: Any) -> None:
 
 def parse(text: str, name: str) -> list[Document]:
     """All documents of `text`; malformed YAML raises one `name:line:col:` CiGenError."""
-    loader = _Loader(text)
+    loader = Loader(text)
     docs: list[Document] = []
     try:
         while loader.check_node():

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from ci_gen.errors import CiGenError
-from ci_gen.localpipeline import RunOptions, run_local
-from ci_gen.localrun import find_gitlab_ci_local
+from ci_gen.local.pipeline import RunOptions, run_local
+from ci_gen.local.tool import find_gitlab_ci_local
 
 from .cli import cli
 from .git import IDENTITY

@@ -33,6 +33,26 @@ NOISE = (
     "  Command failed with exit code 128: git symbolic-ref --short refs/remotes/origin/HEAD",
     "fatal: ref refs/remotes/origin/HEAD is not a symbolic ref",
 )
+# No Docker here: every job runs in a shell, each in its own rsync'ed copy of the work tree
+# (.gitlab-ci-local/builds/<job>), so only artifacts flow between jobs; artifacts stay under
+# .gitlab-ci-local/artifacts/ instead of being copied back into the work tree.
+# `tags: []` (the components' default: any runner) fails GitLab's JSON schema (minItems 1)
+# although GitLab runs it (firecow/gitlab-ci-local#1503): that one rule is not checked.
+GCL_FLAGS = ("--force-shell-executor", "--shell-isolation", "--no-artifacts-to-source",
+             "--ignore-schema-paths", "#/definitions/tags/minItems")
+# Predefined variables a local run sets on purpose: no "avoid overriding" warning for them.
+OVERRIDDEN = ("CI_PIPELINE_SOURCE", "CI_COMMIT_BRANCH", "CI_REGISTRY", "CI_REGISTRY_IMAGE",
+              "CI_REGISTRY_USER", "CI_REGISTRY_PASSWORD")
+
+
+def common_flags(evaluate_changes: bool, unset: Sequence[str]) -> list[str]:
+    """The flags of every gitlab-ci-local call of a run (plan, jobs, stop jobs)."""
+    common = [*GCL_FLAGS, "--ignore-predefined-vars", ",".join(OVERRIDDEN)]
+    if not evaluate_changes:
+        common.append("--no-evaluate-rule-changes")
+    for name in unset:
+        common += ["--unset-variable", name]
+    return common
 
 
 @dataclass
@@ -122,7 +142,7 @@ def environment_url(job: PlannedJob, artifacts: Path) -> str:
     """A job's `environment:url` as GitLab shows it: expanded with the job's own dotenv report
     (gitlab-ci-local prints it before reading that report, so empty)."""
     from ci_gen.dotenv import parse_dotenv
-    from ci_gen.localrun import expand
+    from ci_gen.local.includes import expand
 
     url = str(job.environment.get("url") or "")
     if "$" not in url:

@@ -1,0 +1,111 @@
+"""What the jobs of a local run get: their environment and the run's CI/CD variables."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from ci_gen.gitcmd import git
+from ci_gen.local.project import ProjectContext
+
+# Tokens that would let a local run post to a real GitLab: not handed to jobs unless given
+# explicitly with --variable.
+TOKENS = ("GITLAB_API_TOKEN", "REPO_TOKEN", "CI_JOB_TOKEN", "GITLAB_TOKEN")
+SKIP_BUILD_NO_REGISTRY = (
+    "no container registry configured for local runs (pass --variable "
+    "CI_REGISTRY_IMAGE=HOST:PORT/GROUP/NAME); the production base image cannot be pulled offline"
+)
+SKIP_BUILD_NO_BUILDAH = "buildah not found on PATH (Debian: apt-get install buildah)"
+
+
+def run_variables(ctx: ProjectContext, given: dict[str, str], mr: bool,
+                  push_url: Path) -> tuple[dict[str, str], list[str]]:
+    """CI/CD variables of a local run, and the predefined ones it replaces (to unset in jobs).
+
+    The user's --variable values win over every default here.
+    """
+    user = dict(given)
+    v = {
+        "CI_GEN_DEPLOY_ENGINE": "process",
+        "CI_GEN_DEPLOY_PORT": "0",
+        "CI_GEN_STATE_DIR": str(ctx.state_dir / "ci-gen-state"),
+        "CI_GEN_PUSH_URL": str(push_url),
+    }
+    registry = user.get("CI_REGISTRY")
+    if registry and not user.get("CI_REGISTRY_IMAGE"):
+        # GitLab's own formula for the project's image path.
+        v["CI_REGISTRY_IMAGE"] = f"{registry}/{ctx.origin.path.lower()}"
+    if not (user.get("CI_REGISTRY_IMAGE") or v.get("CI_REGISTRY_IMAGE")):
+        v["CI_GEN_SKIP_BUILD"] = SKIP_BUILD_NO_REGISTRY
+    elif shutil.which("buildah") is None:
+        v["CI_GEN_SKIP_BUILD"] = SKIP_BUILD_NO_BUILDAH
+    unset: list[str] = []
+    if mr:
+        v.update(_merge_request_variables(ctx))
+        unset.append("CI_COMMIT_BRANCH")
+    v.update(user)
+    return v, [u for u in unset if u not in user]
+
+
+def _merge_request_variables(ctx: ProjectContext) -> dict[str, str]:
+    """The predefined variables of a merge request pipeline into the default branch."""
+    target = ctx.default_branch
+    target_sha = git(ctx.root, "rev-parse", "-q", "--verify", f"refs/remotes/origin/{target}", check=False)
+    base = git(ctx.root, "merge-base", "HEAD", target_sha, check=False) if target_sha else ""
+    return {
+        "CI_PIPELINE_SOURCE": "merge_request_event",
+        # Not defined in merge request pipelines: empty for rules, unset in jobs.
+        "CI_COMMIT_BRANCH": "",
+        "CI_MERGE_REQUEST_ID": "1001",
+        "CI_MERGE_REQUEST_IID": "1",
+        "CI_MERGE_REQUEST_TITLE": f"Local merge request {ctx.branch} into {target}",
+        "CI_MERGE_REQUEST_EVENT_TYPE": "detached",
+        "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": ctx.branch,
+        "CI_MERGE_REQUEST_SOURCE_BRANCH_SHA": ctx.head_sha,
+        "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": target,
+        "CI_MERGE_REQUEST_TARGET_BRANCH_SHA": target_sha,
+        "CI_MERGE_REQUEST_DIFF_BASE_SHA": base,
+        "CI_MERGE_REQUEST_PROJECT_PATH": ctx.origin.path,
+        "CI_MERGE_REQUEST_PROJECT_ID": "1217",  # gitlab-ci-local's CI_PROJECT_ID
+        "CI_MERGE_REQUEST_REF_PATH": "refs/merge-requests/1/head",
+        "CI_OPEN_MERGE_REQUESTS": f"{ctx.origin.path}!1",
+    }
+
+
+# Who a local run commits as when the project has no git identity (dvc-upload's pointer
+# commit); gitlab-ci-local also reads it for GITLAB_USER_NAME/EMAIL instead of warning.
+LOCAL_IDENTITY = (("user.name", "ci-gen local run"), ("user.email", "ci-gen@localhost"))
+
+
+def identity_env(ctx: ProjectContext, env: dict[str, str]) -> dict[str, str]:
+    """GIT_CONFIG_* entries for the parts of the git identity the project lacks ({} if none)."""
+    missing = [(k, v) for k, v in LOCAL_IDENTITY if not git(ctx.root, "config", k, check=False)]
+    if not missing:
+        return {}
+    n = int(env.get("GIT_CONFIG_COUNT", "0") or 0)
+    out = {"GIT_CONFIG_COUNT": str(n + len(missing))}
+    for i, (key, value) in enumerate(missing, n):
+        out[f"GIT_CONFIG_KEY_{i}"], out[f"GIT_CONFIG_VALUE_{i}"] = key, value
+    return out
+
+
+def job_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The caller's environment, with this interpreter's bin dir first on PATH, so jobs
+    (shell executor) find the same ci-gen, dvc and python."""
+    env = dict(os.environ)
+    bindir = os.path.dirname(sys.executable)
+    env["PATH"] = os.pathsep.join([bindir, *[p for p in env.get("PATH", "").split(os.pathsep) if p and p != bindir]])
+    if sys.prefix != sys.base_prefix:
+        env["VIRTUAL_ENV"] = sys.prefix
+    env.update(extra or {})
+    return env
+
+
+def withhold_tokens(env: dict[str, str], given: dict[str, str]) -> list[str]:
+    """Remove from `env` the GitLab tokens not given with --variable; their names."""
+    withheld = [t for t in TOKENS if t in env and t not in given]
+    for t in withheld:
+        del env[t]
+    return withheld

@@ -1,0 +1,296 @@
+"""`ci-gen run` as a plain function: a project's pipeline, locally and offline.
+
+The run, in order:
+1. checks (gitlab-ci-local found, git work tree with a commit and an origin remote);
+2. resolves the project's ci-gen component includes from the installed templates;
+3. prepares the stand-ins for the GitLab side: a bare repository for pushes (CI_GEN_PUSH_URL),
+   the merge request's target ref, the variables of a local run;
+4. asks gitlab-ci-local which jobs this pipeline has, picks those to run, runs them with the
+   shell executor and per-job isolation, and follows their progress;
+5. stops what the run deployed (the environments' stop jobs), unless told to keep it;
+6. prints a summary; the exit status is 1 when a job failed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Callable
+
+from ci_gen import __version__
+from ci_gen.dvctool import LOCAL_ROOT_ENV
+from ci_gen.errors import CiGenError
+from ci_gen.local import gitlab_ci_local as gcl
+from ci_gen.local.environment import identity_env, job_environment, run_variables, withhold_tokens
+from ci_gen.local.includes import match_job, resolve_includes
+from ci_gen.local.origin import LocalOrigin, prepare_target_ref
+from ci_gen.local.project import ProjectContext, ensure_state_gitignore, project_context, uncommitted
+from ci_gen.local.tool import GITLAB_CI_LOCAL_VERSION, check_host_tools, find_gitlab_ci_local, tool_version
+
+
+@dataclass
+class RunOptions:
+    directory: Path = Path(".")
+    job: str | None = None
+    mr: bool = False
+    manual: bool = True
+    keep_deployed: bool = False
+    variables: dict[str, str] = field(default_factory=dict)
+    quiet: bool = False
+
+
+@dataclass
+class RunOutcome:
+    exit_code: int
+    results: list[gcl.JobResult]
+    report: Path | None = None
+
+
+class _Out:
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def say(self, text: str) -> None:
+        self.stream.write(f"ci-gen: {text}\n")
+        self.stream.flush()
+
+
+@dataclass
+class _Run:
+    """What the steps of one run share, once it is prepared."""
+
+    opts: RunOptions
+    out: _Out
+    ctx: ProjectContext
+    tool: str
+    job: str | None  # the job --job names, matched
+    kind: str  # "branch pipeline for main", for the user
+    origin: LocalOrigin
+    env: dict[str, str] = field(default_factory=dict)
+    common: list[str] = field(default_factory=list)  # gitlab-ci-local flags of every call
+
+
+def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
+    out = _Out(stream or sys.stdout)
+    t_start = time.monotonic()
+    run = _prepare(opts, out)
+    stages, jobs = gcl.plan(run.tool, run.ctx.root, run.common, run.env)
+    chosen, left, cmd = _choose(run, jobs)
+    progress = gcl.Progress(
+        list(jobs), out.stream, opts.quiet, [p for j in jobs.values() for p in j.cache_paths],
+        _env_url(jobs, run.ctx.state_dir / "artifacts"))
+    try:
+        rc = _execute(run, chosen, cmd, progress)
+    finally:
+        # Environments deployed by this run are stopped after it, also when it was
+        # interrupted (a stop job inside the pipeline would race the jobs using the deployment).
+        stopped = _stop_environments(run, jobs, progress)
+    results = _results(jobs, chosen, left, progress, stopped, bool(run.job))
+    order = {s: i for i, s in enumerate(stages)}
+    # Stage order (stable: file order within a stage); stop jobs that ran after the pipeline last.
+    results.sort(key=lambda r: (r.name in stopped, order.get(r.stage, len(order))))
+    return _summarise(run, results, progress, rc, time.monotonic() - t_start)
+
+
+def _prepare(opts: RunOptions, out: _Out) -> _Run:
+    """Checks, includes, the GitLab stand-ins and the jobs' environment; the header lines."""
+    ctx = project_context(opts.directory)
+    if opts.mr:
+        _check_mr(ctx)
+    tool = _tool(ctx, out)
+    # Includes and --job first: a wrong pin, input or job name fails before anything is written.
+    includes = resolve_includes(ctx, opts.variables, write=False)
+    job = match_job(opts.job, includes.jobs) if opts.job else None
+    includes.write()
+    ensure_state_gitignore(ctx)
+    origin = LocalOrigin(ctx)
+    origin.ensure()
+    evaluate_changes, note = prepare_target_ref(ctx, opts.mr)
+    variables, unset = run_variables(ctx, opts.variables, opts.mr, origin.path)
+    comps = [r for r in includes.resolved if r.kind != "local-component"]
+    if comps:
+        out.say(f"{len(comps)} ci-gen template include(s) resolved offline from ci-gen {__version__}")
+    if ctx.branch != "HEAD":
+        origin.publish("HEAD", ctx.branch)
+    kind = (f"merge request pipeline {ctx.branch} -> {ctx.default_branch}" if opts.mr
+            else f"branch pipeline for {ctx.branch}")
+    out.say(f"{kind} at {ctx.head_sha[:8]} in {ctx.root}")
+    _say_uncommitted(ctx, out)
+    if job and job != opts.job:
+        out.say(f"--job {opts.job}: {job}")
+    if note:
+        out.say(note)
+    if "CI_GEN_SKIP_BUILD" in variables:
+        out.say(f"docker-build will be skipped: {variables['CI_GEN_SKIP_BUILD']}")
+    env = _job_env(ctx, opts, variables, out)
+    return _Run(opts, out, ctx, tool, job, kind, origin, env, gcl.common_flags(evaluate_changes, unset))
+
+
+def _tool(ctx: ProjectContext, out: _Out) -> str:
+    tool = find_gitlab_ci_local()
+    check_host_tools(ctx.origin.schema)
+    version = tool_version(tool)
+    if version != GITLAB_CI_LOCAL_VERSION:
+        out.say(f"warning: gitlab-ci-local {version} at {tool}; ci-gen is tested with "
+                f"{GITLAB_CI_LOCAL_VERSION} (newer ones need Node 22)")
+    return tool
+
+
+def _job_env(ctx: ProjectContext, opts: RunOptions, variables: dict[str, str], out: _Out) -> dict[str, str]:
+    extra = {f"GCL_VARIABLE_{k}": v for k, v in variables.items()}
+    env = job_environment({**extra, LOCAL_ROOT_ENV: str(ctx.root)})  # relative DVC remotes: dvctool
+    env.update(identity_env(ctx, env))
+    withheld = withhold_tokens(env, opts.variables)
+    if withheld:
+        out.say(f"not passed to jobs: {', '.join(withheld)} (a local run posts nothing to GitLab; "
+                f"pass --variable NAME=... to allow it)")
+    return env
+
+
+def _check_mr(ctx: ProjectContext) -> None:
+    if ctx.branch == "HEAD":
+        raise CiGenError("--mr needs a checked-out branch (HEAD is detached): the merge request's source")
+    if ctx.branch == ctx.default_branch:
+        raise CiGenError(f"--mr runs a merge request from the current branch into {ctx.default_branch}; "
+                         f"check out a feature branch first (git switch -c my-change)")
+
+
+def _say_uncommitted(ctx: ProjectContext, out: _Out) -> None:
+    dirty = uncommitted(ctx)
+    if dirty:
+        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+        out.say(f"uncommitted changes are part of this run: {shown} (jobs get the work tree as it "
+                f"is, not commit {ctx.head_sha[:8]}; untracked files are left out)")
+
+
+def _report_path(ctx: ProjectContext, ran: list[str]) -> Path | None:
+    base = ctx.state_dir / "artifacts"
+    found = sorted(p for job in ran for p in (base / job).glob("**/report.md"))
+    return found[0] if found else None
+
+
+def _choose(run: _Run, jobs: dict[str, gcl.PlannedJob]) -> tuple[list[str], dict[str, str], list[str]]:
+    """The jobs to run, why each other one is left out, and the gitlab-ci-local command."""
+    left: dict[str, str] = {}
+    if run.job:
+        if run.job not in jobs:
+            raise CiGenError(f"{run.job} is not part of this {run.kind} (its rules leave it out); "
+                             f"jobs: {', '.join(jobs) or 'none'}")
+        chosen = gcl.needs_closure(jobs, run.job)
+        manual = [n for n in chosen if jobs[n].when == "manual" and n != run.job]
+        if manual and not run.opts.manual:
+            raise CiGenError(f"{run.job} needs the manual job(s) {', '.join(manual)}; drop --no-manual")
+        cmd = [run.tool, run.job, "--needs"]
+    else:
+        chosen, left = gcl.select(jobs, run.opts.manual)
+        manual = [n for n in chosen if jobs[n].when == "manual"]
+        cmd = [run.tool, *chosen, "--needs"]
+    for m in manual:
+        cmd += ["--manual", m]
+    return chosen, left, cmd + run.common
+
+
+def _env_url(jobs: dict[str, gcl.PlannedJob], artifacts: Path) -> Callable[[str], str]:
+    return lambda name: gcl.environment_url(jobs[name], artifacts) if name in jobs else ""
+
+
+def _execute(run: _Run, chosen: list[str], cmd: list[str], progress: gcl.Progress) -> int:
+    """Run the chosen jobs; gitlab-ci-local's exit code."""
+    out, ctx = run.out, run.ctx
+    if not chosen:
+        out.say("nothing to run: no job of this pipeline matches its rules"
+                + ("" if run.opts.mr or ctx.branch == ctx.default_branch else
+                   f" (ci-gen's jobs run for merge requests and {ctx.default_branch}; try --mr)"))
+        return 0
+    out.say(f"running {len(chosen)} job(s): {', '.join(chosen)}")
+    rc = gcl.execute(cmd, ctx.root, run.env, progress)
+    if rc != 0 and not progress.started:
+        raise CiGenError(f"gitlab-ci-local failed before any job ran: "
+                         f"{gcl.tool_error(chr(10).join(progress.tail))}")
+    return rc
+
+
+def _summarise(run: _Run, results: list[gcl.JobResult], progress: gcl.Progress, rc: int,
+               total: float) -> RunOutcome:
+    """The summary lines, where to look next, and the run's exit status."""
+    out, ctx, origin = run.out, run.ctx, run.origin
+    report = _report_path(ctx, list(progress.started))
+    out.say(f"summary: {run.kind}, {len(progress.results)} job(s) ran in {gcl.fmt_seconds(total)}")
+    for line in gcl.summary_lines(results):
+        out.stream.write(line + "\n")
+    if report:
+        out.say(f"report: {report}")
+    if progress.started:
+        out.say(f"artifacts: {ctx.state_dir / 'artifacts'}/<job>/ ; job logs: {ctx.state_dir / 'output'}/<job>.log")
+    moved = origin.head_of(ctx.branch) if ctx.branch != "HEAD" else ""
+    if moved and moved != ctx.head_sha:
+        rel = os.path.relpath(origin.path, ctx.root)
+        out.say(f"the pipeline pushed {moved[:8]} to {ctx.branch} of the local origin {origin.path} "
+                f"(e.g. dvc-upload's pointer commit); take it with: git -C {ctx.root} pull --ff-only {rel} {ctx.branch}")
+    # An allowed failure ("warning": manual jobs have allow_failure) leaves a GitLab pipeline
+    # green, but a local run is a rehearsal the user asked for: it fails the run, and says so.
+    failed = [r for r in results if r.status in ("failed", "warning")]
+    if failed:
+        _say_failed(run, failed)
+        return RunOutcome(1, results, report)
+    if rc != 0:
+        out.say(f"gitlab-ci-local exited with {rc}: {gcl.tool_error(chr(10).join(progress.tail))}")
+        return RunOutcome(1, results, report)
+    return RunOutcome(0, results, report)
+
+
+def _say_failed(run: _Run, failed: list[gcl.JobResult]) -> None:
+    out = run.out
+    for r in failed:
+        log = run.ctx.state_dir / "output" / f"{r.name}.log"
+        allowed = " (allowed to fail on GitLab)" if r.status == "warning" else ""
+        out.say(f"{r.name} failed{allowed}; its log: {log}")
+        if run.opts.quiet and log.is_file():
+            for line in log.read_text(errors="replace").splitlines()[-8:]:
+                out.stream.write(f"  > {gcl.ANSI.sub('', line)}\n")
+    out.say(f"pipeline failed: {', '.join(r.name for r in failed)}")
+
+
+def _stop_environments(run: _Run, jobs: dict[str, gcl.PlannedJob],
+                       progress: gcl.Progress) -> dict[str, gcl.JobResult]:
+    """Run the stop job of each environment the run deployed (unless --keep-deployed)."""
+    opts, ctx, out = run.opts, run.ctx, run.out
+    stopped: dict[str, gcl.JobResult] = {}
+    for name in list(progress.started):
+        job = jobs.get(name)
+        stop = job.on_stop if job else None
+        if not stop or stop not in jobs or stop in stopped or stop == name:
+            continue
+        env_name = job.environment.get("name")
+        if opts.keep_deployed:
+            out.say(f"environment {env_name} left running (--keep-deployed); "
+                    f"stop it with: ci-gen run {ctx.root} --job {stop}")
+            continue
+        out.say(f"stopping environment {env_name} with {stop}")
+        gcl.execute([run.tool, stop, *run.common], ctx.root, run.env, progress)
+        status, secs = progress.results.get(stop, ("failed", None))
+        stopped[stop] = gcl.JobResult(stop, jobs[stop].stage, status, secs, "after the pipeline")
+    return stopped
+
+
+def _results(jobs: dict[str, gcl.PlannedJob], chosen: list[str], left: dict[str, str],
+             progress: gcl.Progress, stopped: dict[str, gcl.JobResult], one_job: bool) -> list[gcl.JobResult]:
+    out = []
+    for name, job in jobs.items():
+        if name in stopped:
+            out.append(stopped[name])
+        elif name in progress.results:
+            status, secs = progress.results[name]
+            out.append(gcl.JobResult(name, job.stage, status, secs))
+        elif name in chosen:
+            note = "not started: a job it waits for failed" if name not in progress.started else "no end seen"
+            out.append(gcl.JobResult(name, job.stage, "skipped", None, note))
+        elif not one_job and name in left:
+            reason = left[name]
+            status = ("excluded" if job.when == "never" else
+                      "manual" if reason.startswith("manual") or job.is_stop else "left out")
+            out.append(gcl.JobResult(name, job.stage, status, None, reason))
+    return out
