@@ -5,6 +5,7 @@ nothing copies a pattern. Strings, not compiled objects, because the input patte
 written into the component headers, where GitLab compiles them with RE2.
 """
 
+# -- Component inputs -------------------------------------------------------------------------
 # Every regex must compile in RE2 (GitLab's engine): no look-arounds, no back-references, and
 # no repetition count above 1000, including nested products such as `(x{0,200}){0,31}`.
 # tests/test_gitlab_inputs.py compiles each with RE2 and checks every default the GitLab way.
@@ -32,3 +33,22 @@ RE_KV_LIST = rf"^(none|{_KV}(,{_KV})*)$"
 KV_MAX_ITEMS = 32
 # A command made of plain words: the project's own script and its fixed arguments.
 RE_COMMAND = r"^[A-Za-z0-9_./][A-Za-z0-9_./= -]{0,199}$"
+
+# -- Command-line options and job flags -----------------------------------------------------
+# Checked by Python's `re` only (never written into a component header), with `re.fullmatch`
+# unless anchored. The gate's and eval-report's metric flags use RE_METRIC above: they take
+# the value of the `gate-metric` input.
+
+# `ci-gen init`: GitLab project paths (group(s)/project, each part a plain name), versions.
+RE_PROJECT = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}){1,9}"
+RE_SEMVER = r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]{1,40})?"
+# `ci-gen init --example`: a DVC storage base (cloud bucket or local directory) and the
+# endpoint of an S3-compatible or OSS store.
+RE_CLOUD = r"(s3|oss)://[a-z0-9][a-z0-9.-]{1,62}(/[A-Za-z0-9_.-]+)*/?"
+RE_LOCAL = r"[A-Za-z0-9_./~-][A-Za-z0-9_./-]{0,300}"
+RE_ENDPOINT = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?"
+# `ci-gen job eval-report`: a git ref as the job passes it (a branch, `origin/<branch>`, a
+# tag, a SHA, `main~1`; never an option: it starts with a letter, digit or `_`), and a
+# plain path of its file flags.
+RE_GIT_REF = r"^(?!.*\.\.)(?!.*//)[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}(?<![./])([~^][0-9]{0,3}){0,5}$"
+RE_PLAIN_PATH = r"^/?[A-Za-z0-9_.][A-Za-z0-9_./ -]{0,299}$"

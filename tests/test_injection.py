@@ -36,13 +36,16 @@ from hypothesis import strategies as st
 
 from ci_gen import components as desc
 from ci_gen import deploy_engines as de
-from ci_gen import project_setup, scaffold
+from ci_gen import patterns
 from ci_gen.commands import report as report_cmd
 from ci_gen.commands import run as run_cmd
 from ci_gen.commands import variables as variables_cmd
 from ci_gen.errors import CiGenError, InputError, UsageError
-from ci_gen.inputs import parse_pairs, resolve
+from ci_gen.dotenv import parse_assignments
+from ci_gen.inputs import resolve
 from ci_gen.render import body, header, render
+from ci_gen.scaffold import example as project_setup
+from ci_gen.scaffold import plan as scaffold
 
 # Where payloads aim. Created once per process; every check asserts it stays empty.
 MARKER_DIR = Path(tempfile.mkdtemp(prefix="ci-gen-injection-"))
@@ -551,8 +554,8 @@ def check_init_options(project: str, version: str, mode: str) -> bool:
 
 
 @SETTINGS
-@given(project=_opt_text(st.from_regex(scaffold.RE_PROJECT, fullmatch=True)),
-       version=_opt_text(st.from_regex(scaffold.RE_SEMVER, fullmatch=True)),
+@given(project=_opt_text(st.from_regex(patterns.RE_PROJECT, fullmatch=True)),
+       version=_opt_text(st.from_regex(patterns.RE_SEMVER, fullmatch=True)),
        mode=st.one_of(st.sampled_from(scaffold.INCLUDE_MODES), mixed))
 def test_init_templates_project_and_version_refused_or_inert(project, version, mode):
     check_init_options(project, version, mode)
@@ -577,10 +580,10 @@ def check_remote_options(remote: str | None, endpoint: str | None) -> bool:
 # `~user/...` for a user that does not exist is a known bug (a traceback from expanduser and a
 # half-made project: tests/data/bad_inputs.yaml, init-remote-unknown-user): left out here.
 @SETTINGS
-@given(remote=st.one_of(st.none(), _opt_text(st.from_regex(project_setup.RE_CLOUD, fullmatch=True)),
-                        _opt_text(st.from_regex(project_setup.RE_LOCAL, fullmatch=True)))
+@given(remote=st.one_of(st.none(), _opt_text(st.from_regex(patterns.RE_CLOUD, fullmatch=True)),
+                        _opt_text(st.from_regex(patterns.RE_LOCAL, fullmatch=True)))
        .filter(lambda r: r is None or not re.match(r"~[^/]", r)),
-       endpoint=st.one_of(st.none(), _opt_text(st.from_regex(project_setup.RE_ENDPOINT, fullmatch=True))))
+       endpoint=st.one_of(st.none(), _opt_text(st.from_regex(patterns.RE_ENDPOINT, fullmatch=True))))
 def test_init_remote_and_endpoint_refused_or_inert(remote, endpoint):
     check_remote_options(remote, endpoint)
 
@@ -588,7 +591,7 @@ def test_init_remote_and_endpoint_refused_or_inert(remote, endpoint):
 def check_render_pairs(name: str, pairs: list[str]) -> bool:
     """`ci-gen render NAME --input K=V`: the CLI path (every value arrives as a string)."""
     try:
-        given_values = parse_pairs(pairs)
+        given_values = parse_assignments(pairs, "--input")
     except UsageError as exc:
         assert_one_line(str(exc))
         return True

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ci_gen.errors import CiGenError
-from ci_gen.localrun import git
+from ci_gen.gitcmd import git
 
 COMMIT_MESSAGE = "Scaffold the MLOps pipeline with ci-gen"
 FALLBACK_IDENTITY = ("ci-gen", "ci-gen@localhost")
