@@ -666,7 +666,8 @@ def test_job_gate_and_eval_report_flags_refused_or_inert(metric, max_drop, metri
     """`ci-gen job gate/eval-report` flags: one clear line (CiGenError), never anything else."""
     import argparse
 
-    from ci_gen.jobs import eval_report, gate
+    from ci_gen.evaluation import report as eval_report
+    from ci_gen.jobs import gate
 
     tmp = tmp_path_factory.mktemp("gate")
     report = tmp / "report.json"

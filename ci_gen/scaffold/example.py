@@ -162,9 +162,9 @@ def setup_example(
     pointer.write_text(yaml.safe_dump(doc, sort_keys=False))
 
     say(f"[5/{steps}] dvc push of the training data")
-    from ci_gen.jobs import dvc_auth  # credentials from the environment, into .dvc/config.local
+    from ci_gen import dvc_credentials  # from the environment, into .dvc/config.local
 
-    dvc_auth.write_credentials(project, out=io.StringIO())
+    dvc_credentials.write_credentials(project, out=io.StringIO())
     _dvc(project, "push", "train_data.dvc", what="dvc push of the training data")
 
     say(f"[6/{steps}] " + ("first commit" if commit or not repo.existed else "staging ci-gen's files"))

@@ -13,6 +13,7 @@ from typing import Callable
 from ci_gen import __version__
 from ci_gen.errors import CiGenError
 from ci_gen.files import atomic_write
+from ci_gen.scaffold import example as example_setup
 from ci_gen.scaffold import gitrepo
 from ci_gen.scaffold import plan as scaffold_plan
 
@@ -33,8 +34,6 @@ def init_project(target: Path, example: str | None = None,
                  commit: bool = False, say: Callable[[str], None] = print) -> bool:
     """Scaffold `target`; returns whether ci-gen's files are committed (see
     `ci_gen.scaffold.gitrepo`)."""
-    from ci_gen.scaffold import example as example_setup
-
     plan = _checked_plan(target, example, templates_project, version, include_mode, data, remote,
                          endpoint_url, commit)
     created = not target.exists()
@@ -63,8 +62,6 @@ def _checked_plan(target: Path, example: str | None, templates_project: str, ver
                   include_mode: str, data: Path | None, remote: str | None,
                   endpoint_url: str | None, commit: bool) -> scaffold_plan.Plan:
     """The plan of files, once every option has been checked (nothing is written yet)."""
-    from ci_gen.scaffold import example as example_setup
-
     if example is None and (data or remote or endpoint_url):
         raise CiGenError("--data, --remote and --endpoint-url only apply with --example")
     if example is None and commit:
@@ -83,8 +80,6 @@ def _preflight(target: Path, plan_files: dict[str, bytes], example: bool, force:
                commit: bool) -> _Preflight:
     """Everything init will write, checked against what is there. Raises before anything
     is written."""
-    from ci_gen.scaffold import example as example_setup
-
     repo = gitrepo.inspect(target) if target.exists() else gitrepo.Repo(target, existed=False)
     files = dict(plan_files)
     ignore = target / ".gitignore"
