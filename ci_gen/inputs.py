@@ -14,16 +14,10 @@ from typing import Any
 
 from ci_gen.components import KV_MAX_ITEMS, RE_KV_LIST, Component, Input
 from ci_gen.errors import InputError, UsageError, shown
+from ci_gen.patterns import RE_ARRAY_ITEM, RE_NUMBER
 
-# A number as YAML, a person or GitLab writes it: GitLab interpolates a number input into a
-# string the way Ruby prints it, so 0.00001 reaches a job's shell as `1.0e-05`.
-_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]{1,3})?")  # fullmatch: no trailing newline
-# An array item (tag, path, glob) is one word without shell syntax: GitLab itself never runs
-# them through a shell, but gitlab-ci-local (`ci-gen run`) pastes artifacts paths unquoted into
-# a bash command, so `$(...)` there would run on the developer's machine. `$NAME`/`${NAME}`
-# (CI/CD variables) stay allowed; IFS is not a variable anyone means in a path.
-_ITEM_CHAR = r"[^\s`$;|&<>()\\\"'#]"
-_ARRAY_ITEM = re.compile(rf"(?:{_ITEM_CHAR}|\$(?!IFS\b)[A-Za-z_][A-Za-z0-9_]*|\$\{{(?!IFS\}})[A-Za-z_][A-Za-z0-9_]*\}})+")
+_NUMBER = re.compile(RE_NUMBER)
+_ARRAY_ITEM = re.compile(RE_ARRAY_ITEM)
 
 
 def parse_number(text: str, what: str) -> int | float:

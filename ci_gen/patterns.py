@@ -34,6 +34,25 @@ KV_MAX_ITEMS = 32
 # A command made of plain words: the project's own script and its fixed arguments.
 RE_COMMAND = r"^[A-Za-z0-9_./][A-Za-z0-9_./= -]{0,199}$"
 
+# -- Values of typed inputs, and image references in a pipeline ------------------------------
+# Checked by Python's `re` (`ci_gen.inputs`, lint), with `re.fullmatch` unless anchored.
+
+# A number as YAML, a person or GitLab writes it: GitLab interpolates a number input into a
+# string the way Ruby prints it, so 0.00001 reaches a job's shell as `1.0e-05`.
+RE_NUMBER = r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]{1,3})?"  # fullmatch: no trailing newline
+# An array item (tag, path, glob) is one word without shell syntax: GitLab itself never runs
+# them through a shell, but gitlab-ci-local (`ci-gen run`) pastes artifacts paths unquoted into
+# a bash command, so `$(...)` there would run on the developer's machine. `$NAME`/`${NAME}`
+# (CI/CD variables) stay allowed; IFS is not a variable anyone means in a path.
+_ITEM_CHAR = r"[^\s`$;|&<>()\\\"'#]"
+RE_ARRAY_ITEM = rf"(?:{_ITEM_CHAR}|\$(?!IFS\b)[A-Za-z_][A-Za-z0-9_]*|\$\{{(?!IFS\}})[A-Za-z_][A-Za-z0-9_]*\}})+"
+# An image reference in a pipeline, piece by piece (lint says which piece is wrong; the
+# `image` input's RE_IMAGE holds the same rules in one regex): a variable registry prefix,
+# a version tag, a digest.
+RE_IMAGE_VAR_PREFIX = r"^\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)/"
+RE_VERSION_TAG = r"^v?[0-9]"
+RE_DIGEST = r"^sha256:[a-f0-9]{64}$"
+
 # -- Command-line options and job flags -----------------------------------------------------
 # Checked by Python's `re` only (never written into a component header), with `re.fullmatch`
 # unless anchored. The gate's and eval-report's metric flags use RE_METRIC above: they take
