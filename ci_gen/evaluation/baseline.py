@@ -12,6 +12,7 @@ report without its comparison would let the quality gate pass on nothing.
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import re
@@ -19,6 +20,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Mapping
 
+from ci_gen import gitcmd
 from ci_gen.errors import CiGenError, UsageError
 from ci_gen.evaluation.metrics import flatten, parse_metrics
 from ci_gen.patterns import RE_GIT_REF
@@ -33,10 +35,10 @@ class BaselineError(CiGenError):
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
-    except OSError as exc:  # e.g. python:3.11-slim images ship without git
+        return gitcmd.run(repo, *args)
+    except gitcmd.GitMissing:  # e.g. python:3.11-slim images ship without git
         raise BaselineError("eval-report: cannot compute the baseline: git is not installed "
-                            f"({exc.strerror}); use a job image with git") from None
+                            f"({os.strerror(errno.ENOENT)}); use a job image with git") from None
 
 
 def resolve_baseline(explicit: str, env: Mapping[str, str], repo: Path) -> tuple[str | None, str | None]:
