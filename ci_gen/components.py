@@ -147,13 +147,13 @@ def _register(c: Component) -> None:
 _register(Component(
     name="train",
     stage="train",
-    summary="Pull the training data with DVC and `dvc repro` (restored from the run cache when nothing changed); "
-            "model, metrics and plots as artifacts.",
+    summary="Pull the training data with DVC, then restore the model (`dvc.lock` matches), reuse it from the "
+            "run cache, or train it, and say which; model, metrics and plots as artifacts.",
     image=PYTHON_IMAGE,
     inputs=_common("train", PYTHON_IMAGE) + (
-        Input("requirements", "pip requirements file of the project, installed before training.",
+        Input("requirements", "pip requirements file of the project, installed only when a stage must really run.",
               default="requirements.txt", regex=RE_PATH),
-        Input("data", "DVC pointer of the training data, pulled before `dvc repro`.",
+        Input("data", "DVC pointer of the training data, pulled first.",
               default="train_data.dvc", regex=RE_PATH),
         Input("artifacts", "Paths kept as job artifacts (model, metrics, plots).",
               type="array", default=["model/", "dvc.lock"]),

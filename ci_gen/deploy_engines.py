@@ -76,6 +76,7 @@ class Spec:
     health_timeout: float = 120.0
     env: dict[str, str] = field(default_factory=dict)
     dotenv: str = ""
+    engine_note: str = ""  # why the engine differs from --engine, when it does
 
     @property
     def health(self) -> str:
@@ -112,7 +113,9 @@ def make_spec(environment: str, engine: str, *, image: str = "local", host: str 
               env: str = "", dotenv: str = "", environ: dict[str, str] | None = None) -> Spec:
     """Validate every flag (and the CI_GEN_DEPLOY_ENGINE / _PORT overrides) into a Spec."""
     environ = os.environ if environ is None else environ
-    engine = environ.get("CI_GEN_DEPLOY_ENGINE") or engine
+    flag_engine, engine = engine, environ.get("CI_GEN_DEPLOY_ENGINE") or engine
+    # The job log echoes the component's --engine; say which engine really runs, and why.
+    note = f"CI_GEN_DEPLOY_ENGINE overrides --engine {flag_engine[:40]}" if engine != flag_engine else ""
     if engine not in ENGINES:
         raise UsageError(f"engine {engine[:40]!r} is not one of {', '.join(ENGINES)}")
     # Numbers arrive as GitLab writes them (8501, 120, 1.0e+02): one parser for all of ci-gen.
@@ -138,6 +141,7 @@ def make_spec(environment: str, engine: str, *, image: str = "local", host: str 
         health_timeout=timeout,
         env=parse_env(given(env, NONE)),
         dotenv=_check("path", dotenv, "--dotenv") if dotenv else "",
+        engine_note=note,
     )
 
 
@@ -551,7 +555,8 @@ def deploy(spec: Spec, environ: dict[str, str] | None = None,
         if previous:
             say(f"deploy: stopping previous release {prev_engine.describe(previous)}")
             prev_engine.stop(previous, remove=False)
-        say(f"deploy: starting release {rid} ({engine.name}) on {url}")
+        note = f"; {spec.engine_note}" if spec.engine_note else ""
+        say(f"deploy: starting release {rid} with engine {engine.name}{note} on {url}")
         if port_in_use(spec.host, port):
             healthy, why = False, f"port {port} on {spec.host} is already in use by another program"
         else:

@@ -18,13 +18,14 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Sequence
+from typing import IO, Any, Callable, Sequence
 
 import yaml
 
 from ci_gen.errors import CiGenError
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_ENV_LINE = re.compile(r"^(?P<job>\S+) environment: \{ name: (?P<env>[^,}]+), url:\s*\}\s*$")
 # Printed on every run when refs/remotes/origin/HEAD is missing (a project never cloned from
 # a server); the fallback, `main`, is what ci-gen expects, so these lines say nothing.
 NOISE = (
@@ -42,6 +43,7 @@ class PlannedJob:
     allow_failure: bool
     needs: list[dict[str, Any]] | None  # None: stage order
     environment: dict[str, Any] = field(default_factory=dict)
+    cache_paths: list[str] = field(default_factory=list)
 
     @property
     def is_stop(self) -> bool:
@@ -106,8 +108,33 @@ def plan(tool: str, cwd: Path, common: Sequence[str], env: dict[str, str]) -> tu
         env_ = {"name": env_} if isinstance(env_, str) else (env_ or {})
         jobs[item["name"]] = PlannedJob(
             name=item["name"], stage=item.get("stage", ""), when=item.get("when", "on_success"),
-            allow_failure=bool(item.get("allow_failure")), needs=item.get("needs"), environment=env_)
+            allow_failure=bool(item.get("allow_failure")), needs=item.get("needs"), environment=env_,
+            cache_paths=_cache_paths(data.get("cache")))
     return stages, jobs
+
+
+def _cache_paths(cache: Any) -> list[str]:
+    caches = cache if isinstance(cache, list) else [cache] if isinstance(cache, dict) else []
+    return [str(p) for c in caches if isinstance(c, dict) for p in c.get("paths") or []]
+
+
+def environment_url(job: PlannedJob, artifacts: Path) -> str:
+    """A job's `environment:url` as GitLab shows it: expanded with the job's own dotenv report
+    (gitlab-ci-local prints it before reading that report, so empty)."""
+    from ci_gen.commands.variables import parse_dotenv
+    from ci_gen.localrun import expand
+
+    url = str(job.environment.get("url") or "")
+    if "$" not in url:
+        return url
+    values: dict[str, str] = {}
+    for path in sorted((artifacts / job.name / ".gitlab-ci-reports" / "dotenv").glob("*")):
+        try:
+            values.update((e.key, e.value) for e in parse_dotenv(path.read_text(), str(path)))
+        except (OSError, UnicodeDecodeError, CiGenError):
+            continue  # an unreadable report: the URL stays unexpanded
+    url = expand(url, values)
+    return "" if "$" in url else url
 
 
 def select(jobs: dict[str, PlannedJob], run_manual: bool) -> tuple[list[str], dict[str, str]]:
@@ -158,11 +185,19 @@ class Progress:
     """Follows gitlab-ci-local's console output: passes it through (unless quiet) and
     prints one ci-gen line per job start and end."""
 
-    def __init__(self, names: Sequence[str], out: IO[str], quiet: bool) -> None:
+    def __init__(self, names: Sequence[str], out: IO[str], quiet: bool,
+                 cache_paths: Sequence[str] = (), env_url: Callable[[str], str] | None = None) -> None:
         self.out = out
         self.quiet = quiet
         alt = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
         self._line = re.compile(rf"^(?P<name>{alt})\s+(?P<rest>.*)$") if names else None
+        # gitlab-ci-local's lines about `cache: paths` (a warning when a job left a cache
+        # directory empty, e.g. no pip install on a warm run, then a file count): not signal.
+        paths = "|".join(re.escape(p.rstrip("/")) for p in sorted(set(cache_paths), key=len, reverse=True))
+        self._cache_line = re.compile(
+            rf"^(WARNING: (?:{paths})(?:/\*\*)?: no matching files\b.*"
+            rf"|(?:{paths}): found \d+ artifact files and directories)$") if paths else None
+        self.env_url = env_url
         self.started: dict[str, float] = {}
         self.results: dict[str, tuple[str, float]] = {}
         self.tail: list[str] = []
@@ -171,6 +206,13 @@ class Progress:
         line = ANSI.sub("", raw.rstrip("\n"))
         if any(line.startswith(n) for n in NOISE):
             return
+        if self._cache_line and self._cache_line.match(line):
+            return
+        env = _ENV_LINE.match(line) if self.env_url else None
+        if env:  # printed with an empty url: the one the deploy job's dotenv report gives
+            url = self.env_url(env["job"])  # type: ignore[misc]
+            raw = f"{env['job']} environment: {{ name: {env['env']}" + (f", url: {url} }}" if url else " }")
+            line = raw
         self.tail = (self.tail + [line])[-20:]
         if not self.quiet:
             self.out.write(raw if raw.endswith("\n") else raw + "\n")

@@ -33,10 +33,13 @@ from ci_gen.localrun import (
     ensure_state_gitignore,
     find_gitlab_ci_local,
     git,
+    identity_env,
     job_environment,
+    match_job,
     project_context,
     resolve_includes,
     tool_version,
+    uncommitted,
 )
 
 # Tokens that would let a local run post to a real GitLab: not handed to jobs unless given
@@ -170,6 +173,14 @@ def _check_mr(ctx: ProjectContext) -> None:
                          f"check out a feature branch first (git switch -c my-change)")
 
 
+def _say_uncommitted(ctx: ProjectContext, out: _Out) -> None:
+    dirty = uncommitted(ctx)
+    if dirty:
+        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+        out.say(f"uncommitted changes are part of this run: {shown} (jobs get the work tree as it "
+                f"is, not commit {ctx.head_sha[:8]}; untracked files are left out)")
+
+
 def _report_path(ctx: ProjectContext, ran: list[str]) -> Path | None:
     base = ctx.state_dir / "artifacts"
     found = sorted(p for job in ran for p in (base / job).glob("**/report.md"))
@@ -188,8 +199,11 @@ def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
     if version != GITLAB_CI_LOCAL_VERSION:
         out.say(f"warning: gitlab-ci-local {version} at {tool}; ci-gen is tested with "
                 f"{GITLAB_CI_LOCAL_VERSION} (newer ones need Node 22)")
-    # Includes first: a wrong pin or input fails before anything is written.
-    resolved = resolve_includes(ctx, opts.variables)
+    # Includes and --job first: a wrong pin, input or job name fails before anything is written.
+    includes = resolve_includes(ctx, opts.variables, write=False)
+    job = match_job(opts.job, includes.jobs) if opts.job else None
+    includes.write()
+    resolved = includes.resolved
     ensure_state_gitignore(ctx)
     origin = LocalOrigin(ctx)
     origin.ensure()
@@ -203,6 +217,9 @@ def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
     kind = (f"merge request pipeline {ctx.branch} -> {ctx.default_branch}" if opts.mr
             else f"branch pipeline for {ctx.branch}")
     out.say(f"{kind} at {ctx.head_sha[:8]} in {ctx.root}")
+    _say_uncommitted(ctx, out)
+    if job and job != opts.job:
+        out.say(f"--job {opts.job}: {job}")
     if note:
         out.say(note)
     if "CI_GEN_SKIP_BUILD" in variables:
@@ -210,6 +227,7 @@ def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
 
     extra = {f"GCL_VARIABLE_{k}": v for k, v in variables.items()}
     env = job_environment({**extra, LOCAL_ROOT_ENV: str(ctx.root)})  # relative DVC remotes: dvctool
+    env.update(identity_env(ctx, env))
     withheld = [t for t in TOKENS if t in env and t not in opts.variables]
     for t in withheld:
         del env[t]
@@ -224,14 +242,15 @@ def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
 
     stages, jobs = glrun.plan(tool, ctx.root, common, env)
     left: dict[str, str] = {}
-    if opts.job:
-        if opts.job not in jobs:
-            raise CiGenError(f"no job {opts.job!r} in the pipeline; jobs: {', '.join(jobs) or 'none'}")
-        chosen = glrun.needs_closure(jobs, opts.job)
-        manual = [n for n in chosen if jobs[n].when == "manual" and n != opts.job]
+    if job:
+        if job not in jobs:
+            raise CiGenError(f"{job} is not part of this {kind} (its rules leave it out); "
+                             f"jobs: {', '.join(jobs) or 'none'}")
+        chosen = glrun.needs_closure(jobs, job)
+        manual = [n for n in chosen if jobs[n].when == "manual" and n != job]
         if manual and not opts.manual:
-            raise CiGenError(f"{opts.job} needs the manual job(s) {', '.join(manual)}; drop --no-manual")
-        cmd = [tool, opts.job, "--needs"]
+            raise CiGenError(f"{job} needs the manual job(s) {', '.join(manual)}; drop --no-manual")
+        cmd = [tool, job, "--needs"]
     else:
         chosen, left = glrun.select(jobs, opts.manual)
         manual = [n for n in chosen if jobs[n].when == "manual"]
@@ -240,7 +259,10 @@ def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
         cmd += ["--manual", m]
     cmd += common
 
-    progress = glrun.Progress(list(jobs), out.stream, opts.quiet)
+    artifacts = ctx.state_dir / "artifacts"
+    progress = glrun.Progress(
+        list(jobs), out.stream, opts.quiet, [p for j in jobs.values() for p in j.cache_paths],
+        lambda name: glrun.environment_url(jobs[name], artifacts) if name in jobs else "")
     rc = 0
     stopped: dict[str, glrun.JobResult] = {}
     try:
@@ -259,11 +281,13 @@ def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
         # interrupted (a stop job inside the pipeline would race the jobs using the deployment).
         stopped = _stop_environments(opts, ctx, tool, common, env, jobs, progress, out)
 
-    results = _results(jobs, chosen, left, progress, stopped, bool(opts.job))
+    results = _results(jobs, chosen, left, progress, stopped, bool(job))
     order = {s: i for i, s in enumerate(stages)}
     # Stage order (stable: file order within a stage); stop jobs that ran after the pipeline last.
     results.sort(key=lambda r: (r.name in stopped, order.get(r.stage, len(order))))
-    failed = [r for r in results if r.status == "failed"]
+    # An allowed failure ("warning": manual jobs have allow_failure) leaves a GitLab pipeline
+    # green, but a local run is a rehearsal the user asked for: it fails the run, and says so.
+    failed = [r for r in results if r.status in ("failed", "warning")]
     report = _report_path(ctx, list(progress.started))
     total = time.monotonic() - t_start
     out.say(f"summary: {kind}, {len(progress.results)} job(s) ran in {glrun.fmt_seconds(total)}")
@@ -282,7 +306,8 @@ def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
     if failed:
         for r in failed:
             log = ctx.state_dir / "output" / f"{r.name}.log"
-            out.say(f"{r.name} failed; its log: {log}")
+            allowed = " (allowed to fail on GitLab)" if r.status == "warning" else ""
+            out.say(f"{r.name} failed{allowed}; its log: {log}")
             if opts.quiet and log.is_file():
                 for line in log.read_text(errors="replace").splitlines()[-8:]:
                     out.stream.write(f"  > {glrun.ANSI.sub('', line)}\n")

@@ -279,6 +279,7 @@ class Resolved:
     kind: str  # "component" | "project" | "local-component"
     text: str  # as written in the file, after variable expansion
     path: Path  # file gitlab-ci-local reads
+    jobs: tuple[str, ...] = ()  # the jobs it defines, job-prefix applied
 
 
 def _version_ok(ref: str) -> bool:
@@ -299,20 +300,39 @@ def _tracked_matches(ctx: ProjectContext, pattern: str) -> list[str]:
     return [pat] if pat in ctx.tracked else []
 
 
-def resolve_includes(ctx: ProjectContext, variables: dict[str, str]) -> list[Resolved]:
-    """Walk .gitlab-ci.yml and its local includes; write ci-gen components where
-    gitlab-ci-local looks before it fetches. Anything that would need a network is an error."""
+@dataclass
+class Includes:
+    """The includes of a pipeline, resolved offline, and every job name they define."""
+
+    resolved: list[Resolved]
+    jobs: list[str]  # in file order: the project's own files, then each include's
+    pending: list[tuple[Path, str]] = field(default_factory=list)
+
+    def write(self) -> None:
+        """Write ci-gen components where gitlab-ci-local looks before it fetches."""
+        for target, text in self.pending:
+            _write(target, text)
+        self.pending = []
+
+
+def resolve_includes(ctx: ProjectContext, variables: dict[str, str], write: bool = True) -> Includes:
+    """Walk .gitlab-ci.yml and its local includes; anything that would need a network is an
+    error. The ci-gen components are written (now, or by `.write()`) where gitlab-ci-local
+    looks before it fetches."""
     from ci_gen.render import render  # jinja2 only when a run needs it
 
     expand_vars = {**ctx.predefined(), **variables}
     includes_root = ctx.state_dir / "includes" / ctx.origin.host
     resolved: list[Resolved] = []
+    jobs: list[str] = []
     pending: list[tuple[Path, str]] = []  # written only once every include checked out
     seen: set[str] = set()
     queue: list[tuple[str, Path]] = [(".gitlab-ci.yml", ctx.root / ".gitlab-ci.yml")]
     while queue:
         where, path = queue.pop(0)
-        for entry in _entries(_load_ci_yaml(path)):
+        doc = _load_ci_yaml(path)
+        jobs.extend(job_keys(doc))
+        for entry in _entries(doc):
             entry = {k: (expand(v, expand_vars) if isinstance(v, str) else v) for k, v in entry.items()}
             if "local" in entry:
                 pattern = str(entry["local"])
@@ -337,9 +357,37 @@ def resolve_includes(ctx: ProjectContext, variables: dict[str, str]) -> list[Res
                                  f"only local files and ci-gen components offline")
             else:
                 raise CiGenError(f"{where}: include entry not understood: {sorted(entry)}")
-    for target, text in pending:
-        _write(target, text)
-    return resolved
+    includes = Includes(resolved, jobs + [j for r in resolved for j in r.jobs], pending)
+    if write:
+        includes.write()
+    return includes
+
+
+# Top-level keys that are GitLab keywords, not jobs.
+_KEYWORDS = frozenset({"default", "include", "stages", "variables", "workflow", "image", "services",
+                       "cache", "before_script", "after_script", "types", "spec"})
+_PREFIX = "$[[ inputs.job-prefix ]]"
+
+
+def job_keys(doc: dict[str, Any]) -> list[str]:
+    """The (visible) job names a CI file defines."""
+    return [k for k, v in doc.items() if isinstance(k, str) and isinstance(v, dict)
+            and k not in _KEYWORDS and not k.startswith(".")]
+
+
+def component_jobs(text: str, given: Any) -> tuple[str, ...]:
+    """Job names of a component file (spec header + jobs), with its job-prefix input applied."""
+    try:
+        docs = [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
+    except yaml.YAMLError:
+        return ()
+    if not docs or not isinstance(docs[-1], dict):
+        return ()
+    spec = docs[0].get("spec", {}) if len(docs) > 1 and isinstance(docs[0], dict) else {}
+    default = ((spec or {}).get("inputs") or {}).get("job-prefix", {}) or {}
+    prefix = (given or {}).get("job-prefix") if isinstance(given, dict) else None
+    prefix = str(prefix or (default.get("default", "") if isinstance(default, dict) else ""))
+    return tuple(k.replace(_PREFIX, prefix) for k in job_keys(docs[-1]))
 
 
 def _write(target: Path, text: str) -> None:
@@ -374,7 +422,8 @@ def _component(ctx: ProjectContext, where: str, text: str, given: Any, includes_
         # gitlab-ci-local reads templates/NAME.yml of this very work tree.
         for rel in (f"templates/{name}.yml", f"templates/{name}/template.yml"):
             if (ctx.root / rel).is_file():
-                return Resolved("local-component", text, ctx.root / rel)
+                jobs = component_jobs((ctx.root / rel).read_text(encoding="utf-8", errors="replace"), given)
+                return Resolved("local-component", text, ctx.root / rel, jobs)
         raise CiGenError(f"{where}: component {text!r} is this project at HEAD, but "
                          f"templates/{name}.yml does not exist (run `ci-gen build`)")
     if name not in desc.ORDER:
@@ -387,8 +436,9 @@ def _component(ctx: ProjectContext, where: str, text: str, given: Any, includes_
         raise _mismatch(f"{where}: component {text!r}", ref)
     _check_inputs(where, name, given)
     target = includes_root / project / ref / "templates" / f"{name}.yml"
-    pending.append((target, render(name)))
-    return Resolved("component", text, target)
+    rendered = render(name)
+    pending.append((target, rendered))
+    return Resolved("component", text, target, component_jobs(rendered, given))
 
 
 def _project(ctx: ProjectContext, where: str, entry: dict[str, Any], includes_root: Path,
@@ -408,8 +458,49 @@ def _project(ctx: ProjectContext, where: str, entry: dict[str, Any], includes_ro
             raise _mismatch(f"{where}: include project {project!r} file {rel!r}", ref)
         _check_inputs(where, m.group(1), entry.get("inputs"))
         target = includes_root / project / ref / rel
-        pending.append((target, render(m.group(1))))
-        out.append(Resolved("project", f"{project}@{ref}:{rel}", target))
+        rendered = render(m.group(1))
+        pending.append((target, rendered))
+        out.append(Resolved("project", f"{project}@{ref}:{rel}", target,
+                            component_jobs(rendered, entry.get("inputs"))))
+    return out
+
+
+def match_job(name: str, jobs: list[str]) -> str:
+    """The job `--job NAME` means: NAME itself, else the one job named <prefix>-NAME (a
+    component's name finds its job whatever the job-prefix). Unknown or ambiguous: an error."""
+    if name in jobs:
+        return name
+    found = [j for j in dict.fromkeys(jobs) if j.endswith(f"-{name}")]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise CiGenError(f"--job {name!r} matches several jobs: {', '.join(found)}; name one of them")
+    raise CiGenError(f"no job {name!r} in the pipeline; jobs: {', '.join(dict.fromkeys(jobs)) or 'none'}")
+
+
+def uncommitted(ctx: ProjectContext) -> list[str]:
+    """Tracked files that differ from HEAD. gitlab-ci-local copies the work tree (tracked
+    files as they are now, untracked ones left out), so these changes are part of the run."""
+    proc = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain=v1", "-z",
+                           "--untracked-files=no", "--no-renames"], cwd=ctx.root,
+                          capture_output=True, text=True)  # unstripped: "XY path" entries
+    return sorted({entry[3:] for entry in proc.stdout.split("\0") if len(entry) > 3})
+
+
+# Who a local run commits as when the project has no git identity (dvc-upload's pointer
+# commit); gitlab-ci-local also reads it for GITLAB_USER_NAME/EMAIL instead of warning.
+LOCAL_IDENTITY = (("user.name", "ci-gen local run"), ("user.email", "ci-gen@localhost"))
+
+
+def identity_env(ctx: ProjectContext, env: dict[str, str]) -> dict[str, str]:
+    """GIT_CONFIG_* entries for the parts of the git identity the project lacks ({} if none)."""
+    missing = [(k, v) for k, v in LOCAL_IDENTITY if not git(ctx.root, "config", k, check=False)]
+    if not missing:
+        return {}
+    n = int(env.get("GIT_CONFIG_COUNT", "0") or 0)
+    out = {"GIT_CONFIG_COUNT": str(n + len(missing))}
+    for i, (key, value) in enumerate(missing, n):
+        out[f"GIT_CONFIG_KEY_{i}"], out[f"GIT_CONFIG_VALUE_{i}"] = key, value
     return out
 
 

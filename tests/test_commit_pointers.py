@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from ci_gen.errors import CiGenError
-from ci_gen.jobs.commit_pointers import check_push, commit_pointers, is_pointer
+from ci_gen.gitlab.pointers import check_push, commit_pointers, is_pointer
 from gitlab_fake import clean_env  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]

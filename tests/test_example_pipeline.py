@@ -1,8 +1,10 @@
-"""The whole example pipeline, for real: `ci-gen init --example` on an S3 remote (moto on
-127.0.0.1), `ci-gen run` in gitlab-ci-local, a warm re-run that restores instead of
-retraining, a fresh clone that pulls the model back, a merge request pipeline whose report
-diffs against main and is posted to the loopback GitLab API, and a scan for the sentinel
-credentials used throughout.
+"""The whole example pipeline, for real, in one project and every pipeline after the first:
+`ci-gen init --example` on an S3 remote (moto on 127.0.0.1), a cold `ci-gen run` in
+gitlab-ci-local, a fresh clone that pulls the uploaded model back, then (issue 9) main after
+pulling the pointer commit, a merge request that changes only serve.py, a params-only merge
+request whose report diffs against main and is posted to the loopback GitLab API, a data-only
+change and the run after it; each train job says whether it restored, reused or trained. Ends
+with a scan for the sentinel credentials used throughout.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,9 +37,9 @@ def _git(cwd: Path, *args: str) -> str:
                           check=True, capture_output=True, text=True).stdout
 
 
-def _run(project: Path, **options) -> tuple[int, dict[str, str], str]:
+def _run(project: Path, quiet: bool = True, **options) -> tuple[int, dict[str, str], str]:
     out = io.StringIO()
-    outcome = run_local(RunOptions(directory=project, quiet=True, **options), out)
+    outcome = run_local(RunOptions(directory=project, quiet=quiet, **options), out)
     return outcome.exit_code, {r.name: r.status for r in outcome.results}, out.getvalue()
 
 
@@ -56,31 +59,51 @@ def _set_params(project: Path, **train) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def _train_line(project: Path) -> str:
+    """The train job's one line saying whether it restored, reused or trained."""
+    found = re.findall(r"ci-gen: train: ((?:restored|reused|trained) .*)$", _log(project, "mlops-train"), re.M)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _assert_not_trained(project: Path, how: str) -> None:
+    assert _train_line(project) == how
+    log = _log(project, "mlops-train")
+    assert "Epoch " not in log and "installing requirements.txt" not in log
+
+
 def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeypatch):
+    """Issue 9, section 1: every pipeline after the first upload, in one project: main after
+    pulling the pointer commit (a), a merge request that changes only serve.py (b), a
+    params-only (d) and a data-only change (c) that retrain, and the run after (c) (e)."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    # A machine without a git identity: nothing may fall back to a made-up one noisily.
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
     for name in ("GITLAB_API_TOKEN", "REPO_TOKEN", "CI_JOB_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     project = tmp_path / "fmnist"
     remote = f"s3://{moto_server.bucket}/fmnist"
+    dvc_env = {**os.environ, "AWS_ENDPOINT_URL": moto_server.endpoint_url}
 
     res = cli("init", str(project), "--example", "fashion-mnist", "--remote", remote,
               "--endpoint-url", moto_server.endpoint_url)
     assert res.returncode == 0, res.stderr
     assert "synthetic" in res.stdout
-    # Fewer epochs keep CI fast; the pipeline is the same.
-    _set_params(project, epochs=3)
-    _git(project, "commit", "-qam", "test: 3 epochs")
+    # Two epochs keep CI fast (and still print "Epoch" lines when training); same pipeline.
+    _set_params(project, epochs=2)
+    _git(project, "commit", "-qam", "test: 2 epochs")
 
     # 1. Cold run: every job of the default-branch pipeline, predictions at the end.
-    code, status, out = _run(project)
+    code, status, out = _run(project, quiet=False)
     assert code == 0, out
     assert status == {"mlops-train": "passed", "mlops-eval-report": "passed", "mlops-docker-build": "passed",
                       "mlops-dvc-upload": "passed", "mlops-deploy": "passed", "mlops-inference": "passed",
                       "mlops-stop": "passed"}
-    assert "Epoch 3/3" in _log(project, "mlops-train")
+    assert _train_line(project).startswith("trained (ran train, evaluate: no dvc.lock entry")
+    assert "Epoch 2/2" in _log(project, "mlops-train")
     assert "docker-build skipped: " in _log(project, "mlops-docker-build")
     inference = _log(project, "mlops-inference")
     assert "sample accuracy:" in inference
@@ -89,29 +112,48 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeyp
     trained = project / ".gitlab-ci-local/artifacts/mlops-train/model/fashion-mnist"
     model_digests = _digests(trained)
     assert any(name.endswith("saved_model.pb") for name in model_digests)
+    # Quiet logs (issue 9, section 5): none of the noise that used to hide the signal.
+    train_log = _log(project, "mlops-train")
+    for noise in ("oneDNN custom operations", "absl::InitializeLog", "NodeDef mentions"):
+        assert noise not in train_log + _log(project, "mlops-eval-report"), noise
+    assert "Using fallback git user" not in out
+    assert "no matching files" not in out and ".dvc/cache: found" not in out
+    assert "with engine process; CI_GEN_DEPLOY_ENGINE overrides --engine docker" in _log(project, "mlops-deploy")
+    assert "url:  }" not in out
+    assert re.search(r"^mlops-deploy environment: \{ name: production, url: http://127\.0\.0\.1:\d+ \}$",
+                     out, re.M), out[-3000:]
 
-    # 2. Warm run, nothing changed: train restores from the run cache and installs nothing.
-    code, status, out = _run(project)
-    assert code == 0, out
-    warm = _log(project, "mlops-train")
-    assert "Stage 'train' is cached - skipping run" in warm
-    assert "Epoch 1/" not in warm
-    assert "Successfully installed" not in warm
-    assert _digests(trained) == model_digests
-
-    # 3. dvc-upload committed the pointers back with [skip ci]; a fresh clone pulls the model.
+    # 2. dvc-upload committed the pointers back with [skip ci]; a fresh clone pulls the model.
     origin = project / ".gitlab-ci-local" / "origin.git"
-    message = _git(origin, "log", "-1", "--format=%s", "main").strip()
-    assert message.endswith("[skip ci]")
+    message = _git(origin, "log", "-1", "--format=%s|%an", "main").strip()
+    assert message.endswith("[skip ci]|ci-gen local run")
     clone = tmp_path / "clone"
     _git(tmp_path, "clone", "-q", str(origin), str(clone))
-    subprocess.run([sys.executable, "-m", "dvc", "pull", "-q", "dvc.yaml"], cwd=clone, check=True, capture_output=True,
-                   env={**os.environ, "AWS_ENDPOINT_URL": moto_server.endpoint_url})
+    subprocess.run([sys.executable, "-m", "dvc", "pull", "-q", "dvc.yaml"], cwd=clone, check=True,
+                   capture_output=True, env=dvc_env)
     assert _digests(clone / "model" / "fashion-mnist") == model_digests
 
-    # 4. A merge request that changes params: the report diffs against main and is posted
-    #    once to the merge request, with the confusion matrix uploaded.
+    # (a) main again after pulling the pointer commit: restored, and the jobs after it pass.
     _git(project, "pull", "-q", "--ff-only", str(origin), "main")
+    code, status, out = _run(project)
+    assert code == 0, out
+    assert status["mlops-eval-report"] == "passed" and status["mlops-dvc-upload"] == "passed"
+    _assert_not_trained(project, "restored from the remote (dvc.lock matches)")
+    assert _digests(trained) == model_digests
+
+    # (b) a merge request that changes only serve.py: restored, not retrained.
+    _git(project, "checkout", "-qb", "serve-tweak")
+    with (project / "serve.py").open("a") as f:
+        f.write("# a comment only\n")
+    _git(project, "commit", "-qam", "serve: comment")
+    code, status, out = _run(project, mr=True)
+    assert code == 0, out
+    assert status["mlops-train"] == "passed" and status["mlops-eval-report"] == "passed"
+    _assert_not_trained(project, "restored from the remote (dvc.lock matches)")
+
+    # (d) a merge request that changes params: retrained; the report diffs against main and
+    #     is posted once to the merge request, with the confusion matrix uploaded.
+    _git(project, "checkout", "-q", "main")
     _git(project, "checkout", "-qb", "wider-dropout")
     _set_params(project, dropout=0.1)
     _git(project, "commit", "-qam", "try less dropout")
@@ -123,11 +165,39 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeyp
     assert code == 0, out
     assert status["mlops-train"] == "passed" and status["mlops-eval-report"] == "passed"
     assert "mlops-deploy" not in status or status["mlops-deploy"] != "passed"
+    assert _train_line(project).startswith("trained (ran train, evaluate: changed since dvc.lock: "
+                                           "params.yaml:train;")
+    assert "Epoch 2/2" in _log(project, "mlops-train")
     text = report.read_text()
     assert "Compared with" in text and "origin/main" in text
-    assert "| `dropout` |" in text or "dropout" in text
+    assert any("dropout" in line and "0.1" in line and "0.3" in line for line in text.splitlines()), text
     notes = gitlab_fake.notes[(PROJECT_ID, 1)]
     assert len(notes) == 1 and "/uploads/" in notes[0]["body"]
+
+    # (c) a data-only change on main (new data, `dvc add`, pushed, committed): retrained.
+    _git(project, "checkout", "-q", "main")
+    subprocess.run([sys.executable, "fmnist_data.py", "synth", "--out", "train_data", "--train", "6000",
+                    "--test", "1000", "--seed", "1"], cwd=project, check=True, capture_output=True)
+    for args in (["add", "-q", "train_data"], ["push", "-q", "train_data.dvc"]):
+        subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, check=True, capture_output=True,
+                       env=dvc_env)
+    assert _git(project, "status", "--porcelain").strip() == "M train_data.dvc"
+    _git(project, "commit", "-qam", "new training data")
+    code, status, out = _run(project, manual=False)
+    assert code == 0, out
+    assert status["mlops-train"] == "passed" and status["mlops-eval-report"] == "passed"
+    assert _train_line(project).startswith("trained (ran train, evaluate: changed since dvc.lock: "
+                                           "train_data;")
+    assert "Epoch 2/2" in _log(project, "mlops-train")
+    retrained = _digests(trained)
+    assert retrained != model_digests
+
+    # (e) the run after (c): the same model from the run cache, nothing installed or trained.
+    code, status, out = _run(project, manual=False)
+    assert code == 0, out
+    assert status["mlops-eval-report"] == "passed"
+    _assert_not_trained(project, "reused from the run cache (deps and params match an earlier run)")
+    assert _digests(trained) == retrained
 
     # 5. No credential anywhere: logs, artifacts, builds, the work trees, every commit.
     secrets = [AWS_KEY, AWS_SECRET, gitlab_fake.token]

@@ -231,8 +231,9 @@ def test_s3_outage_before_and_during_the_pipeline(tmp_path, s3_proxy, moto_serve
     assert status == {"mlops-train": "failed"}
     log = _log(project, "mlops-train")
     assert f'{NO_CONNECT}: "http://127.0.0.1:{s3_proxy.port}/' in log
-    assert "failed to pull data from the cloud" in log
-    assert "$ dvc repro" not in log  # the job stopped at the failed pull
+    # One line from `ci-gen job train`: the step, then DVC's ERROR line (no support footer).
+    assert "ci-gen: error: train: cannot pull train_data.dvc: ERROR: failed to connect to s3" in log
+    assert "Having any troubles" not in log and "Running stage" not in log  # stopped at the pull
     assert NO_CONNECT in out  # run_local shows the failed job's last lines
     assert _git(origin, "rev-parse", "main") == head
     assert not (project / ".gitlab-ci-local" / "artifacts" / "mlops-train" / "model").exists()
@@ -246,7 +247,7 @@ def test_s3_outage_before_and_during_the_pipeline(tmp_path, s3_proxy, moto_serve
     outputs.append(out)
     assert stream.keys_at_outage is not None, out
     assert code == 1, out
-    assert status == {"mlops-train": "passed", "mlops-dvc-upload": "failed"}
+    assert status == {"mlops-train": "passed", "mlops-dvc-upload": "warning"}  # allow_failure: manual
     assert "trained 1 epochs on" in _log(project, "mlops-train")
     upload = _log(project, "mlops-dvc-upload")
     assert f'{NO_CONNECT}: "http://127.0.0.1:{s3_proxy.port}/' in upload
@@ -265,7 +266,7 @@ def test_s3_outage_before_and_during_the_pipeline(tmp_path, s3_proxy, moto_serve
     outputs.append(out)
     assert stream.keys_at_outage is not None, out
     assert code == 1, out
-    assert status == {"mlops-train": "passed", "mlops-dvc-upload": "failed"}
+    assert status == {"mlops-train": "passed", "mlops-dvc-upload": "warning"}  # allow_failure: manual
     upload = _log(project, "mlops-dvc-upload")
     pulled, _, pushed = upload.partition("$ dvc commit")
     assert NO_CONNECT not in pulled and "files added" in pulled  # the pull still worked
@@ -283,7 +284,7 @@ def test_s3_outage_before_and_during_the_pipeline(tmp_path, s3_proxy, moto_serve
     assert status == {"mlops-train": "passed", "mlops-eval-report": "passed",
                       "mlops-docker-build": "passed", "mlops-dvc-upload": "passed",
                       "mlops-deploy": "passed", "mlops-inference": "passed", "mlops-stop": "passed"}
-    assert "Stage 'train' is cached - skipping run" in _log(project, "mlops-train")
+    assert "ci-gen: train: reused from the run cache" in _log(project, "mlops-train")
     new = _git(origin, "rev-list", f"{head}..main").split()
     assert len(new) == 1
     assert _git(origin, "rev-parse", f"{new[0]}^") == head

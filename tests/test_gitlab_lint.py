@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ci_gen.errors import CiGenError
-from ci_gen.gitlab_lint import server_lint
+from ci_gen.gitlab.ci_lint import server_lint
 from gitlab_fake import PROJECT_ID, PROJECT_PATH, clean_env, gitlab_fake  # noqa: F401
 
 VALID = "stages: [train]\ntrain:\n  stage: train\n  script: [echo hi]\n"
@@ -18,6 +18,17 @@ WARNS = "check:\n  script: [echo]\n  rules:\n    - when: always\n"
 def api(clean_env, gitlab_fake):
     clean_env.setenv("GITLAB_API_TOKEN", gitlab_fake.token)
     return gitlab_fake
+
+
+def test_import_gitlab_inside_ci_gen_gitlab_is_python_gitlab():
+    """ci_gen/gitlab/ is named like python-gitlab's package: its absolute imports still reach
+    the library, never the package itself."""
+    import gitlab
+
+    from ci_gen.gitlab import api as client
+
+    assert gitlab.__name__ == "gitlab" and hasattr(gitlab, "Gitlab")
+    assert issubclass(client._bounded_client_class(), gitlab.Gitlab)
 
 
 def test_valid_configuration(api):

@@ -37,11 +37,11 @@ from hypothesis import strategies as st
 from ci_gen import components as desc
 from ci_gen import deploy_engines as de
 from ci_gen import patterns
-from ci_gen.commands import report as report_cmd
 from ci_gen.commands import run as run_cmd
-from ci_gen.commands import variables as variables_cmd
+from ci_gen.dotenv import parse_assignments, parse_dotenv
 from ci_gen.errors import CiGenError, InputError, UsageError
-from ci_gen.dotenv import parse_assignments
+from ci_gen.gitlab import notes
+from ci_gen.gitlab import variables as gitlab_variables
 from ci_gen.inputs import resolve
 from ci_gen.render import body, header, render
 from ci_gen.scaffold import example as project_setup
@@ -686,7 +686,7 @@ def test_job_gate_and_eval_report_flags_refused_or_inert(metric, max_drop, metri
 @given(watermark=_opt_text(st.from_regex(r"[A-Za-z0-9:_ -]{1,30}", fullmatch=True)))
 def test_report_watermark_cannot_close_its_html_comment(watermark):
     try:
-        mark = report_cmd.marker(watermark)
+        mark = notes.marker(watermark)
     except UsageError as exc:
         assert_one_line(str(exc))
         return
@@ -719,8 +719,8 @@ def test_run_variable_errors_never_echo_the_value(arg):
 def test_variables_dotenv_errors_never_echo_a_value(lines):
     text = "\n".join(lines)
     try:
-        entries = variables_cmd.parse_dotenv(text, "vars.env")
-        variables_cmd.check(entries, [], [], "vars.env")
+        entries = parse_dotenv(text, "vars.env")
+        gitlab_variables.check(entries, [], [], "vars.env")
     except CiGenError as exc:
         assert_one_line(str(exc))
         assert SECRET not in str(exc)

@@ -291,7 +291,11 @@ def test_engine_override_and_release_suffix_and_pruning(project):
     # --engine docker, but CI_GEN_DEPLOY_ENGINE=process wins (a runner without Docker).
     for i in range(5):
         project.serve("ok", f"R{i}")
-        _ok(project.run("deploy", sha="ccccccc", engine="docker", CI_GEN_DEPLOY_ENGINE="process"))
+        proc = project.run("deploy", sha="ccccccc", engine="docker", CI_GEN_DEPLOY_ENGINE="process")
+        _ok(proc)
+        # The log says which engine runs, not only the echoed --engine docker.
+        assert ("with engine process; CI_GEN_DEPLOY_ENGINE overrides --engine docker on http://"
+                in proc.stdout)
     releases = sorted(p.name for p in (project.state / "deploy" / "review" / "releases").iterdir())
     assert len(releases) == 3
     assert "ccccccc-5" in releases and "ccccccc-4" in releases

@@ -276,7 +276,7 @@ def test_every_descriptor_regex_is_anchored():
 
 @pytest.fixture
 def api(clean_env, gitlab_fake):
-    pytest.importorskip("ci_gen.gitlab_lint", reason="ci_gen/gitlab_lint.py (server_lint) not in this tree")
+    pytest.importorskip("ci_gen.gitlab.ci_lint", reason="ci_gen/gitlab/ci_lint.py (server_lint) not in this tree")
     clean_env.setenv("GITLAB_API_TOKEN", gitlab_fake.token)
     return gitlab_fake
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ci_gen.cli import main
-from ci_gen.commands.report import NOTE_LIMIT, fit_body, marker, rewrite_images
+from ci_gen.gitlab.notes import NOTE_LIMIT, fit_body, marker, rewrite_images
 from gitlab_fake import PROJECT_ID, SHA, clean_env, gitlab_fake, job_env  # noqa: F401
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00fake-confusion-matrix" * 10

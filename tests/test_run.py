@@ -433,3 +433,111 @@ def test_run_help_lists_the_options():
     for opt in ("--job", "--mr", "--no-manual", "--keep-deployed", "--variable"):
         assert opt in proc.stdout
     assert json.dumps(__version__)  # the version the components resolve at is importable
+
+
+# -- --job names, refusals before anything is written, the run's header ---------------------
+
+PREFIXED = """\
+stages: [train, evaluate]
+mlops-train:
+  stage: train
+  script: [echo training]
+mlops-eval-report:
+  stage: evaluate
+  needs: [mlops-train]
+  script: [cat params.txt]
+"""
+
+
+@pytest.mark.slow
+def test_job_by_component_name_and_dirty_work_tree_header(tmp_path):
+    _gcl()
+    project = make_project(tmp_path / "p", PREFIXED, {"params.txt": "a: 1\n", "notes.txt": "x\n"})
+    (project / "params.txt").write_text("a: 2\n")  # tracked, changed, not committed
+    (project / "scratch.txt").write_text("untracked\n")
+    proc = ci_gen_run(project, "--job", "eval-report")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ci-gen: --job eval-report: mlops-eval-report" in proc.stdout
+    assert summary(proc.stdout) == {"mlops-train": "passed", "mlops-eval-report": "passed"}
+    assert re.search(r"^mlops-eval-report +> a: 2$", proc.stdout, re.M)  # the dirty file ran
+    assert ("ci-gen: uncommitted changes are part of this run: params.txt (jobs get the work "
+            "tree as it is, not commit ") in proc.stdout
+    assert "scratch.txt" not in proc.stdout.split("ci-gen: running")[0]
+
+
+@pytest.mark.parametrize("job, message", [
+    ("nope", "no job 'nope' in the pipeline; jobs: a-train, b-train, b-eval"),
+    ("train", "--job 'train' matches several jobs: a-train, b-train; name one of them"),
+])
+def test_unknown_or_ambiguous_job_is_refused_before_anything_is_written(tmp_path, job, message):
+    ci = "a-train:\n  script: [true]\nb-train:\n  script: [true]\nb-eval:\n  script: [true]\n"
+    project = make_project(tmp_path / "p", ci)
+    proc = ci_gen_run(project, "--job", job)
+    assert proc.returncode == 1
+    assert proc.stderr == f"ci-gen: error: {message}\n"
+    assert not (project / ".gitlab-ci-local").exists()
+
+
+def test_component_jobs_are_known_with_their_prefix_before_writing(tmp_path):
+    from ci_gen.localrun import match_job, project_context, resolve_includes
+
+    ci = (f"include:\n  - component: gitlab.example.com/mlops/ci-gen/train@{__version__}\n"
+          f"    inputs:\n      job-prefix: ml\n"
+          f"  - component: gitlab.example.com/mlops/ci-gen/deploy@{__version__}\n"
+          f"own:\n  script: [true]\n.hidden:\n  script: [true]\n")
+    project = make_project(tmp_path / "p", ci)
+    includes = resolve_includes(project_context(project), {}, write=False)
+    assert includes.jobs == ["own", "ml-train", "mlops-deploy", "mlops-stop"]
+    assert not (project / ".gitlab-ci-local").exists()
+    assert [match_job(n, includes.jobs) for n in ("train", "stop", "own")] == \
+        ["ml-train", "mlops-stop", "own"]
+    includes.write()
+    assert (project / ".gitlab-ci-local/includes/gitlab.example.com/mlops/ci-gen"
+            / __version__ / "templates/train.yml").is_file()
+
+
+@pytest.mark.slow
+def test_a_project_without_git_identity_commits_as_ci_gen(tmp_path):
+    _gcl()
+    project = make_project(tmp_path / "push", PUSHING)
+    no_identity = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1",
+                   **{k: "" for k in IDENTITY}}
+    env = {k: v for k, v in os.environ.items() if k not in IDENTITY}
+    env.update(no_identity)
+    for k in IDENTITY:
+        env.pop(k)
+    proc = subprocess.run([sys.executable, "-m", "ci_gen", "run", str(project)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "fallback git user" not in proc.stdout + proc.stderr
+    bare = project / ".gitlab-ci-local" / "origin.git"
+    assert git(bare, "log", "-1", "--format=%an <%ae>|%cn", "main") == \
+        "ci-gen local run <ci-gen@localhost>|ci-gen local run"
+
+
+def test_progress_drops_cache_path_lines_and_fills_the_environment_url(tmp_path):
+    import io
+
+    from ci_gen.glrun import PlannedJob, Progress, environment_url
+
+    job = PlannedJob("mlops-deploy", "deploy", "manual", False, None,
+                     {"name": "production", "url": "$DEPLOY_URL"})
+    dotenv = tmp_path / "artifacts/mlops-deploy/.gitlab-ci-reports/dotenv"
+    dotenv.mkdir(parents=True)
+    (dotenv / "deploy.env").write_text("DEPLOY_URL=http://127.0.0.1:9999\n")
+    out = io.StringIO()
+    progress = Progress(["mlops-deploy", "mlops-train"], out, False, [".cache/pip", ".dvc/cache/"],
+                        lambda name: environment_url(job, tmp_path / "artifacts"))
+    for line in ("\x1b[33mWARNING: .cache/pip: no matching files. Ensure that the artifact path is "
+                 "relative to the working directory\x1b[39m",
+                 ".dvc/cache: found 29 artifact files and directories",
+                 "WARNING: model/: no matching files. Ensure that the artifact path is relative "
+                 "to the working directory",  # an artifact path: signal, kept
+                 "mlops-deploy environment: { name: production, url:  }"):
+        progress.feed(line + "\n")
+    assert out.getvalue() == (
+        "WARNING: model/: no matching files. Ensure that the artifact path is relative to the "
+        "working directory\n"
+        "mlops-deploy environment: { name: production, url: http://127.0.0.1:9999 }\n")
+    (dotenv / "deploy.env").unlink()  # no report: the empty url is left out, not shown empty
+    assert environment_url(job, tmp_path / "artifacts") == ""

@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ci_gen.cli import main
-from ci_gen.commands.variables import mask_problems, parse_dotenv
+from ci_gen.dotenv import parse_dotenv
 from ci_gen.errors import CiGenError
+from ci_gen.gitlab.variables import mask_problems
 from gitlab_fake import (MASK_AND_RAW_REGEX, PROJECT_ID, PROJECT_PATH,  # noqa: F401
                          clean_env, gitlab_fake)
 

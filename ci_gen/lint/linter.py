@@ -227,7 +227,7 @@ def server_findings(report: Report, gitlab_url: str | None, project: str) -> tup
 
     The messages are GitLab's, unchanged. Network and auth failures raise CiGenError.
     """
-    from ci_gen.gitlab_lint import server_lint
+    from ci_gen.gitlab.ci_lint import server_lint
 
     valid, errors, warnings = server_lint(report.content, gitlab_url, project)
     found = [Finding(report.path, "", f"GitLab: {e}", ERROR) for e in errors]

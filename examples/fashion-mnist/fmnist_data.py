@@ -24,6 +24,38 @@ from pathlib import Path
 
 import numpy as np
 
+# TensorFlow's start-up notices: printed while it is imported, before its C++ logging reads
+# TF_CPP_MIN_LOG_LEVEL, so that variable cannot hide them.
+_TF_NOTICES = ("oneDNN custom operations are on",
+               "All log messages before absl::InitializeLog() is called")
+
+
+def import_tensorflow():
+    """`import tensorflow`, keeping its known start-up notices out of the job log.
+
+    Anything else it writes to stderr while importing is passed on; later C++ log lines
+    below ERROR are hidden by TF_CPP_MIN_LOG_LEVEL. Call it before anything imports keras.
+    """
+    import tempfile
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            import tensorflow as tf
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode(errors="replace").splitlines(keepends=True):
+                if not any(notice in line for notice in _TF_NOTICES):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
+    return tf
+
+
 CLASS_NAMES = (
     "T-shirt/top",
     "Trouser",

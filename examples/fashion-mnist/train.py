@@ -17,8 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep CI logs readable
-
 import numpy as np
 import yaml
 
@@ -143,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=str(DATA_DIR))
     parser.add_argument("--export-dir", default=str(EXPORT_DIR))
     args = parser.parse_args(argv)
+    fmnist_data.import_tensorflow()  # first, without its start-up notices
     try:
         params = load_params(args.params)
         train(params, args.data_dir, args.export_dir)

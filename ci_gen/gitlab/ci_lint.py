@@ -7,7 +7,7 @@ catches what no offline schema can: a component version that does not exist, a m
 
 from __future__ import annotations
 
-from ci_gen import gitlab_api
+from ci_gen.gitlab import api
 
 
 def server_lint(content: str, gitlab_url: str | None, project: str | int,
@@ -17,9 +17,9 @@ def server_lint(content: str, gitlab_url: str | None, project: str | int,
     POST /projects/:id/ci/lint through python-gitlab. The token comes from GITLAB_API_TOKEN
     (else REPO_TOKEN); network and auth failures raise one-line `CiGenError`s.
     """
-    gl = gitlab_api.connect(gitlab_url, action="lint CI configuration on GitLab")
-    proj = gitlab_api.get_project(gl, project)
-    with gitlab_api.errors("lint the CI configuration", gl.url):
+    gl = api.connect(gitlab_url, action="lint CI configuration on GitLab")
+    proj = api.get_project(gl, project)
+    with api.errors("lint the CI configuration", gl.url):
         result = proj.ci_lint.create({"content": content})
     attrs = result.asdict() if hasattr(result, "asdict") else dict(result.attributes)
     if "valid" not in attrs:  # very old servers answer {"status": "valid"|"invalid"}
