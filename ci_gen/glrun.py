@@ -121,7 +121,7 @@ def _cache_paths(cache: Any) -> list[str]:
 def environment_url(job: PlannedJob, artifacts: Path) -> str:
     """A job's `environment:url` as GitLab shows it: expanded with the job's own dotenv report
     (gitlab-ci-local prints it before reading that report, so empty)."""
-    from ci_gen.commands.variables import parse_dotenv
+    from ci_gen.dotenv import parse_dotenv
     from ci_gen.localrun import expand
 
     url = str(job.environment.get("url") or "")
