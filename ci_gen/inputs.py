@@ -10,26 +10,14 @@ import json
 import math
 import re
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any
 
 from ci_gen.components import KV_MAX_ITEMS, RE_KV_LIST, Component, Input
-from ci_gen.errors import InputError, UsageError
+from ci_gen.errors import InputError, UsageError, shown
+from ci_gen.patterns import RE_ARRAY_ITEM, RE_NUMBER
 
-# A number as YAML, a person or GitLab writes it: GitLab interpolates a number input into a
-# string the way Ruby prints it, so 0.00001 reaches a job's shell as `1.0e-05`.
-_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]{1,3})?")  # fullmatch: no trailing newline
-# An array item (tag, path, glob) is one word without shell syntax: GitLab itself never runs
-# them through a shell, but gitlab-ci-local (`ci-gen run`) pastes artifacts paths unquoted into
-# a bash command, so `$(...)` there would run on the developer's machine. `$NAME`/`${NAME}`
-# (CI/CD variables) stay allowed; IFS is not a variable anyone means in a path.
-_ITEM_CHAR = r"[^\s`$;|&<>()\\\"'#]"
-_ARRAY_ITEM = re.compile(rf"(?:{_ITEM_CHAR}|\$(?!IFS\b)[A-Za-z_][A-Za-z0-9_]*|\$\{{(?!IFS\}})[A-Za-z_][A-Za-z0-9_]*\}})+")
-
-
-def _show(value: Any) -> str:
-    """A value for an error message: quoted, control characters escaped, cut short."""
-    text = json.dumps(value, ensure_ascii=True) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+_NUMBER = re.compile(RE_NUMBER)
+_ARRAY_ITEM = re.compile(RE_ARRAY_ITEM)
 
 
 def parse_number(text: str, what: str) -> int | float:
@@ -37,12 +25,12 @@ def parse_number(text: str, what: str) -> int | float:
     The one number parser of `--input` values and of the `ci-gen job` arguments."""
     text = str(text).strip()
     if not _NUMBER.fullmatch(text):
-        raise UsageError(f"{what} must be a number (e.g. 8501, 0.5, 1.0e-05), got {_show(text)}")
+        raise UsageError(f"{what} must be a number (e.g. 8501, 0.5, 1.0e-05), got {shown(text, limit=60)}")
     if "." not in text and "e" not in text.lower():
         return int(text)
     value = float(text)
     if not math.isfinite(value):
-        raise UsageError(f"{what} must be a finite number, got {_show(text)}")
+        raise UsageError(f"{what} must be a finite number, got {shown(text, limit=60)}")
     return value
 
 
@@ -92,7 +80,7 @@ def regex_problem(name: str, regex: str, value: Any, *, default: bool) -> str | 
     """
     compiled = _re2(regex)
     if isinstance(compiled, str):
-        return (f"input '{name}': regex {_show(regex)} is refused by RE2, GitLab's regex engine "
+        return (f"input '{name}': regex {shown(regex, limit=60)} is refused by RE2, GitLab's regex engine "
                 f"({compiled}); GitLab will not include the file")
     if not isinstance(value, str):
         return None  # a wrong type is reported by the type check
@@ -102,9 +90,9 @@ def regex_problem(name: str, regex: str, value: Any, *, default: bool) -> str | 
         return (f"input '{name}': empty {which}: GitLab never matches an empty string against a "
                 f"`regex` (\"{said} value does not match required RegEx pattern\")")
     if not _utf8(value):
-        return f"input '{name}': {which} {_show(value)} is not valid UTF-8 text"
+        return f"input '{name}': {which} {shown(value, limit=60)} is not valid UTF-8 text"
     if compiled.search(value) is None:
-        return f"input '{name}': {which} {_show(value)} does not match {regex}"
+        return f"input '{name}': {which} {shown(value, limit=60)} does not match {regex}"
     return None
 
 
@@ -113,14 +101,14 @@ def coerce(inp: Input, raw: Any, where: str) -> Any:
     if inp.type == "string":
         if not isinstance(raw, str):
             if isinstance(raw, bool) or raw is None or isinstance(raw, (list, dict)):
-                raise InputError(f"{where}: input '{inp.name}' must be a string, got {_show(raw)}")
+                raise InputError(f"{where}: input '{inp.name}' must be a string, got {shown(raw, limit=60)}")
             raw = str(raw)
         return raw
     if inp.type == "number":
         if isinstance(raw, bool):
-            raise InputError(f"{where}: input '{inp.name}' must be a number, got {_show(raw)}")
+            raise InputError(f"{where}: input '{inp.name}' must be a number, got {shown(raw, limit=60)}")
         if isinstance(raw, float) and not math.isfinite(raw):
-            raise InputError(f"{where}: input '{inp.name}' must be a finite number, got {_show(raw)}")
+            raise InputError(f"{where}: input '{inp.name}' must be a finite number, got {shown(raw, limit=60)}")
         if isinstance(raw, (int, float)):
             return raw
         if isinstance(raw, str) and _NUMBER.fullmatch(raw):
@@ -128,32 +116,32 @@ def coerce(inp: Input, raw: Any, where: str) -> Any:
                 return parse_number(raw, f"{where}: input '{inp.name}'")
             except UsageError as exc:
                 raise InputError(str(exc)) from None
-        raise InputError(f"{where}: input '{inp.name}' must be a number, got {_show(raw)}")
+        raise InputError(f"{where}: input '{inp.name}' must be a number, got {shown(raw, limit=60)}")
     if inp.type == "boolean":
         if isinstance(raw, bool):
             return raw
         if isinstance(raw, str) and raw in ("true", "false"):
             return raw == "true"
-        raise InputError(f"{where}: input '{inp.name}' must be true or false, got {_show(raw)}")
+        raise InputError(f"{where}: input '{inp.name}' must be true or false, got {shown(raw, limit=60)}")
     if inp.type == "array":
         if isinstance(raw, str):
             try:
                 raw = json.loads(raw)
             except ValueError:
                 raise InputError(
-                    f"{where}: input '{inp.name}' must be an array, e.g. '[\"a\", \"b\"]', got {_show(raw)}"
+                    f"{where}: input '{inp.name}' must be an array, e.g. '[\"a\", \"b\"]', got {shown(raw, limit=60)}"
                 ) from None
         if not isinstance(raw, list):
-            raise InputError(f"{where}: input '{inp.name}' must be an array, got {_show(raw)}")
+            raise InputError(f"{where}: input '{inp.name}' must be an array, got {shown(raw, limit=60)}")
         for item in raw:
             if not isinstance(item, str) or not item or "\n" in item or len(item) > 200:
                 raise InputError(
-                    f"{where}: input '{inp.name}' items must be one-line strings, got {_show(item)}"
+                    f"{where}: input '{inp.name}' items must be one-line strings, got {shown(item, limit=60)}"
                 )
             if not item.isprintable() or not _ARRAY_ITEM.fullmatch(item):
                 raise InputError(
                     f"{where}: input '{inp.name}' items must be single words without quotes, "
-                    f"spaces, control characters or shell syntax (` $( ; | & < > \\ #), got {_show(item)}"
+                    f"spaces, control characters or shell syntax (` $( ; | & < > \\ #), got {shown(item, limit=60)}"
                 )
         return raw
     raise AssertionError(f"unknown input type {inp.type}")
@@ -163,11 +151,11 @@ def check(inp: Input, value: Any, where: str, *, default: bool = False) -> None:
     """Raise when a typed value breaks the input's options or regex, as GitLab would."""
     retired = dict(inp.retired)
     if value in retired:
-        raise InputError(f"{where}: input '{inp.name}': {_show(value)} is no longer offered: "
+        raise InputError(f"{where}: input '{inp.name}': {shown(value, limit=60)} is no longer offered: "
                          f"{retired[value]}")
     if inp.options is not None and value not in inp.options:
         choices = ", ".join(str(o) for o in inp.options)
-        raise InputError(f"{where}: input '{inp.name}' must be one of {choices}; got {_show(value)}")
+        raise InputError(f"{where}: input '{inp.name}' must be one of {choices}; got {shown(value, limit=60)}")
     if inp.regex is not None:
         problem = regex_problem(inp.name, inp.regex, value, default=default)
         if problem:
@@ -183,7 +171,7 @@ def resolve(component: Component, given: dict[str, Any], where: str | None = Non
     unknown = sorted(set(given) - set(known))
     if unknown:
         raise InputError(  # the name is shown escaped: it may hold newlines or escape codes
-            f"{where}: unknown input {_show(unknown[0])}; {component.name} takes: {', '.join(known)}"
+            f"{where}: unknown input {shown(unknown[0], limit=60)}; {component.name} takes: {', '.join(known)}"
         )
     values: dict[str, Any] = {}
     for inp in component.inputs:
@@ -199,14 +187,3 @@ def resolve(component: Component, given: dict[str, Any], where: str | None = Non
             check(inp, value, where, default=inp.name not in given)
         values[inp.name] = value
     return values
-
-
-def parse_pairs(pairs: Iterable[str]) -> dict[str, str]:
-    """`KEY=VALUE` strings from the command line into a dict (values stay strings)."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--input expects KEY=VALUE, got {_show(pair)}")
-        out[key] = value
-    return out

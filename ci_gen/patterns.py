@@ -5,6 +5,7 @@ nothing copies a pattern. Strings, not compiled objects, because the input patte
 written into the component headers, where GitLab compiles them with RE2.
 """
 
+# -- Component inputs -------------------------------------------------------------------------
 # Every regex must compile in RE2 (GitLab's engine): no look-arounds, no back-references, and
 # no repetition count above 1000, including nested products such as `(x{0,200}){0,31}`.
 # tests/test_gitlab_inputs.py compiles each with RE2 and checks every default the GitLab way.
@@ -35,6 +36,44 @@ RE_KV_LIST = rf"^(none|{_KV}(,{_KV})*)$"
 KV_MAX_ITEMS = 32
 # A command made of plain words: the project's own script and its fixed arguments.
 RE_COMMAND = r"^[A-Za-z0-9_./][A-Za-z0-9_./= -]{0,199}$"
+
+# -- Values of typed inputs, and image references in a pipeline ------------------------------
+# Checked by Python's `re` (`ci_gen.inputs`, lint), with `re.fullmatch` unless anchored.
+
+# A number as YAML, a person or GitLab writes it: GitLab interpolates a number input into a
+# string the way Ruby prints it, so 0.00001 reaches a job's shell as `1.0e-05`.
+RE_NUMBER = r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]{1,3})?"  # fullmatch: no trailing newline
+# An array item (tag, path, glob) is one word without shell syntax: GitLab itself never runs
+# them through a shell, but gitlab-ci-local (`ci-gen run`) pastes artifacts paths unquoted into
+# a bash command, so `$(...)` there would run on the developer's machine. `$NAME`/`${NAME}`
+# (CI/CD variables) stay allowed; IFS is not a variable anyone means in a path.
+_ITEM_CHAR = r"[^\s`$;|&<>()\\\"'#]"
+RE_ARRAY_ITEM = rf"(?:{_ITEM_CHAR}|\$(?!IFS\b)[A-Za-z_][A-Za-z0-9_]*|\$\{{(?!IFS\}})[A-Za-z_][A-Za-z0-9_]*\}})+"
+# An image reference in a pipeline, piece by piece (lint says which piece is wrong; the
+# `image` input's RE_IMAGE holds the same rules in one regex): a variable registry prefix,
+# a version tag, a digest.
+RE_IMAGE_VAR_PREFIX = r"^\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)/"
+RE_VERSION_TAG = r"^v?[0-9]"
+RE_DIGEST = r"^sha256:[a-f0-9]{64}$"
+
+# -- Command-line options and job flags -----------------------------------------------------
+# Checked by Python's `re` only (never written into a component header), with `re.fullmatch`
+# unless anchored. The gate's and eval-report's metric flags use RE_METRIC above: they take
+# the value of the `gate-metric` input.
+
+# `ci-gen init`: GitLab project paths (group(s)/project, each part a plain name), versions.
+RE_PROJECT = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}){1,9}"
+RE_SEMVER = r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]{1,40})?"
+# `ci-gen init --example`: a DVC storage base (cloud bucket or local directory) and the
+# endpoint of an S3-compatible or OSS store.
+RE_CLOUD = r"(s3|oss)://[a-z0-9][a-z0-9.-]{1,62}(/[A-Za-z0-9_.-]+)*/?"
+RE_LOCAL = r"[A-Za-z0-9_./~-][A-Za-z0-9_./-]{0,300}"
+RE_ENDPOINT = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?"
+# `ci-gen job eval-report`: a git ref as the job passes it (a branch, `origin/<branch>`, a
+# tag, a SHA, `main~1`; never an option: it starts with a letter, digit or `_`), and a
+# plain path of its file flags.
+RE_GIT_REF = r"^(?!.*\.\.)(?!.*//)[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}(?<![./])([~^][0-9]{0,3}){0,5}$"
+RE_PLAIN_PATH = r"^/?[A-Za-z0-9_.][A-Za-z0-9_./ -]{0,299}$"
 
 # ---- `ci-gen job deploy` / `job stop` (ci_gen.deploy) -------------------------------------
 # One key and one value of a KEY=VALUE list, for parsing the list item by item.

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ci_gen import scaffold
+from ci_gen.scaffold import plan as scaffold
 from support.cli import cli
 
 README = scaffold.example_root("fashion-mnist") / "README.md"

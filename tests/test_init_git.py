@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from ci_gen import project_setup, scaffold
+from ci_gen.scaffold import example as project_setup, plan as scaffold
 from support.cli import cli
 from support.trees import tree_hash
 

@@ -14,12 +14,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ci_gen import components as desc
+from ci_gen import patterns
 from ci_gen.deploy import spec as deploy_spec
-from ci_gen import project_setup, scaffold
 from ci_gen.dotenv import parse_assignments, parse_dotenv
 from ci_gen.errors import CiGenError, UsageError
 from ci_gen.gitlab import notes
 from ci_gen.gitlab import variables as gitlab_variables
+from ci_gen.scaffold import plan as scaffold
 from support.injection import (assert_one_line, check_deploy_flags, check_init_options, check_remote_options,
                                check_render_pairs)
 from support.payloads import SETTINGS, marker_stays_absent, mixed, opt_text  # noqa: F401  (fixture)
@@ -27,8 +28,8 @@ from support.payloads import SETTINGS, marker_stays_absent, mixed, opt_text  # n
 
 
 @SETTINGS
-@given(project=opt_text(st.from_regex(scaffold.RE_PROJECT, fullmatch=True)),
-       version=opt_text(st.from_regex(scaffold.RE_SEMVER, fullmatch=True)),
+@given(project=opt_text(st.from_regex(patterns.RE_PROJECT, fullmatch=True)),
+       version=opt_text(st.from_regex(patterns.RE_SEMVER, fullmatch=True)),
        mode=st.one_of(st.sampled_from(scaffold.INCLUDE_MODES), mixed))
 def test_init_templates_project_and_version_refused_or_inert(project, version, mode):
     check_init_options(project, version, mode)
@@ -37,10 +38,10 @@ def test_init_templates_project_and_version_refused_or_inert(project, version, m
 # `~user/...` for a user that does not exist is a known bug (a traceback from expanduser and a
 # half-made project: tests/data/bad_inputs.yaml, init-remote-unknown-user): left out here.
 @SETTINGS
-@given(remote=st.one_of(st.none(), opt_text(st.from_regex(project_setup.RE_CLOUD, fullmatch=True)),
-                        opt_text(st.from_regex(project_setup.RE_LOCAL, fullmatch=True)))
+@given(remote=st.one_of(st.none(), opt_text(st.from_regex(patterns.RE_CLOUD, fullmatch=True)),
+                        opt_text(st.from_regex(patterns.RE_LOCAL, fullmatch=True)))
        .filter(lambda r: r is None or not re.match(r"~[^/]", r)),
-       endpoint=st.one_of(st.none(), opt_text(st.from_regex(project_setup.RE_ENDPOINT, fullmatch=True))))
+       endpoint=st.one_of(st.none(), opt_text(st.from_regex(patterns.RE_ENDPOINT, fullmatch=True))))
 def test_init_remote_and_endpoint_refused_or_inert(remote, endpoint):
     check_remote_options(remote, endpoint)
 
@@ -88,7 +89,8 @@ def test_job_gate_and_eval_report_flags_refused_or_inert(metric, max_drop, metri
     """`ci-gen job gate/eval-report` flags: one clear line (CiGenError), never anything else."""
     import argparse
 
-    from ci_gen.jobs import eval_report, gate
+    from ci_gen.evaluation import report as eval_report
+    from ci_gen.jobs import gate
 
     tmp = tmp_path_factory.mktemp("gate")
     report = tmp / "report.json"

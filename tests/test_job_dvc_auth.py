@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ci_gen import cli
-from ci_gen.jobs import dvc_auth
+from ci_gen import dvc_credentials
 
 BIN = Path(sys.executable).parent
 # Values a real secret may contain, including configobj's special characters.
@@ -163,7 +163,7 @@ def test_not_a_dvc_project_is_a_clear_error(tmp_path, capsys, monkeypatch):
 def test_plan_matches_remote_types():
     remotes = {"a": {"url": "s3://b/p"}, "b": {"url": "OSS://b/p"}, "c": {"url": "gs://b/p"},
                "d": {"url": "/srv/dvc"}}
-    assert dvc_auth.plan(remotes, {"AWS_ACCESS_KEY_ID": "k", "OSS_ENDPOINT": "e",
+    assert dvc_credentials.plan(remotes, {"AWS_ACCESS_KEY_ID": "k", "OSS_ENDPOINT": "e",
                                    "AWS_SECRET_ACCESS_KEY": ""}) == {
         "a": {"access_key_id": "k"}, "b": {"oss_endpoint": "e"}}
 

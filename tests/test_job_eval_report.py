@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from ci_gen import __version__, cli
-from ci_gen.jobs import eval_report as er
+from ci_gen.evaluation import baseline as ev_baseline
+from ci_gen.evaluation import metrics as ev_metrics
+from ci_gen.evaluation import report as ev_report
 
 BIN = Path(sys.executable).parent
 MAKE_METRICS = textwrap.dedent('''\
@@ -306,12 +308,12 @@ def test_yaml_metrics_no_image_and_missing_image(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CI_MERGE_REQUEST_TARGET_BRANCH_NAME", raising=False)
     Path("metrics.yaml").write_text("eval:\n  accuracy: 0.9\n  top_k: [1, 5]\nok: true\n")
-    rep = er.build(Path("metrics.yaml"), Path("out"), image="", env={})
+    rep = ev_report.build(Path("metrics.yaml"), Path("out"), image="", env={})
     assert rep["metrics"] == {"eval.accuracy": 0.9, "eval.top_k": [1, 5], "ok": True}
     md = Path("out/report.md").read_text()
     assert "| `eval.accuracy` | 0.9000 |" in md and "| `eval.top_k` | [1, 5] |" in md
     assert "Confusion matrix" not in md
-    rep = er.build(Path("metrics.yaml"), Path("out"), image="cm.png", env={})
+    rep = ev_report.build(Path("metrics.yaml"), Path("out"), image="cm.png", env={})
     assert rep["image"] is None and rep["image_note"] == "image cm.png not found"
     assert "_image cm.png not found_" in Path("out/report.md").read_text()
 
@@ -319,9 +321,9 @@ def test_yaml_metrics_no_image_and_missing_image(tmp_path, monkeypatch, capsys):
 def test_flatten_and_blocks():
     nested = {"acc": 0.9, "per_class": {"a": {"p": 1.0, "r": 0.5}, "b": {"p": 0.25}},
               "deep": {"x": {"y": 2}}}
-    assert er.flatten(nested) == {"acc": 0.9, "per_class.a.p": 1.0, "per_class.a.r": 0.5,
+    assert ev_metrics.flatten(nested) == {"acc": 0.9, "per_class.a.p": 1.0, "per_class.a.r": 0.5,
                                   "per_class.b.p": 0.25, "deep.x.y": 2}
-    scalars, blocks = er.split_blocks(nested)
+    scalars, blocks = ev_metrics.split_blocks(nested)
     assert scalars == {"acc": 0.9, "deep.x.y": 2}
     assert blocks == {"per_class": {"a": {"p": 1.0, "r": 0.5}, "b": {"p": 0.25}}}
 
@@ -336,10 +338,10 @@ def test_tracked_at_finds_git_files_and_dvc_outputs_in_subfolders(tmp_path):
     (tmp_path / "m.json").write_text("{}")
     _sh(tmp_path, env, "git", "add", "-A")
     _sh(tmp_path, env, "git", "commit", "-qm", "x")
-    assert er._tracked_at("sub/model/eval/metrics.json", "main", tmp_path)
-    assert er._tracked_at("raw/metrics.json", "main", tmp_path)
-    assert er._tracked_at("m.json", "main", tmp_path)
-    assert not er._tracked_at("model/eval/metrics.json", "main", tmp_path)
+    assert ev_baseline._tracked_at("sub/model/eval/metrics.json", "main", tmp_path)
+    assert ev_baseline._tracked_at("raw/metrics.json", "main", tmp_path)
+    assert ev_baseline._tracked_at("m.json", "main", tmp_path)
+    assert not ev_baseline._tracked_at("model/eval/metrics.json", "main", tmp_path)
 
 
 @pytest.mark.parametrize("name, way", [
@@ -348,24 +350,24 @@ def test_tracked_at_finds_git_files_and_dvc_outputs_in_subfolders(tmp_path):
     ("roc_auc", "higher"), ("val.precision", "higher"), ("epochs", None), ("n_samples", None),
 ])
 def test_direction_by_name(name, way):
-    assert er.direction(name) == way
+    assert ev_metrics.direction(name) == way
 
 
 def test_verdicts_and_pipeline_link():
-    assert er.verdict(0.1, "higher") == "better" and er.verdict(0.1, "lower") == "worse"
-    assert er.verdict(-0.1, "lower") == "better" and er.verdict(-0.1, "higher") == "worse"
-    assert er.verdict(0.0, "higher") is None and er.verdict(1, None) is None
-    assert er.direction("loss", "loss", "higher") == "higher"
-    assert er.direction("loss", "none", "higher") == "lower"  # the "empty" sentinel: no gate
+    assert ev_metrics.verdict(0.1, "higher") == "better" and ev_metrics.verdict(0.1, "lower") == "worse"
+    assert ev_metrics.verdict(-0.1, "lower") == "better" and ev_metrics.verdict(-0.1, "higher") == "worse"
+    assert ev_metrics.verdict(0.0, "higher") is None and ev_metrics.verdict(1, None) is None
+    assert ev_metrics.direction("loss", "loss", "higher") == "higher"
+    assert ev_metrics.direction("loss", "none", "higher") == "lower"  # the "empty" sentinel: no gate
     url = "https://gitlab.example.com/g/p/-/pipelines/77"
-    assert er.pipeline_link({"CI_PIPELINE_ID": "77", "CI_PIPELINE_URL": url}) == f"[pipeline #77]({url})"
-    assert er.pipeline_link({"CI_PIPELINE_IID": "3"}) == "pipeline #3"
-    assert er.pipeline_link({"CI_PIPELINE_URL": "https://h/x"}) == "[pipeline](https://h/x)"
-    assert er.pipeline_link({}) is None
+    assert ev_report.pipeline_link({"CI_PIPELINE_ID": "77", "CI_PIPELINE_URL": url}) == f"[pipeline #77]({url})"
+    assert ev_report.pipeline_link({"CI_PIPELINE_IID": "3"}) == "pipeline #3"
+    assert ev_report.pipeline_link({"CI_PIPELINE_URL": "https://h/x"}) == "[pipeline](https://h/x)"
+    assert ev_report.pipeline_link({}) is None
 
 
 def test_delta_format():
-    assert er._fmt_delta(0.0312) == "▲ +0.0312"
-    assert er._fmt_delta(-0.5) == "▼ -0.5000"
-    assert er._fmt_delta(0.0) == "= 0"
-    assert er._fmt_delta(0.00002) == "▲ +2e-05"
+    assert ev_report._fmt_delta(0.0312) == "▲ +0.0312"
+    assert ev_report._fmt_delta(-0.5) == "▼ -0.5000"
+    assert ev_report._fmt_delta(0.0) == "= 0"
+    assert ev_report._fmt_delta(0.00002) == "▲ +2e-05"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ci_gen import cli
-from ci_gen.jobs import gate
+from ci_gen.evaluation import gate
 
 REPORT = {
     "metrics": {"accuracy": 0.89, "loss": 0.31, "per_class.bag.recall": 0.7, "new_metric": 1.0,

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from ci_gen.errors import CiGenError
-from ci_gen import dvcrepro
+from ci_gen import dvc_reproduce
 from support.cli import cli
 
 BIN = Path(sys.executable).parent
@@ -92,7 +92,7 @@ def template(tmp_path_factory):
                 ["git", "commit", "-qm", "pipeline without dvc.lock"]):
         _sh(root, *cmd, env=env)
     # A first "CI run" trains and pushes outputs + run cache, then the lock is committed.
-    outcome = dvcrepro.reproduce(root, data=["data.dvc"], push_run_cache=True, out=io.StringIO(),
+    outcome = dvc_reproduce.reproduce(root, data=["data.dvc"], push_run_cache=True, out=io.StringIO(),
                               install=lambda *_: None)
     assert outcome.how == "trained"
     _sh(root, "git", "add", "-A", env=env)
@@ -114,10 +114,10 @@ def job(template, tmp_path, monkeypatch):
     return clone
 
 
-def _run(clone: Path, capfd, **kw) -> tuple[dvcrepro.Outcome, str, list[str]]:
+def _run(clone: Path, capfd, **kw) -> tuple[dvc_reproduce.Outcome, str, list[str]]:
     installs: list[str] = []
     out = io.StringIO()
-    outcome = dvcrepro.reproduce(clone, data=["data.dvc"], requirements="requirements.txt", out=out,
+    outcome = dvc_reproduce.reproduce(clone, data=["data.dvc"], requirements="requirements.txt", out=out,
                               install=lambda root, req: installs.append(req), **kw)
     # The stage commands write to the process's own stdout, DVC's messages go to `out`.
     return outcome, out.getvalue() + capfd.readouterr().out, installs
@@ -125,7 +125,7 @@ def _run(clone: Path, capfd, **kw) -> tuple[dvcrepro.Outcome, str, list[str]]:
 
 def test_lock_matches_outputs_are_pulled(job, capfd):
     outcome, log, installs = _run(job, capfd)
-    assert (outcome.how, outcome.summary) == ("restored", dvcrepro.RESTORED)
+    assert (outcome.how, outcome.summary) == ("restored", dvc_reproduce.RESTORED)
     assert outcome.restored == ["train", "evaluate"]
     assert (job / "model/m.txt").read_text() == "7*1\n"
     assert (job / "eval/metrics.json").is_file()
@@ -138,7 +138,7 @@ def test_no_lock_but_run_cache_outputs_are_reused(job, capfd):
     subprocess.run(["git", "checkout", "-q", "HEAD~1"], cwd=job, check=True)
     assert not (job / "dvc.lock").exists()
     outcome, log, installs = _run(job, capfd)
-    assert (outcome.how, outcome.summary) == ("reused", dvcrepro.REUSED)
+    assert (outcome.how, outcome.summary) == ("reused", dvc_reproduce.REUSED)
     assert outcome.reused == ["train", "evaluate"]
     assert "Stage 'train' is cached - skipping run" in log
     assert (job / "model/m.txt").read_text() == "7*1\n"
@@ -200,7 +200,7 @@ def test_cli_prints_one_line_for_what_happened(job):
     proc = cli("job", "train", "--data", "data.dvc", "--requirements", "requirements.txt",
                cwd=job)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[-1] == f"ci-gen: train: {dvcrepro.RESTORED}"
+    assert proc.stdout.splitlines()[-1] == f"ci-gen: train: {dvc_reproduce.RESTORED}"
     assert proc.stderr == ""
 
 
@@ -241,6 +241,6 @@ def test_bad_requirements_fail_in_one_line(job):
     (job / "params.yaml").write_text("train:\n  epochs: 2\n")
     (job / "requirements.txt").write_text("this is not === a requirement\n")
     with pytest.raises(CiGenError, match=r"^train: pip install -r requirements.txt failed: ERROR: "):
-        dvcrepro.reproduce(job, data=["data.dvc"], requirements="requirements.txt", out=io.StringIO())
+        dvc_reproduce.reproduce(job, data=["data.dvc"], requirements="requirements.txt", out=io.StringIO())
     with pytest.raises(CiGenError, match="requirements file nope.txt not found"):
-        dvcrepro.reproduce(job, data=[], requirements="nope.txt", out=io.StringIO())
+        dvc_reproduce.reproduce(job, data=[], requirements="nope.txt", out=io.StringIO())

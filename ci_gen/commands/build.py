@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import yaml
 
-from ci_gen import __version__, scaffold
+from ci_gen import __version__
 from ci_gen import components as desc
 from ci_gen import docs
 from ci_gen.errors import CiGenError, DriftError
+from ci_gen.files import atomic_write
 from ci_gen.render import render
+from ci_gen.scaffold import plan
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,9 +54,9 @@ def example_pipelines(examples: Path | None) -> dict[Path, str]:
     if examples is None or not examples.is_dir():
         return {}
     return {
-        examples / name / ".gitlab-ci.yml": scaffold.pipeline(
-            scaffold.DEFAULT_TEMPLATES_PROJECT, __version__, "component", scaffold.EXAMPLE_INPUTS.get(name))
-        for name in scaffold.EXAMPLES if (examples / name).is_dir()
+        examples / name / ".gitlab-ci.yml": plan.pipeline(
+            plan.DEFAULT_TEMPLATES_PROJECT, __version__, "component", plan.EXAMPLE_INPUTS.get(name))
+        for name in plan.EXAMPLES if (examples / name).is_dir()
     }
 
 
@@ -84,16 +84,6 @@ def check(out_dir: Path, readme: Path | None = None, examples: Path | None = Non
     return problems
 
 
-def _replace(path: Path, text: str) -> None:
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise CiGenError(f"cannot write {path}: {exc.strerror}") from None
-
-
 def write(out_dir: Path, readme: Path | None = None, examples: Path | None = None) -> list[Path]:
     """Write every component; each file is replaced atomically, so none is half-written."""
     want = expected()  # render everything first: a failing source writes nothing
@@ -111,16 +101,16 @@ def write(out_dir: Path, readme: Path | None = None, examples: Path | None = Non
         path = out_dir / fname
         if path.is_file() and path.read_text(encoding="utf-8") == text:
             continue
-        _replace(path, text)
+        atomic_write(path, text)
         written.append(path)
     for path, text in pipelines.items():
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            _replace(path, text)
+            atomic_write(path, text)
             written.append(path)
     if old_readme is not None:
         new = docs.update_readme(old_readme)
         if new != old_readme:
-            _replace(readme, new)
+            atomic_write(readme, new)
             written.append(readme)
     return written
 

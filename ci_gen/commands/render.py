@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ci_gen import components as desc
-from ci_gen.inputs import parse_pairs
+from ci_gen.dotenv import parse_assignments
 from ci_gen.render import MODES, render
 
 
@@ -23,6 +23,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    text = render(args.name, parse_pairs(args.input), args.mode)
+    text = render(args.name, parse_assignments(args.input, "--input"), args.mode)
     sys.stdout.write(text)
     return 0

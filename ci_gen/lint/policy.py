@@ -17,13 +17,14 @@ from typing import Any
 from ci_gen.lint.findings import ERROR, WARNING, Finding, Sink
 from ci_gen.lint.merge import (DEFAULT_STAGES, ExtendsError, effective, extends_of, jobs,
                                script_lines, visible)
+from ci_gen.patterns import RE_DIGEST, RE_IMAGE_VAR_PREFIX, RE_VERSION_TAG
 
 # Keywords a component must leave to the pipeline that includes it.
 COMPONENT_FORBIDDEN = ("default", "stages", "workflow", "variables", "include",
                        "before_script", "after_script", "image", "services", "cache")
-_VERSION_TAG = re.compile(r"^v?[0-9]")
-_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
-_VAR_PREFIX = re.compile(r"^\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)/")
+_VERSION_TAG = re.compile(RE_VERSION_TAG)
+_DIGEST = re.compile(RE_DIGEST)
+_VAR_PREFIX = re.compile(RE_IMAGE_VAR_PREFIX)
 # `git [global options] commit|push`, e.g. `git -C repo -c user.name=ci commit -m ...`.
 _GIT = r"\bgit(?:\s+(?:-[Cc]\s+\S+|--?[A-Za-z][\w-]*(?:=\S+)?))*\s+"
 _GIT_COMMIT = re.compile(_GIT + r"commit\b")

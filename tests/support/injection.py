@@ -14,10 +14,12 @@ import yaml
 
 from ci_gen import components as desc
 from ci_gen.deploy import spec as deploy_spec
-from ci_gen import project_setup, scaffold
+from ci_gen.dotenv import parse_assignments
 from ci_gen.errors import InputError, UsageError
-from ci_gen.inputs import parse_pairs, resolve
+from ci_gen.inputs import resolve
 from ci_gen.render import body, render
+from ci_gen.scaffold import example as project_setup
+from ci_gen.scaffold import plan as scaffold
 
 from .payloads import ALL_BITS, NASTY_ITEMS, NASTY_VALID
 from .shell import PLACEHOLDER, assert_inert_in, differential, placeholder_contexts, script_items, text_of
@@ -132,7 +134,7 @@ def check_remote_options(remote: str | None, endpoint: str | None) -> bool:
 def check_render_pairs(name: str, pairs: list[str]) -> bool:
     """`ci-gen render NAME --input K=V`: the CLI path (every value arrives as a string)."""
     try:
-        given_values = parse_pairs(pairs)
+        given_values = parse_assignments(pairs, "--input")
     except UsageError as exc:
         assert_one_line(str(exc))
         return True

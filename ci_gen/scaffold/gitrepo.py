@@ -18,11 +18,11 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ci_gen.errors import CiGenError
+from ci_gen import gitcmd
 from ci_gen.gitcmd import git
 
 COMMIT_MESSAGE = "Scaffold the MLOps pipeline with ci-gen"
@@ -53,9 +53,11 @@ def inspect(target: Path) -> Repo:
     git(target, "rev-parse", "--git-dir")  # a broken repository fails here, in one line
     # Raw output: `git()` strips it, and a porcelain entry may start with a space.
     # GIT_OPTIONAL_LOCKS=0: a check must not even refresh the index file.
-    out = subprocess.run(["git", "status", "--porcelain=v1", "-z", "--untracked-files=all"], cwd=target,
-                         capture_output=True, text=True, check=True,
-                         env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"}).stdout
+    proc = gitcmd.run(target, "status", "--porcelain=v1", "-z", "--untracked-files=all",
+                      env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
+    if proc.returncode != 0:
+        raise CiGenError(f"git status failed in {target}: {gitcmd.last_line(proc.stderr)}")
+    out = proc.stdout
     changed: dict[str, str] = {}
     entries = iter(out.split("\0"))
     for entry in entries:

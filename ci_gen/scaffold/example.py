@@ -5,7 +5,7 @@ is the default remote and holds models and the run cache. `--remote BASE` gives 
 BASE/data and BASE/models. A local store inside the project (the default `.dvc-storage/`)
 goes to `.dvc/config` as a relative path, so the committed config holds no path of this
 machine. Credentials never go to tracked files: S3 keys come from AWS_*, OSS keys from OSS_*
-(written to `.dvc/config.local` by `ci-gen job dvc-auth` in CI). Git: see `ci_gen.initrepo`.
+(written to `.dvc/config.local` by `ci-gen job dvc-auth` in CI). Git: see `ci_gen.scaffold.gitrepo`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from typing import Callable
 
 import yaml
 
-from ci_gen import dvctool, initrepo
-from ci_gen.errors import CiGenError, UsageError
+from ci_gen import dvctool
+from ci_gen.errors import CiGenError, UsageError, shown
 from ci_gen.gitcmd import git
+from ci_gen.patterns import RE_CLOUD, RE_ENDPOINT, RE_LOCAL
+from ci_gen.scaffold import gitrepo
 
 DATA_FILES = (
     "train-images-idx3-ubyte.gz",
@@ -33,21 +35,12 @@ DATA_FILES = (
 )
 SYNTHETIC_TRAIN, SYNTHETIC_TEST, SYNTHETIC_SEED = 6000, 1000, 0
 DEFAULT_ORIGIN = "git@gitlab.example.com:mlops/{name}.git"
-RE_CLOUD = re.compile(r"(s3|oss)://[a-z0-9][a-z0-9.-]{1,62}(/[A-Za-z0-9_.-]+)*/?")
-RE_LOCAL = re.compile(r"[A-Za-z0-9_./~-][A-Za-z0-9_./-]{0,300}")
-RE_ENDPOINT = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?")
-RE_PROJECT_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-def shown(value: str) -> str:
-    """A user's value for an error message: credentials in a URL masked, cut short."""
-    value = re.sub(r"(://)[^/@\s]*@", r"\1***@", value)
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+# What a directory name may keep in the default origin's project name (not a validation).
+_NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def check_remote(remote: str | None, endpoint_url: str | None) -> None:
-    if remote is not None and not (RE_CLOUD.fullmatch(remote) or RE_LOCAL.fullmatch(remote)):
+    if remote is not None and not (re.fullmatch(RE_CLOUD, remote) or re.fullmatch(RE_LOCAL, remote)):
         raise UsageError(
             f"--remote must be s3://BUCKET/PREFIX, oss://BUCKET/PREFIX or a local directory, got {shown(remote)}"
         )
@@ -57,9 +50,9 @@ def check_remote(remote: str | None, endpoint_url: str | None) -> None:
         except RuntimeError:
             raise UsageError(f"--remote {shown(remote)}: cannot expand '~' to a home directory") from None
     if endpoint_url is not None:
-        if not RE_ENDPOINT.fullmatch(endpoint_url):
+        if not re.fullmatch(RE_ENDPOINT, endpoint_url):
             raise UsageError(f"--endpoint-url must be an http(s) URL without credentials, got {shown(endpoint_url)}")
-        if remote is None or not RE_CLOUD.fullmatch(remote):
+        if remote is None or not re.fullmatch(RE_CLOUD, remote):
             raise UsageError("--endpoint-url needs an s3:// or oss:// --remote")
 
 
@@ -82,7 +75,7 @@ def remote_urls(project: Path, remote: str | None) -> tuple[str, str]:
     """
     if remote is None:
         base = ".dvc-storage"
-    elif RE_CLOUD.fullmatch(remote):
+    elif re.fullmatch(RE_CLOUD, remote):
         base = remote.rstrip("/")
     else:
         path = Path(remote).expanduser().resolve()
@@ -141,19 +134,19 @@ def setup_example(
     data: Path | None,
     remote: str | None,
     endpoint_url: str | None,
-    repo: initrepo.Repo,
+    repo: gitrepo.Repo,
     paths: list[str],
     commit: bool = False,
     say: Callable[[str], None] = print,
 ) -> bool:
-    """Make the written example runnable; stage (and commit, see `initrepo`) exactly `paths`.
+    """Make the written example runnable; stage (and commit, see `gitrepo`) exactly `paths`.
     Returns whether a commit was made."""
     steps = 6
     say(f"[1/{steps}] git repository")
     if not repo.existed:
         git(project, "init", "-q", "-b", "main")
     if "origin" not in git(project, "remote").split():
-        name = RE_PROJECT_NAME.sub("-", project.resolve().name).strip("-.") or "project"
+        name = _NOT_IN_NAME.sub("-", project.resolve().name).strip("-.") or "project"
         origin = DEFAULT_ORIGIN.format(name=name.lower())
         git(project, "remote", "add", "origin", origin)
         say(f"      origin set to {origin} (change it: git remote set-url origin URL)")
@@ -169,9 +162,9 @@ def setup_example(
     pointer.write_text(yaml.safe_dump(doc, sort_keys=False))
 
     say(f"[5/{steps}] dvc push of the training data")
-    from ci_gen.jobs import dvc_auth  # credentials from the environment, into .dvc/config.local
+    from ci_gen import dvc_credentials  # from the environment, into .dvc/config.local
 
-    dvc_auth.write_credentials(project, out=io.StringIO())
+    dvc_credentials.write_credentials(project, out=io.StringIO())
     _dvc(project, "push", "train_data.dvc", what="dvc push of the training data")
 
     say(f"[6/{steps}] " + ("first commit" if commit or not repo.existed else "staging ci-gen's files"))
@@ -216,9 +209,9 @@ def _add_remotes(project: Path, remote: str | None, endpoint_url: str | None, st
             "`ci-gen lint` says how to move it to S3/OSS)")
 
 
-def _record(project: Path, repo: initrepo.Repo, paths: list[str], commit: bool,
+def _record(project: Path, repo: gitrepo.Repo, paths: list[str], commit: bool,
             say: Callable[[str], None]) -> bool:
-    staged = initrepo.stage(project, paths)
+    staged = gitrepo.stage(project, paths)
     others = sorted(repo.staged - set(staged))
     keep = (f"      your staged changes to {len(others)} other path(s) stay staged, outside ci-gen's files"
             if others else "")
@@ -226,13 +219,13 @@ def _record(project: Path, repo: initrepo.Repo, paths: list[str], commit: bool,
         say(f"      staged the {len(staged)} files ci-gen wrote; nothing committed (the repository is yours)")
         if keep:
             say(keep)
-        say("      commit them with: " + initrepo.commit_command(staged, bool(others)))
+        say("      commit them with: " + gitrepo.commit_command(staged, bool(others)))
         return False
-    fallback = not repo.existed and not initrepo.has_identity(project)
-    initrepo.commit(project, staged, fallback)
+    fallback = not repo.existed and not gitrepo.has_identity(project)
+    gitrepo.commit(project, staged, fallback)
     say(f"      committed the {len(staged)} files ci-gen wrote, and nothing else")
     if fallback:
-        name, email = initrepo.FALLBACK_IDENTITY
+        name, email = gitrepo.FALLBACK_IDENTITY
         say(f"      no git identity is configured: committed as {name} <{email}> in this new repository; "
             "set yours (git config --global user.name/user.email), then "
             "`git commit --amend --reset-author --no-edit` makes the commit yours")

@@ -1,4 +1,4 @@
-"""What `ci-gen init` writes: the project's `.gitlab-ci.yml` and the files around it.
+"""The plan of `ci-gen init`: the project's `.gitlab-ci.yml` and the files around it.
 
 Everything is computed in memory first (`plan`), so a bad option or a conflict is found
 before a single file is touched.
@@ -13,15 +13,13 @@ from pathlib import Path
 
 from ci_gen import __version__
 from ci_gen import components as desc
-from ci_gen.errors import UsageError
+from ci_gen.errors import UsageError, shown
+from ci_gen.patterns import RE_PROJECT, RE_SEMVER
 from ci_gen.render import dump, render
 
 INCLUDE_MODES = ("component", "project", "inline")
 EXAMPLES = ("fashion-mnist",)
 DEFAULT_TEMPLATES_PROJECT = "mlops/ci-gen"
-# GitLab project paths: group(s)/project, each part a plain name.
-RE_PROJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}){1,9}")
-RE_SEMVER = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]{1,40})?")
 INLINE_DIR = ".gitlab/ci-gen"
 # Inputs an example sets on top of the defaults (validated like any other input).
 EXAMPLE_INPUTS: dict[str, dict[str, dict]] = {
@@ -41,20 +39,15 @@ class Plan:
     files: dict[str, bytes] = field(default_factory=dict)  # relative path -> content
 
 
-def _shown(value: str) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def check_options(templates_project: str, version: str, include_mode: str) -> None:
-    if not RE_PROJECT.fullmatch(templates_project):
+    if not re.fullmatch(RE_PROJECT, templates_project):
         raise UsageError(
-            f"--templates-project must look like GROUP/PROJECT (letters, digits, . _ -), got {_shown(templates_project)}"
+            f"--templates-project must look like GROUP/PROJECT (letters, digits, . _ -), got {shown(templates_project)}"
         )
-    if not RE_SEMVER.fullmatch(version):
-        raise UsageError(f"--version must be a SemVer version like 1.2.3, got {_shown(version)}")
+    if not re.fullmatch(RE_SEMVER, version):
+        raise UsageError(f"--version must be a SemVer version like 1.2.3, got {shown(version)}")
     if include_mode not in INCLUDE_MODES:
-        raise UsageError(f"--include-mode must be one of {', '.join(INCLUDE_MODES)}, got {_shown(include_mode)}")
+        raise UsageError(f"--include-mode must be one of {', '.join(INCLUDE_MODES)}, got {shown(include_mode)}")
     if include_mode == "inline" and version != __version__:
         raise UsageError(f"--include-mode inline renders this ci-gen's components ({__version__}); "
                          f"it cannot pin {version}")
@@ -105,7 +98,7 @@ def example_root(name: str) -> Path:
     packaged = resources.files("ci_gen") / "examples" / name
     if packaged.is_dir():
         return Path(str(packaged))
-    checkout = Path(__file__).resolve().parent.parent / "examples" / name
+    checkout = Path(__file__).resolve().parents[2] / "examples" / name
     if checkout.is_dir():
         return checkout
     raise UsageError(f"example {name!r} is not shipped with this ci-gen installation")
@@ -140,7 +133,7 @@ def plan(example: str | None, templates_project: str, version: str, mode: str) -
     inputs: dict[str, dict] = {}
     if example is not None:
         if example not in EXAMPLES:
-            raise UsageError(f"unknown example {_shown(example)}; available: {', '.join(EXAMPLES)}")
+            raise UsageError(f"unknown example {shown(example)}; available: {', '.join(EXAMPLES)}")
         p.files.update(_example_files(example))
         inputs = EXAMPLE_INPUTS.get(example, {})
     p.files[".gitlab-ci.yml"] = pipeline(templates_project, version, mode, inputs).encode()

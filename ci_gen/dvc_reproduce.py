@@ -1,4 +1,4 @@
-"""End with a DVC pipeline's outputs in the workspace, and say how (`ci-gen job train`).
+"""End with the DVC pipeline's outputs in the workspace, and say how (`ci-gen job train`).
 
 A CI job starts from a clean checkout: dvc.lock may match the code, data and params while no
 output is in the workspace. `dvc repro --pull --allow-missing` then skips the stages and leaves
