@@ -233,7 +233,7 @@ def test_missing_dvc_plugin_is_one_line_before_anything_is_written(tmp_path):
 
 def test_dvc_error_line_is_dvcs_error_not_its_footer(tmp_path):
     """A real DVC failure (an S3 remote without its plugin) through the shared helper."""
-    from ci_gen import dvctool
+    from ci_gen.dvcrepo import tool as dvctool
 
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=tmp_path, check=True)

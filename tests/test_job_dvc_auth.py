@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ci_gen import cli
-from ci_gen import dvc_credentials
+from ci_gen.dvcrepo import credentials as dvc_credentials
 
 BIN = Path(sys.executable).parent
 # Values a real secret may contain, including configobj's special characters.

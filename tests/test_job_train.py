@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from ci_gen.errors import CiGenError
-from ci_gen import dvc_reproduce
+from ci_gen.dvcrepo import reproduce as dvc_reproduce
 from support.cli import cli
 
 BIN = Path(sys.executable).parent

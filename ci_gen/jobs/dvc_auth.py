@@ -1,13 +1,13 @@
 """`ci-gen job dvc-auth`: credentials from masked CI/CD variables into `.dvc/config.local`.
 
-The writing is `ci_gen.dvc_credentials`; this module only parses.
+The writing is `ci_gen.dvcrepo.credentials`; this module only parses.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ci_gen.dvc_credentials import write_credentials
+from ci_gen.dvcrepo.credentials import write_credentials
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,6 +1,6 @@
 """`ci-gen job train`: end with the DVC pipeline's outputs in the workspace, and say how.
 
-The work is `ci_gen.dvc_reproduce` (restored, reused from the run cache, or trained); this
+The work is `ci_gen.dvcrepo.reproduce` (restored, reused from the run cache, or trained); this
 module only parses and reports.
 """
 
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ci_gen.dvc_reproduce import reproduce  # imports DVC: only when the job runs
+    from ci_gen.dvcrepo.reproduce import reproduce  # imports DVC: only when the job runs
 
     outcome = reproduce(Path(args.repo), data=args.data, requirements=args.requirements,
                         push_run_cache=args.push_run_cache == "true")

@@ -307,7 +307,7 @@ def _short(line: str) -> str:
 def check_dvc_remotes(project: Path, shown: str) -> list[Finding]:
     """One warning when the DVC remotes committed in `project/.dvc/config` (`shown`, as the
     user names it) are local paths: a GitLab runner has none of this machine's directories."""
-    from ci_gen import dvctool
+    from ci_gen.dvcrepo import tool as dvctool
 
     local = [(name, url, line) for name, url, line in dvctool.committed_remotes(project)
              if dvctool.scheme(url) == "local"]

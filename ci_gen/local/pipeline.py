@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Callable
 
 from ci_gen import __version__
-from ci_gen.dvctool import LOCAL_ROOT_ENV
+from ci_gen.dvcrepo.tool import LOCAL_ROOT_ENV
 from ci_gen.errors import CiGenError
 from ci_gen.local import gitlab_ci_local as gcl
 from ci_gen.local.environment import identity_env, job_environment, run_variables, withhold_tokens
@@ -141,7 +141,7 @@ def _tool(ctx: ProjectContext, out: _Out) -> str:
 
 def _job_env(ctx: ProjectContext, opts: RunOptions, variables: dict[str, str], out: _Out) -> dict[str, str]:
     extra = {f"GCL_VARIABLE_{k}": v for k, v in variables.items()}
-    env = job_environment({**extra, LOCAL_ROOT_ENV: str(ctx.root)})  # relative DVC remotes: dvctool
+    env = job_environment({**extra, LOCAL_ROOT_ENV: str(ctx.root)})  # relative DVC remotes: dvcrepo.tool
     env.update(identity_env(ctx, env))
     withheld = withhold_tokens(env, opts.variables)
     if withheld:

@@ -21,7 +21,7 @@ from typing import Callable
 
 import yaml
 
-from ci_gen import dvctool
+from ci_gen.dvcrepo import tool as dvctool
 from ci_gen.errors import CiGenError, UsageError, shown
 from ci_gen.gitcmd import git
 from ci_gen.patterns import RE_CLOUD, RE_ENDPOINT, RE_LOCAL
@@ -162,7 +162,7 @@ def setup_example(
     pointer.write_text(yaml.safe_dump(doc, sort_keys=False))
 
     say(f"[5/{steps}] dvc push of the training data")
-    from ci_gen import dvc_credentials  # from the environment, into .dvc/config.local
+    from ci_gen.dvcrepo import credentials as dvc_credentials  # from the environment, into .dvc/config.local
 
     dvc_credentials.write_credentials(project, out=io.StringIO())
     _dvc(project, "push", "train_data.dvc", what="dvc push of the training data")

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
-from ci_gen import dvctool
+from ci_gen.dvcrepo import tool as dvctool
 from ci_gen.errors import CiGenError
 
 # remote type -> (environment variable, DVC setting), in the order they are reported.
