@@ -72,7 +72,9 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeyp
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     # A machine without a git identity: nothing may fall back to a made-up one noisily.
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
-    for name in ("GITLAB_API_TOKEN", "REPO_TOKEN", "CI_JOB_TOKEN"):
+    # TF_CPP_MIN_LOG_LEVEL: the example's serve.py sets it in this pytest process when its
+    # tests are collected; a user's shell has no such leftover (jobs inherit the caller's env).
+    for name in ("GITLAB_API_TOKEN", "REPO_TOKEN", "CI_JOB_TOKEN", "TF_CPP_MIN_LOG_LEVEL"):
         monkeypatch.delenv(name, raising=False)
     project = tmp_path / "fmnist"
     remote = f"s3://{moto_server.bucket}/fmnist"
