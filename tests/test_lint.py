@@ -307,7 +307,7 @@ def test_server_lint_invalid_exits_non_zero(api, capsys):
     assert main(["lint", str(path), "--gitlab-url", api.url, "--project", str(PROJECT_ID)]) == 1
     out = capsys.readouterr().out.splitlines()
     names = ("train", "eval-report", "docker-build", "dvc-upload", "deploy", "inference")
-    assert out[:6] == [f"{path}: error: GitLab: Component '$CI_SERVER_FQDN/mlops/ci-gen/{n}@0.1.0' - content not found"
+    assert out[:6] == [f"{path}: error: GitLab: Component '$CI_SERVER_FQDN/mlops/ci-gen/{n}@{__version__}' - content not found"
                        for n in names]
     assert out[-1] == f"{path}: {len(out) - 1} error(s), 0 warning(s)"
 
