@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import datetime as _dt
 import os
@@ -24,7 +25,7 @@ _PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV", "P
              "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES")
 
 
-class Engine:
+class Engine(abc.ABC):
     """How releases are started, checked, stopped and started again."""
 
     name = ""
@@ -32,25 +33,29 @@ class Engine:
     def check(self, spec: Spec) -> None:
         """Raise a clear error when this engine cannot work here."""
 
+    @abc.abstractmethod
     def prepare(self, spec: Spec, rel: Release, rdir: Path) -> Release:
         """The release with what this engine needs to start it (and start it again)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def start(self, rel: Release) -> Release:
-        raise NotImplementedError
+        """Start the prepared release; the release with what identifies it running."""
 
+    @abc.abstractmethod
     def alive(self, rel: Release) -> tuple[bool, str]:
-        raise NotImplementedError
+        """Whether the release still runs, and why not when it does not."""
 
+    @abc.abstractmethod
     def stop(self, rel: Release, remove: bool) -> bool:
         """Stop the release; True when something was running."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def restart(self, rel: Release) -> Release:
-        raise NotImplementedError
+        """Start a stopped release again (a rollback)."""
 
+    @abc.abstractmethod
     def log_tail(self, rel: Release, lines: int = 30) -> str:
-        raise NotImplementedError
+        """The last lines the release logged, for an error message."""
 
     def describe(self, rel: Release) -> str:
         return rel.release
