@@ -137,6 +137,13 @@ BUILDAH_IMAGE = "quay.io/buildah/stable:v1.37.3"
 BUILDKIT_IMAGE = "moby/buildkit:v0.25.2-rootless"
 BUILDERS = ("buildah", "buildkit")
 
+# Where a release publishes what the components run on (the tag pipeline in .gitlab-ci.yml).
+# Jobs in the runtime image have ci-gen at the component's version; jobs in the user's own
+# image install ci-gen from the index named by INDEX_URL_VARIABLE, never by bare name.
+TEMPLATE_PROJECT = "mlops/ci-gen"
+RUNTIME_IMAGE_REPO = f"$CI_REGISTRY/{TEMPLATE_PROJECT}/runtime"
+INDEX_URL_VARIABLE = "CI_GEN_INDEX_URL"
+
 COMPONENTS: dict[str, Component] = {}
 
 

@@ -19,7 +19,7 @@ from ci_gen.render import dump, render
 
 INCLUDE_MODES = ("component", "project", "inline")
 EXAMPLES = ("fashion-mnist",)
-DEFAULT_TEMPLATES_PROJECT = "mlops/ci-gen"
+DEFAULT_TEMPLATES_PROJECT = desc.TEMPLATE_PROJECT
 INLINE_DIR = ".gitlab/ci-gen"
 # Inputs an example sets on top of the defaults (validated like any other input).
 EXAMPLE_INPUTS: dict[str, dict[str, dict]] = {
