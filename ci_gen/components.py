@@ -240,17 +240,22 @@ _register(Component(
 _register(Component(
     name="deploy",
     stage="deploy",
-    summary="Default branch, manual: run the image on the runner host behind a health gate; an unhealthy "
-            "release is rolled back to the previous one. Includes the environment's stop job.",
+    summary="Default branch, manual: run the image on a deploy target (a Docker or Podman engine named by "
+            "CI/CD variables; see Deploy targets) behind a health gate at the real URL; an unhealthy "
+            "release is rolled back to the previous one. Includes a manual rollback job and the "
+            "environment's stop job.",
     image=PYTHON_IMAGE,
     inputs=_common("deploy", PYTHON_IMAGE) + (
         Input("environment", "GitLab environment name; also the `resource_group`, so deploys never overlap.",
               default="production", regex=RE_ENV_NAME),
-        Input("engine", "How the release runs on the runner host: `docker`, `podman`, or `process` "
-              "(the project's serve script, for hosts without a container engine).",
+        Input("engine", "`docker` or `podman`: the engine at `DEPLOY_ENGINE_HOST` (unset: the runner's own, "
+              "shell runners only); `process`: the project's serve script on the runner host (shell "
+              "runners with `tags`). See Deploy targets.",
               default="docker", options=("docker", "podman", "process")),
-        Input("host", "Host name the service is reached at (the environment URL's host).",
-              default="127.0.0.1", regex=RE_HOST),
+        Input("host", "Host name or address the service is reached at: the URL `http://<host>:<port>` that "
+              "is health-checked and published as `DEPLOY_URL`. Required for `docker`/`podman`; `auto`: "
+              "127.0.0.1 (`process` only).",
+              default=AUTO, regex=RE_HOST),
         Input("port", "Host port the service listens on.", type="number", default=8501),
         Input("model-name", "Model name served (TF Serving's `MODEL_NAME`).",
               default="fashion-mnist", regex=RE_MODEL_NAME),

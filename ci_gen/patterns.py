@@ -85,5 +85,13 @@ RE_JOB_HEALTH_PATH = rf"^({_HEALTH_PATH})?$"
 RE_JOB_IMAGE = r"^[a-z0-9][A-Za-z0-9._/:-]{0,299}(@sha256:[a-f0-9]{64})?$"
 # The job gets paths expanded too: `$CI_PROJECT_DIR/model` is absolute and may be longer.
 RE_JOB_PATH = r"^/?[A-Za-z0-9_.][A-Za-z0-9_./-]{0,299}$"
+# A deploy target's engine API (DEPLOY_ENGINE_HOST): a socket path, TLS over TCP, or ssh.
+_HOSTNAME = r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}"
+_NET_PORT = r"[0-9]{1,5}"
+RE_ENGINE_HOST = (rf"^(unix://(/[A-Za-z0-9_.@-]+)+|tcp://{_HOSTNAME}:{_NET_PORT}"
+                  rf"|ssh://[a-z_][a-z0-9_.-]{{0,31}}@{_HOSTNAME}(:{_NET_PORT})?)$")
+# GitLab's CI_PROJECT_PATH_SLUG and a full commit SHA, as labels of a release on its target.
+RE_PROJECT_SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
+RE_COMMIT_SHA = r"^[0-9a-f]{40}$"
 # CI_COMMIT_SHORT_SHA names a release when it looks like one.
 RE_SHORT_SHA = r"^[0-9a-f]{7,40}$"

@@ -222,3 +222,123 @@ def make_buildah(workdir: Path) -> Buildah:
         "REGISTRY_AUTH_FILE": str(auth),
     }
     return Buildah(root, runroot, env)
+
+
+# -- a container engine: podman's Docker-compatible API service ------------------------------
+
+@dataclass
+class PodmanService:
+    """`podman system service` on a unix socket, with private storage: a deploy target."""
+
+    socket: Path
+    args: list[str]  # podman's global flags for this storage
+    env: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def podman(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(["podman", *self.args, *args], env={**os.environ, **self.env},
+                              capture_output=True, text=True, timeout=120)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"podman {args[0]} failed: {proc.stderr[-1000:]}")
+        return proc
+
+
+def start_podman_service(workdir: Path, insecure_registry: str):
+    """Debian's podman serving its API on WORKDIR/podman.sock (root, runc, the ulimits this
+    machine needs), pulling from INSECURE_REGISTRY over plain HTTP; a generator yielding a
+    PodmanService. Every container is removed when it closes."""
+    if shutil.which("podman") is None or shutil.which("runc") is None:
+        pytest.skip("podman or runc not installed (Debian packages podman, runc; scripts/bootstrap.sh)")
+    (workdir / "containers.conf").write_text(
+        '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1000:1000"]\n'
+        '[engine]\nruntime = "runc"\n')
+    (workdir / "registries.conf").write_text(
+        f'[[registry]]\nlocation = "{insecure_registry}"\ninsecure = true\n')
+    env = {"CONTAINERS_CONF": str(workdir / "containers.conf"),
+           "CONTAINERS_REGISTRIES_CONF": str(workdir / "registries.conf")}
+    args = ["--root", str(workdir / "root"), "--runroot", str(workdir / "run"),
+            "--tmpdir", str(workdir / "tmp"), "--storage-driver", "vfs"]
+    sock = workdir / "podman.sock"
+    svc = PodmanService(sock, args, env)
+    log = open(workdir / "service.log", "wb")
+    proc = subprocess.Popen(["podman", *args, "system", "service", "--time=0", f"unix://{sock}"],
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("podman system service did not start: "
+                                   + (workdir / "service.log").read_text()[-500:])
+            time.sleep(0.05)
+        yield svc
+    finally:
+        svc.podman("rm", "-a", "-f", "-t", "0", check=False)
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+# -- sshd on loopback ----------------------------------------------------------------------
+
+@dataclass
+class SSHServer:
+    port: int
+    user: str
+    key: Path  # the client's private key
+    known_hosts: Path  # the server's host key, pinned
+
+
+def start_sshd(workdir: Path, environment: dict[str, str]):
+    """Debian's openssh-server on a free loopback port, one client key allowed for the current
+    user, ENVIRONMENT set for its sessions (authorized_keys `environment=`); a generator
+    yielding an SSHServer."""
+    import getpass
+
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not os.path.exists(sshd) or shutil.which("ssh") is None:
+        pytest.skip("openssh-server / openssh-client not installed (scripts/bootstrap.sh)")
+    for name in ("hostkey", "userkey"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(workdir / name)],
+                       check=True, capture_output=True)
+    opts = ",".join(f'environment="{k}={v}"' for k, v in environment.items())
+    (workdir / "authorized_keys").write_text(f"{opts} {(workdir / 'userkey.pub').read_text()}")
+    port = free_port()
+    (workdir / "sshd_config").write_text("\n".join([
+        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {workdir / 'hostkey'}",
+        f"AuthorizedKeysFile {workdir / 'authorized_keys'}", "PermitRootLogin prohibit-password",
+        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no",
+        f"PermitUserEnvironment {','.join(environment) or 'no'}", "StrictModes no",
+        f"PidFile {workdir / 'sshd.pid'}", ""]))
+    Path("/run/sshd").mkdir(exist_ok=True)  # its privilege separation directory
+    hostkey = (workdir / "hostkey.pub").read_text().split()
+    (workdir / "known_hosts").write_text(f"[127.0.0.1]:{port} {hostkey[0]} {hostkey[1]}\n")
+    log = open(workdir / "sshd.log", "wb")
+    proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(workdir / "sshd_config")],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("sshd did not start: "
+                                       + (workdir / "sshd.log").read_text()[-500:]) from None
+                time.sleep(0.05)
+        yield SSHServer(port, getpass.getuser(), workdir / "userkey", workdir / "known_hosts")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

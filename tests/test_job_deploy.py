@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from ci_gen import cli
-from ci_gen.deploy.engines import ContainerEngine
 from ci_gen.deploy.health import probe
 from ci_gen.deploy.spec import make_spec
+from ci_gen.deploy.target import container_config
 from ci_gen.errors import UsageError
 from servers import free_port
 
@@ -356,46 +356,41 @@ def test_bad_port_override_is_refused():
 
 # ---------------------------------------------------------------- container engines
 
-@pytest.mark.parametrize("engine", ["docker", "podman"])
-def test_container_run_command(engine):
-    spec = make_spec("production", engine, image="registry.example.com/g/p:0123abcd",
-                        host="127.0.0.1", port="8600", model_name="fashion-mnist",
-                        env="TF_CPP_MIN_LOG_LEVEL=2,MODE=fast", environ={})
-    assert ContainerEngine(engine).run_cmd(spec, "0123abc", spec.port) == [
-        engine, "run", "-d", "--name", "ci-gen-production-0123abc",
-        "-p", "127.0.0.1:8600:8501", "-e", "MODEL_NAME=fashion-mnist",
-        "-e", "TF_CPP_MIN_LOG_LEVEL=2", "-e", "MODE=fast", "registry.example.com/g/p:0123abcd"]
+# (Releases on a real engine: tests/test_deploy_target.py.)
+
+@pytest.mark.parametrize("host, bind", [("127.0.0.1", "127.0.0.1"), ("models.example.com", "")])
+def test_container_release_config(host, bind):
+    spec = make_spec("production", "podman", image="registry.example.com/g/p:0123abcd",
+                     host=host, port="8600", model_name="fashion-mnist",
+                     env="TF_CPP_MIN_LOG_LEVEL=2,MODE=fast", environ={})
+    config = container_config(spec, 3, f"http://{host}:8600", {"CI_COMMIT_SHA": "ab" * 20}, "g-p")
+    assert config["Image"] == "registry.example.com/g/p:0123abcd"
+    assert config["Env"] == ["MODEL_NAME=fashion-mnist", "TF_CPP_MIN_LOG_LEVEL=2", "MODE=fast"]
+    assert config["HostConfig"]["PortBindings"] == {"8501/tcp": [{"HostIp": bind, "HostPort": "8600"}]}
+    assert config["Labels"] == {
+        "ci-gen.project": "g-p", "ci-gen.environment": "production", "ci-gen.release": "3",
+        "ci-gen.url": f"http://{host}:8600", "ci-gen.health-path": "/v1/models/fashion-mnist",
+        "ci-gen.model-name": "fashion-mnist", "ci-gen.commit": "ab" * 20}
 
 
-def test_container_on_a_named_host_publishes_on_all_interfaces():
-    spec = make_spec("production", "docker", host="runner.example.com", port="8501", environ={})
-    cmd = ContainerEngine("docker").run_cmd(spec, "abcdef0", 8501)
-    assert cmd[cmd.index("-p") + 1] == "8501:8501"
-
-
-@pytest.mark.parametrize("engine", ["docker", "podman"])
-def test_missing_container_engine_is_a_clear_error(engine, project, tmp_path):
-    empty = tmp_path / "empty-bin"
-    empty.mkdir()
-    proc = project.run("deploy", sha="aaaaaaa", engine=engine, PATH=str(empty))
-    assert proc.returncode == 1
+def test_container_engines_refuse_port_zero(project):
+    proc = project.run("deploy", engine="podman", CI_GEN_DEPLOY_PORT="0")
     assert proc.stderr.strip().splitlines() == [
-        f"ci-gen: error: {engine} not found on PATH: install it on the runner, or use engine "
-        "`process` (input engine, or CI_GEN_DEPLOY_ENGINE=process)"]
-    assert project.current() is None
+        "ci-gen: error: port 0 (a free port) works with engine process only: a release on a "
+        "target needs a fixed port for its URL"]
 
 
-def test_stop_of_a_container_release_without_the_engine_is_a_clear_error(project, tmp_path):
+def test_a_0_1_container_release_in_the_runner_state_is_a_clear_error(project):
     edir = project.state / "deploy" / "review"
     edir.mkdir(parents=True)
     (edir / "current.json").write_text(json.dumps(
         {"release": "abc1234", "engine": "podman", "container": "ci-gen-review-abc1234",
          "url": "http://127.0.0.1:1"}))
-    empty = tmp_path / "empty-bin"
-    empty.mkdir()
-    proc = project.run("stop", engine="podman", PATH=str(empty))
+    proc = project.run("stop")
     assert proc.returncode == 1
-    assert proc.stderr.startswith("ci-gen: error: podman not found on PATH")
+    assert proc.stderr.strip().splitlines() == [
+        f"ci-gen: error: the deploy state under {project.state} records a podman release of "
+        "ci-gen 0.1: remove its container with `podman rm -f` and that state"]
     assert (edir / "current.json").is_file()  # nothing forgotten that may still run
 
 

@@ -1,5 +1,5 @@
-"""How releases run: `process` (the project's serve script, detached in its own session) and
-`docker`/`podman` (`run -d` of the image built by the pipeline)."""
+"""How a release runs on the runner host: `process`, the project's serve script detached in
+its own session. (Container releases live on their target: ci_gen.deploy.target.)"""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from ci_gen.deploy.spec import Spec
 from ci_gen.deploy.state import Release
 from ci_gen.errors import CiGenError
 
-CONTAINER_PORT = 8501  # TF Serving's REST port inside the image
 # What a detached serve process inherits: enough to run Python, never the job's secrets.
 _PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH",
              "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES")
@@ -174,82 +173,17 @@ class ProcessEngine(Engine):
         return f"{rel.release} (pid {rel.pid})"
 
 
-class ContainerEngine(Engine):
-    """docker or podman, same CLI."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def binary(self) -> str:
-        path = shutil.which(self.name)
-        if not path:
-            raise CiGenError(f"{self.name} not found on PATH: install it on the runner, or use "
-                             "engine `process` (input engine, or CI_GEN_DEPLOY_ENGINE=process)")
-        return path
-
-    def check(self, spec: Spec) -> None:
-        self.binary()
-
-    @staticmethod
-    def container_name(environment: str, rid: str) -> str:
-        return f"ci-gen-{environment}-{rid}"
-
-    def run_cmd(self, spec: Spec, rid: str, port: int) -> list[str]:
-        """The exact `run` command line (argv, no shell)."""
-        bind = bind_addr(spec.host)
-        publish = f"{bind}:{port}:{CONTAINER_PORT}" if bind else f"{port}:{CONTAINER_PORT}"
-        cmd = [self.name, "run", "-d", "--name", self.container_name(spec.environment, rid),
-               "-p", publish, "-e", f"MODEL_NAME={spec.model_name}"]
-        for key, value in spec.env.items():
-            cmd += ["-e", f"{key}={value}"]
-        return cmd + [spec.image]
-
-    def prepare(self, spec: Spec, rel: Release, rdir: Path) -> Release:
-        return dataclasses.replace(rel, cmd=self.run_cmd(spec, rel.release, rel.port),
-                                   container=self.container_name(spec.environment, rel.release),
-                                   image=spec.image)
-
-    def _run(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
-        proc = subprocess.run([self.binary(), *args], capture_output=True, text=True, check=False)
-        if check and proc.returncode != 0:
-            err = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
-            raise CiGenError(f"{self.name} {args[0]} failed: {err}")
-        return proc
-
-    def start(self, rel: Release) -> Release:
-        self._run(*rel.cmd[1:], check=True)
-        return rel
-
-    def alive(self, rel: Release) -> tuple[bool, str]:
-        proc = self._run("inspect", "-f", "{{.State.Running}}", rel.container)
-        if proc.returncode != 0:
-            return False, "container is gone"
-        return (True, "running") if proc.stdout.strip() == "true" else (False, "container stopped")
-
-    def stop(self, rel: Release, remove: bool = True) -> bool:
-        running, why = self.alive(rel)
-        if running:
-            self._run("stop", rel.container, check=True)
-        if remove and why != "container is gone":
-            self._run("rm", "-f", rel.container, check=True)
-        return running
-
-    def restart(self, rel: Release) -> Release:
-        self._run("start", rel.container, check=True)
-        return rel
-
-    def log_tail(self, rel: Release, lines: int = 30) -> str:
-        proc = self._run("logs", "--tail", str(lines), rel.container)
-        return (proc.stdout + proc.stderr).rstrip()
-
-    def describe(self, rel: Release) -> str:
-        return f"{rel.release} (container {rel.container})"
-
-
 def engine_for(name: str, environ: dict[str, str] | None = None) -> Engine:
     if name == "process":
         return ProcessEngine(environ)
     if name in ("docker", "podman"):
-        return ContainerEngine(name)
+        # ci-gen 0.1 recorded container releases on the runner; they now live on the target.
+        raise CiGenError(f"the deploy state under {environ_state_hint(environ)} records a {name} release "
+                         f"of ci-gen 0.1: remove its container with `{name} rm -f` and that state")
     raise CiGenError(f"unknown deploy engine {name[:40]!r} in the deploy state")
+
+
+def environ_state_hint(environ: dict[str, str] | None) -> str:
+    environ = os.environ if environ is None else environ
+    return environ.get("CI_GEN_STATE_DIR") or "~/.local/state/ci-gen"
 

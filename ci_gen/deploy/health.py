@@ -7,11 +7,7 @@ import ipaddress
 import json
 import socket
 import time
-from typing import TYPE_CHECKING, Callable
-
-if TYPE_CHECKING:
-    from ci_gen.deploy.engines import Engine
-    from ci_gen.deploy.state import Release
+from typing import Callable
 
 PROGRESS_EVERY = 5.0  # seconds between "still waiting" lines
 POLL = 0.2  # seconds between health probes
@@ -45,25 +41,25 @@ def probe(url: str, timeout: float = 2.0) -> tuple[bool, str]:
     return True, "HTTP 200"
 
 
-def wait_healthy(engine: Engine, rel: Release, timeout: float,
+def wait_healthy(alive: Callable[[], tuple[bool, str]], name: str, url: str, timeout: float,
                  say: Callable[[str], None]) -> tuple[bool, str]:
-    """Poll the health URL until healthy, dead or out of time; a line every few seconds."""
+    """Poll `url` until healthy, dead (`alive` says why) or out of time; a line every few
+    seconds."""
     start = time.monotonic()
     deadline, next_note = start + timeout, start + PROGRESS_EVERY
     why = "not checked yet"
     while True:
-        running, state = engine.alive(rel)
+        running, state = alive()
         if not running:
             return False, state
-        ok, why = probe(rel.health_url, timeout=max(0.2, min(2.0, deadline - time.monotonic())))
+        ok, why = probe(url, timeout=max(0.2, min(2.0, deadline - time.monotonic())))
         if ok:
             return True, why
         now = time.monotonic()
         if now >= deadline:
             return False, f"timed out ({why})"
         if now >= next_note:
-            say(f"deploy: waiting for {rel.release} at {rel.health_url}: "
-                f"{now - start:.0f}s/{timeout:g}s ({why})")
+            say(f"deploy: waiting for {name} at {url}: {now - start:.0f}s/{timeout:g}s ({why})")
             next_note = now + PROGRESS_EVERY
         time.sleep(min(POLL, max(0.0, deadline - now)))
 

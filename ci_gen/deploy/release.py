@@ -1,8 +1,10 @@
 """Deploy a release behind a health gate, roll back when it fails; stop an environment.
 
-Used by `ci-gen job deploy` and `ci-gen job stop`. Deploy stops the previous release, starts
-the new one and waits for its health URL; if it never becomes healthy the new one is removed
-and the previous one is started again. State and its format: ci_gen.deploy.state.
+Used by `ci-gen job deploy`, `rollback` and `stop`. Container engines (docker, podman) keep
+their releases on the target: ci_gen.deploy.target. The process engine runs on the runner
+host (shell runners): deploy stops the previous release, starts the new one and waits for its
+health URL; if it never becomes healthy the new one is removed and the previous one is
+started again. Its state and format: ci_gen.deploy.state.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NoReturn
 
-from ci_gen.deploy.engines import ContainerEngine, Engine, engine_for
+from ci_gen.deploy import target
+from ci_gen.deploy.engines import Engine, engine_for
 from ci_gen.deploy.health import free_port, port_in_use, wait_healthy
-from ci_gen.deploy.spec import Spec
+from ci_gen.deploy.spec import CONTAINER_ENGINES, Spec
 from ci_gen.deploy.state import (
     Release,
     env_dir,
@@ -33,9 +36,13 @@ from ci_gen.files import atomic_write
 Say = Callable[[str], None]
 
 
-def deploy(spec: Spec, environ: dict[str, str] | None = None, say: Say = print) -> Release:
-    """Deploy one release with a health gate; returns its record, raises on failure."""
+def deploy(spec: Spec, environ: dict[str, str] | None = None, say: Say = print) -> Release | None:
+    """Deploy one release with a health gate; returns the process engine's record, raises on
+    failure."""
     environ = os.environ if environ is None else environ
+    if spec.engine in CONTAINER_ENGINES:
+        target.deploy(spec, environ, say)
+        return None
     engine = engine_for(spec.engine, environ)
     engine.check(spec)
     edir = env_dir(spec.environment, environ)
@@ -54,6 +61,8 @@ def stop(environment: str, engine_name: str, environ: dict[str, str] | None = No
          say: Say = print) -> bool:
     """Stop the current release of the environment; False when nothing was deployed."""
     environ = os.environ if environ is None else environ
+    if engine_name in CONTAINER_ENGINES:
+        return target.stop(engine_name, environment, environ, say)
     edir = env_dir(environment, environ)
     if not (edir / "current.json").is_file():
         say(f"stop: nothing deployed in environment {environment}")
@@ -64,14 +73,22 @@ def stop(environment: str, engine_name: str, environ: dict[str, str] | None = No
             say(f"stop: nothing deployed in environment {environment}")
             return False
         engine = engine_for(rel.engine, environ)
-        if engine.name != engine_name:
-            say(f"stop: release {rel.release} runs on {engine.name} (not {engine_name}); "
-                f"stopping it there")
         was_running = engine.stop(rel, remove=True)
         (edir / "current.json").unlink()
         state = "stopped" if was_running else "was no longer running; forgot"
         say(f"stop: release {engine.describe(rel)} of {environment} {state}")
         return True
+
+
+def rollback(environment: str, engine_name: str, health_timeout: float, dotenv: str = "",
+             environ: dict[str, str] | None = None, say: Say = print) -> None:
+    """Return the environment to its previous release (container engines: on the target)."""
+    environ = os.environ if environ is None else environ
+    if engine_name not in CONTAINER_ENGINES:
+        # A process release's previous one is gone once replaced: nothing to return to.
+        raise CiGenError("rollback: engine process keeps no previous release to return to; run "
+                         "the deploy job of the earlier pipeline instead")
+    target.rollback(engine_name, environment, environ, say, health_timeout, dotenv)
 
 
 @dataclass
@@ -130,7 +147,8 @@ class _Rollout:
         except CiGenError as exc:
             return rel, False, str(exc)
         write_release(self.releases / rel.release / "release.json", rel)
-        return rel, *wait_healthy(self.engine, rel, self.spec.health_timeout, self.say)
+        return rel, *wait_healthy(lambda: self.engine.alive(rel), rel.release, rel.health_url,
+                                  self.spec.health_timeout, self.say)
 
     def promote(self, rel: Release) -> Release:
         """The healthy release becomes current; the previous one and old releases go."""
@@ -138,8 +156,6 @@ class _Rollout:
         if self.spec.dotenv:
             atomic_write(self.spec.dotenv, f"DEPLOY_URL={rel.url}\n")
         previous = self.previous
-        if previous and isinstance(self.prev_engine, ContainerEngine):
-            self.prev_engine.stop(previous, remove=True)
         removed = prune(self.releases, {rel.release, previous.release} if previous else {rel.release})
         self.say(f"deploy: release {rel.release} is healthy at {rel.url}"
                  + (f" (replaced {previous.release})" if previous else ""))
@@ -167,7 +183,8 @@ class _Rollout:
         self.say(f"deploy: restoring previous release {previous.release}")
         try:
             restored = prev_engine.restart(previous)
-            ok, why = wait_healthy(prev_engine, restored,
+            ok, why = wait_healthy(lambda: prev_engine.alive(restored), restored.release,
+                                   restored.health_url,
                                    float(previous.health_timeout or self.spec.health_timeout), self.say)
         except CiGenError as exc:
             ok, why, restored = False, str(exc), previous

@@ -7,13 +7,14 @@ patterns are the descriptor's where the job gets the input as written, and the j
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
 
 from ci_gen.components import AUTO, NONE, given
 from ci_gen.dotenv import parse_kv_list
-from ci_gen.errors import UsageError
+from ci_gen.errors import CiGenError, UsageError
 from ci_gen.inputs import parse_number
 from ci_gen.patterns import (
     KV_MAX_ITEMS,
@@ -28,6 +29,7 @@ from ci_gen.patterns import (
 )
 
 ENGINES = ("docker", "podman", "process")
+CONTAINER_ENGINES = ("docker", "podman")
 
 # The pattern of each kind of value, by the name the checks and error messages use.
 PATTERNS = {
@@ -96,14 +98,25 @@ def _port(text: str) -> int:
     return int(value)
 
 
-def _health_timeout(text: str) -> float:
+def parse_health_timeout(text: str) -> float:
     timeout = float(parse_number(text, "--health-timeout"))
     if not 0 < timeout <= 99999:
         raise UsageError("--health-timeout must be > 0 and at most 99999 seconds")
     return timeout
 
 
-def make_spec(environment: str, engine: str, *, image: str = "local", host: str = "127.0.0.1",
+def _host(host: str, engine: str) -> str:
+    if host != AUTO:
+        return check("host", host, "--host")
+    if engine in CONTAINER_ENGINES:
+        # The URL the inference job and GitLab's environment link use: only the user knows it.
+        # Not a malformed flag (exit 2) but a setting the project has not made yet.
+        raise CiGenError(f"--host (input host) is required with engine {engine}: the name or "
+                         "address the deploy target is reached at")
+    return "127.0.0.1"  # the process engine serves on the runner itself
+
+
+def make_spec(environment: str, engine: str, *, image: str = "local", host: str = AUTO,
               port: str | int = "8501", model_name: str = "model", model_path: str = "model",
               serve_script: str = "serve.py", health_path: str = "", health_timeout: str | float = "120",
               env: str = "", dotenv: str = "", environ: dict[str, str] | None = None) -> Spec:
@@ -114,8 +127,8 @@ def make_spec(environment: str, engine: str, *, image: str = "local", host: str 
     note = f"CI_GEN_DEPLOY_ENGINE overrides --engine {flag_engine[:40]}" if engine != flag_engine else ""
     check_engine(engine)
     port_value = _port(environ.get("CI_GEN_DEPLOY_PORT") or str(port))
-    timeout = _health_timeout(str(health_timeout))
-    return Spec(
+    timeout = parse_health_timeout(str(health_timeout))
+    spec = Spec(
         environment=check("environment", environment, "--environment"),
         engine=engine,
         image=check("image", image, "--image"),
@@ -130,3 +143,5 @@ def make_spec(environment: str, engine: str, *, image: str = "local", host: str 
         dotenv=check("path", dotenv, "--dotenv") if dotenv else "",
         engine_note=note,
     )
+    # Last, so a bad value of any other flag is named first.
+    return dataclasses.replace(spec, host=_host(spec.host, engine))

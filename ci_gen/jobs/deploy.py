@@ -1,4 +1,4 @@
-"""`ci-gen job deploy`: run a release on the runner host behind a health gate, or roll back.
+"""`ci-gen job deploy`: run a release on its target behind a health gate, or roll back.
 
 The work is done in `ci_gen.deploy`; this module only parses the flags.
 """
@@ -14,18 +14,24 @@ from ci_gen.deploy.spec import make_spec
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "deploy", help="start a release, wait for its health URL, keep the previous one if not",
-        description="Stop the environment's current release, start the new one (docker/podman "
-        "image, or the serve script as a process), wait for GET http://HOST:PORT<health-path> "
-        "to answer 200 (TF Serving: a version AVAILABLE). Healthy: write DEPLOY_URL to the "
-        "dotenv file. Unhealthy: remove it, restart the previous release, exit 1. "
-        "Env overrides: CI_GEN_DEPLOY_ENGINE, CI_GEN_DEPLOY_PORT (0 = a free port), "
-        "CI_GEN_STATE_DIR (state, default ~/.local/state/ci-gen), CI_GEN_DEPLOY_PYTHON "
-        "(interpreter of the process engine).")
+        description="Container engines (docker, podman): on the target named by "
+        "DEPLOY_ENGINE_HOST (unix:///PATH, tcp://HOST:PORT with DEPLOY_ENGINE_TLS_CA/CERT/KEY, or "
+        "ssh://USER@HOST[:PORT] with DEPLOY_SSH_KEY and DEPLOY_SSH_KNOWN_HOSTS; unset: the "
+        "runner's own engine socket), through the engine's HTTP API: pull IMAGE (the job's "
+        "CI_REGISTRY_* credentials, or DEPLOY_REGISTRY_*, sent with the pull only), create the "
+        "next release container, stop the serving one, start it, wait for GET "
+        "http://HOST:PORT<health-path> to answer 200 (TF Serving: a version AVAILABLE). Process "
+        "engine: the serve script on the runner host (shell runners). Healthy: write DEPLOY_URL "
+        "to the dotenv file. Unhealthy: remove it, start the previous release again, exit 1. "
+        "Env overrides: CI_GEN_DEPLOY_ENGINE, CI_GEN_DEPLOY_PORT (0 = a free port, process "
+        "only), CI_GEN_STATE_DIR (process state, default ~/.local/state/ci-gen), "
+        "CI_GEN_DEPLOY_PYTHON (interpreter of the process engine).")
     p.add_argument("--environment", required=True, metavar="ENV", help="GitLab environment name")
     p.add_argument("--engine", default="docker", metavar="ENGINE",
                    help="docker, podman or process (default: docker)")
     p.add_argument("--image", default="local", metavar="IMG", help="image (container engines)")
-    p.add_argument("--host", default="127.0.0.1", metavar="H", help="host the service is reached at")
+    p.add_argument("--host", default="auto", metavar="H",
+                   help="host the service is reached at (auto: 127.0.0.1, engine process only)")
     p.add_argument("--port", default="8501", metavar="P", help="host port (0: a free port)")
     p.add_argument("--model-name", default="model", metavar="N", help="served model name")
     p.add_argument("--model-path", default="model", metavar="DIR",
