@@ -105,7 +105,7 @@ def test_repo_pipeline_shape_lints_with_its_own_templates(tmp_path):
     f.write_text(f"stages: {json.dumps(desc.default_stages())}\ninclude:\n{include}\n")
     report = lint_file(f, strict=True, root=REPO)
     assert [str(x) for x in report.findings] == []
-    assert report.jobs == 7
+    assert report.jobs == 8
     f.write_text(f"stages: {json.dumps(desc.default_stages()[:-1])}\ninclude:\n{include}\n")
     found = [str(x) for x in lint_file(f, root=REPO).findings]
     lines = (REPO / "templates" / "inference.yml").read_text().splitlines()
@@ -178,7 +178,7 @@ def test_cli_ok_summary_for_several_files(capsys):
     finally:
         os.chdir(cwd)
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "ok: templates/deploy.yml (2 jobs, 2 documents)"
+    assert out[0] == "ok: templates/deploy.yml (3 jobs, 2 documents)"
     assert out[-1] == "ok: templates/train.yml (1 job, 2 documents)"
     assert len(out) == len(names)
 
@@ -187,7 +187,7 @@ def test_cli_default_file_is_gitlab_ci_yml(tmp_path, monkeypatch, capsys):
     shutil.copy(DATA / "positive" / "project-six-components.yml", tmp_path / ".gitlab-ci.yml")
     monkeypatch.chdir(tmp_path)
     assert main(["lint", "--policy-strict"]) == 0
-    assert capsys.readouterr().out == "ok: .gitlab-ci.yml (7 jobs, 1 document)\n"
+    assert capsys.readouterr().out == "ok: .gitlab-ci.yml (8 jobs, 1 document)\n"
 
 
 def test_cli_warning_alone_exits_zero(tmp_path, capsys):
@@ -301,7 +301,7 @@ def test_server_lint_valid_prints_warnings(api, tmp_path, capsys):
 
 
 def test_server_lint_invalid_exits_non_zero(api, capsys):
-    # Offline, the includes resolve to seven jobs from the installed ci-gen; this server does not
+    # Offline, the includes resolve to eight jobs from the installed ci-gen; this server does not
     # publish the components and answers as GitLab does for each include: verbatim, exit 1.
     path = DATA / "positive" / "project-six-components.yml"
     assert main(["lint", str(path), "--gitlab-url", api.url, "--project", str(PROJECT_ID)]) == 1

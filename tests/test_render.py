@@ -118,7 +118,7 @@ def _jobs(name: str, given: dict | None = None) -> dict:
 
 
 @pytest.mark.parametrize("name, job", [("dvc-upload", "mlops-dvc-upload"), ("deploy", "mlops-deploy"),
-                                       ("deploy", "mlops-stop")])
+                                       ("deploy", "mlops-rollback"), ("deploy", "mlops-stop")])
 def test_manual_jobs_do_not_block_the_pipeline(name, job):
     """A manual job in `rules` defaults to `allow_failure: false`: every default-branch pipeline
     would show "blocked" until someone ran it. Upload, deploy and stop are choices (and GitLab's

@@ -2,7 +2,8 @@
 
 Pipeline checks: pinned images, `needs`/`dependencies` to existing jobs, declared stages,
 `extends` targets that exist. Component checks (files with a `spec:` header): no global
-keywords, described and constrained inputs, deploy jobs serialised by `resource_group`.
+keywords, described and constrained inputs, deploy jobs serialised by `resource_group`, a
+`process` deploy (runner host) sent to a runner by `tags`.
 Strict checks: train/eval jobs interruptible, commits from CI carry `[skip ci]`.
 Project check: the DVC remotes committed next to a pipeline are reachable from a runner.
 Each check reports key paths to a `Sink`, which turns them into located findings.
@@ -267,6 +268,21 @@ def check_resource_groups(eff: dict[str, dict], sink: Sink) -> None:
         if action == "start" and not job.get("resource_group"):
             sink.add((name, "environment"), f"job {name!r} deploys to an environment but has no "
                                             "`resource_group`, so two deployments can overlap")
+
+
+_RUNNER_HOST_DEPLOY = re.compile(r"""\bci-gen\s+job\s+deploy\b.*\s--engine[= ]["']?process\b""")
+
+
+def check_runner_host_deploys(eff: dict[str, dict], sink: Sink) -> None:
+    """A `process` deploy runs on the runner host: only a shell runner chosen by `tags` keeps it
+    (a docker-executor job's container, and what it started, is removed after the job)."""
+    for name, job in eff.items():
+        if job.get("tags") or not any(_RUNNER_HOST_DEPLOY.search(line) for line in script_lines(job)):
+            continue
+        sink.add((name,), f"job {name!r} deploys with engine `process` on the runner host but has "
+                          "no `tags`: on a docker-executor or shared runner the release dies with the "
+                          "job; set the deploy input `tags` to your shell runner's tag (or deploy to a "
+                          "target: see Deploy targets in ci-gen's README)", WARNING)
 
 
 # -- strict ---------------------------------------------------------------------------------
