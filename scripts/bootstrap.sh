@@ -27,11 +27,12 @@ hash_of() {
 
 # --- 1. Debian packages ------------------------------------------------------------------
 # command:package pairs; a package is installed only when its command is missing.
-# podman + runc: the deploy target of the deploy tests (its API service), sshd: the same over
-# ssh, busybox-static: the httpd in their FROM scratch images.
+# podman + runc: the deploy target of the deploy tests (its API service), sshd and socat: the
+# same over ssh and TLS, busybox-static: the httpd in their FROM scratch images.
 DEBIAN_NEEDS=(rsync:rsync buildah:buildah docker-registry:docker-registry
               htpasswd:apache2-utils git:git ssh:openssh-client make:make
-              podman:podman runc:runc sshd:openssh-server busybox:busybox-static)
+              podman:podman runc:runc sshd:openssh-server socat:socat openssl:openssl
+              busybox:busybox-static)
 missing=()
 for pair in "${DEBIAN_NEEDS[@]}"; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")

@@ -342,3 +342,66 @@ def start_sshd(workdir: Path, environment: dict[str, str]):
             proc.kill()
             proc.wait()
         log.close()
+
+
+# -- an engine API behind TLS with client certificates ------------------------------------
+
+@dataclass
+class TLSFiles:
+    ca: Path
+    cert: Path  # the client's
+    key: Path
+
+
+def make_tls_files(workdir: Path) -> tuple[TLSFiles, Path, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (openssl); returns
+    the client's files and the server's certificate and key."""
+    def ossl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=workdir, check=True, capture_output=True)
+
+    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=ci-gen test CA")
+    (workdir / "server.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    (workdir / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for name in ("server", "client"):
+        ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        ossl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")
+    return (TLSFiles(workdir / "ca.pem", workdir / "client.pem", workdir / "client.key"),
+            workdir / "server.pem", workdir / "server.key")
+
+
+def start_tls_forwarder(workdir: Path, unix_socket: Path):
+    """socat: TLS on a free loopback port, client certificates required, forwarding to
+    UNIX_SOCKET (an engine API as `dockerd --tlsverify` serves it); a generator yielding
+    (port, TLSFiles)."""
+    if shutil.which("socat") is None or shutil.which("openssl") is None:
+        pytest.skip("socat or openssl not installed (Debian packages socat, openssl; scripts/bootstrap.sh)")
+    client, cert, key = make_tls_files(workdir)
+    port = free_port()
+    listen = (f"OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={cert},key={key},"
+              f"cafile={client.ca},verify=1")
+    log = open(workdir / "socat.log", "wb")
+    proc = subprocess.Popen(["socat", listen, f"UNIX-CONNECT:{unix_socket}"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("socat did not start: "
+                                       + (workdir / "socat.log").read_text()[-500:]) from None
+                time.sleep(0.05)
+        yield port, client
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

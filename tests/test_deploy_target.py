@@ -214,6 +214,29 @@ def test_ssh_target_with_a_pinned_host_key(engine, images, registry, tmp_path):
         gen.close()
 
 
+def test_tls_target_with_client_certificates(engine, images, registry, tmp_path):
+    """tcp:// with TLS both ways (socat in front of the engine's socket, as dockerd --tlsverify)."""
+    gen = servers.start_tls_forwarder(tmp_path, engine.socket)
+    port, tls = next(gen)
+    try:
+        target = {"DEPLOY_ENGINE_HOST": f"tcp://127.0.0.1:{port}", "DEPLOY_ENGINE_TLS_CA": str(tls.ca),
+                  "DEPLOY_ENGINE_TLS_CERT": str(tls.cert), "DEPLOY_ENGINE_TLS_KEY": str(tls.key)}
+        job = Job(tmp_path, registry, target)
+        _ok(job.deploy(images["v2"]))
+        assert job.serving() == "two"
+        # A client the engine's CA did not sign is refused in the handshake.
+        (tmp_path / "other").mkdir()
+        other, _, _ = servers.make_tls_files(tmp_path / "other")
+        line = _one_line_error(job.run("stop", DEPLOY_ENGINE_TLS_CERT=str(other.cert),
+                                       DEPLOY_ENGINE_TLS_KEY=str(other.key)))
+        assert line.startswith(f"ci-gen: error: deploy target tcp://127.0.0.1:{port} is unreachable: ")
+        assert job.serving() == "two"
+        _ok(job.run("stop"))
+        assert _releases(engine) == []
+    finally:
+        gen.close()
+
+
 @pytest.mark.parametrize("env, message", [
     ({"DEPLOY_ENGINE_HOST": "ssh://root@host;rm"}, "is not unix:///PATH"),
     ({"DEPLOY_ENGINE_HOST": "ssh://root@example.com"}, "DEPLOY_SSH_KEY is not set"),

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NoReturn
 
-from ci_gen.deploy import target
 from ci_gen.deploy.engines import Engine, engine_for
 from ci_gen.deploy.health import free_port, port_in_use, wait_healthy
 from ci_gen.deploy.spec import CONTAINER_ENGINES, Spec
@@ -41,6 +40,8 @@ def deploy(spec: Spec, environ: dict[str, str] | None = None, say: Say = print) 
     failure."""
     environ = os.environ if environ is None else environ
     if spec.engine in CONTAINER_ENGINES:
+        from ci_gen.deploy import target  # http.client and ssh: not for `ci-gen --help`
+
         target.deploy(spec, environ, say)
         return None
     engine = engine_for(spec.engine, environ)
@@ -62,6 +63,8 @@ def stop(environment: str, engine_name: str, environ: dict[str, str] | None = No
     """Stop the current release of the environment; False when nothing was deployed."""
     environ = os.environ if environ is None else environ
     if engine_name in CONTAINER_ENGINES:
+        from ci_gen.deploy import target
+
         return target.stop(engine_name, environment, environ, say)
     edir = env_dir(environment, environ)
     if not (edir / "current.json").is_file():
@@ -88,6 +91,8 @@ def rollback(environment: str, engine_name: str, health_timeout: float, dotenv: 
         # A process release's previous one is gone once replaced: nothing to return to.
         raise CiGenError("rollback: engine process keeps no previous release to return to; run "
                          "the deploy job of the earlier pipeline instead")
+    from ci_gen.deploy import target
+
     target.rollback(engine_name, environment, environ, say, health_timeout, dotenv)
 
 
