@@ -47,6 +47,30 @@ def wait_http(url: str, timeout: float = 30.0, headers: dict[str, str] | None = 
     raise TimeoutError(f"{url} did not answer in {timeout} s (last: {last})")
 
 
+def wait_port(port: int, proc: subprocess.Popen, log: Path, what: str, timeout: float = 15.0) -> None:
+    """Wait until PROC accepts connections on the loopback PORT; its log's tail if it never does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start: " + log.read_text()[-500:]) from None
+            time.sleep(0.05)
+
+
+def end_process(proc: subprocess.Popen, log) -> None:
+    """Terminate a server started by a fixture (killed after 10 s) and close its log."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
 # -- S3 -------------------------------------------------------------------------------------
 
 @dataclass
@@ -173,13 +197,7 @@ def start_registry(workdir: Path, auth: tuple[str, str] | None = None):
                                + (workdir / "registry.log").read_text()[-500:]) from None
         yield reg
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        end_process(proc, log)
 
 
 # -- buildah ---------------------------------------------------------------------------------
@@ -276,13 +294,7 @@ def start_podman_service(workdir: Path, insecure_registry: str):
         yield svc
     finally:
         svc.podman("rm", "-a", "-f", "-t", "0", check=False)
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        end_process(proc, log)
 
 
 # -- sshd on loopback ----------------------------------------------------------------------
@@ -323,25 +335,10 @@ def start_sshd(workdir: Path, environment: dict[str, str]):
     proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(workdir / "sshd_config")],
                             stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("sshd did not start: "
-                                       + (workdir / "sshd.log").read_text()[-500:]) from None
-                time.sleep(0.05)
+        wait_port(port, proc, workdir / "sshd.log", "sshd")
         yield SSHServer(port, getpass.getuser(), workdir / "userkey", workdir / "known_hosts")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        end_process(proc, log)
 
 
 # -- an engine API behind TLS with client certificates ------------------------------------
@@ -386,22 +383,7 @@ def start_tls_forwarder(workdir: Path, unix_socket: Path):
     proc = subprocess.Popen(["socat", listen, f"UNIX-CONNECT:{unix_socket}"],
                             stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("socat did not start: "
-                                       + (workdir / "socat.log").read_text()[-500:]) from None
-                time.sleep(0.05)
+        wait_port(port, proc, workdir / "socat.log", "socat")
         yield port, client
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        end_process(proc, log)
