@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 import servers
+from ci_gen.deploy.engine_api import demux, registry_of, split_image
 from ci_gen.deploy.target import registry_auth
 
 MODEL = "fashion-mnist"
@@ -263,3 +264,21 @@ def test_registry_credentials_go_to_their_registry_only():
     assert registry_auth("python:3", env) is None
     deploy_token = {**env, "DEPLOY_REGISTRY_USER": "d", "DEPLOY_REGISTRY_PASSWORD": "t"}
     assert registry_auth("registry.example.com/g/p:1", deploy_token)["username"] == "d"
+
+
+@pytest.mark.parametrize("image, repo, tag, registry_host", [
+    ("registry.example.com/g/p:0123abc", "registry.example.com/g/p", "0123abc", "registry.example.com"),
+    ("127.0.0.1:5000/g/p:v1", "127.0.0.1:5000/g/p", "v1", "127.0.0.1:5000"),
+    ("localhost/p", "localhost/p", "latest", "localhost"),
+    ("python:3.11", "python", "3.11", ""),
+    ("g/p@sha256:" + "a" * 64, "g/p", "sha256:" + "a" * 64, ""),
+])
+def test_image_references(image, repo, tag, registry_host):
+    assert split_image(image) == (repo, tag)
+    assert registry_of(image) == registry_host
+
+
+def test_log_streams_are_demultiplexed():
+    framed = b"\x01\0\0\0\0\0\0\x06hello\n" + b"\x02\0\0\0\0\0\0\x05oops\n"
+    assert demux(framed) == b"hello\noops\n"
+    assert demux(b"plain text, a TTY's log\n") == b"plain text, a TTY's log\n"

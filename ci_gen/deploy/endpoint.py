@@ -16,6 +16,7 @@ when the endpoint is closed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -105,6 +106,8 @@ class Endpoint:
     def ssh_error(self) -> str:
         """What the last ssh said before it ended (host key, auth, command), one line."""
         for proc in reversed(self._procs):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)  # the connection is gone: ssh is ending, or hangs
             if proc.poll() is not None and proc.stderr is not None:
                 lines = proc.stderr.read().decode(errors="replace").strip().splitlines()
                 if lines:

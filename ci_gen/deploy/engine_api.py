@@ -64,8 +64,6 @@ class EngineAPI:
             status, payload = resp.status, resp.read()
         except (OSError, http.client.HTTPException) as exc:
             self.conn.close()
-            if isinstance(exc, CiGenError):
-                raise
             why = self.endpoint.ssh_error() or str(exc) or type(exc).__name__
             raise self.endpoint.unreachable(why) from None
         if status not in ok:

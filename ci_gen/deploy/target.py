@@ -207,9 +207,14 @@ def deploy(spec: Spec, environ: dict[str, str], say: Say) -> TargetRelease:
         except EngineError as exc:
             raise CiGenError(f"cannot create {name} on the target: {exc}") from None
         rel = TargetRelease(cid, name, number, False, url, spec.health, config["Labels"].get(COMMIT, ""))
-        for other in (r for r in releases if r.running):
-            say(f"deploy: stopping {other.describe()}")
-            target.api.stop(other.cid)
+        try:
+            for other in (r for r in releases if r.running):
+                say(f"deploy: stopping {other.describe()}")
+                target.api.stop(other.cid)
+        except CiGenError:
+            with contextlib.suppress(CiGenError):
+                target.api.remove(cid)  # never started: nothing of it stays
+            raise
         say(f"deploy: starting {rel.describe()} on {url}")
         ok, why = target.start(rel, spec.health_timeout)
         if not ok:
