@@ -93,7 +93,7 @@ def test_the_unset_words_are_accepted_by_their_inputs():
     unset = {(c.name, i.name): i.default for c, i in _all_inputs() if i.default in desc.UNSET}
     assert unset == {("eval-report", "gate-metric"): "none", ("docker-build", "build-args"): "none",
                      ("dvc-upload", "remote"): "default", ("deploy", "health-path"): "auto",
-                     ("deploy", "env"): "none"}
+                     ("deploy", "env"): "none", ("deploy", "host"): "auto"}
     for comp, inp in (("eval-report", "confusion-matrix"), ("inference", "data")):
         resolve(desc.get(comp), {inp: "none"})
 

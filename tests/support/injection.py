@@ -15,7 +15,7 @@ import yaml
 from ci_gen import components as desc
 from ci_gen.deploy import spec as deploy_spec
 from ci_gen.dotenv import parse_assignments
-from ci_gen.errors import InputError, UsageError
+from ci_gen.errors import CiGenError, InputError, UsageError
 from ci_gen.inputs import resolve
 from ci_gen.render import body, render
 from ci_gen.scaffold import example as project_setup
@@ -148,13 +148,14 @@ _SPEC_PATTERN = {"environment": "environment", "host": "host", "model_name": "mo
 
 
 def check_deploy_flags(engine: str, kwargs: dict[str, str]) -> bool:
-    """`ci-gen job deploy` flags reach argv of docker/podman/the serve script, file names and
-    the dotenv file: refused in one line (True), or each matches its pattern exactly (False)."""
+    """`ci-gen job deploy` flags reach the engine's API (container config), argv of the serve
+    script, file names and the dotenv file: refused in one line (True; a bad flag, or a missing
+    `--host` for a container engine), or each matches its pattern exactly (False)."""
     kwargs = dict(kwargs)
     environment = kwargs.pop("environment", "production")
     try:
         spec = deploy_spec.make_spec(environment, engine, environ={}, **kwargs)
-    except UsageError as exc:
+    except CiGenError as exc:
         assert_one_line(str(exc))
         return True
     for attr, pattern in _SPEC_PATTERN.items():
