@@ -264,6 +264,24 @@ def test_failure_without_previous_release_is_clean(project):
     assert _pids_under(project.state) == []
 
 
+def test_rollback_returns_to_the_release_the_current_one_replaced(project):
+    _ok(project.run("deploy", sha="aaaaaaa"))
+    project.serve("ok", "B")
+    _ok(project.run("deploy", sha="bbbbbbb"))
+    assert project.status()["marker"] == "B"
+    project.dotenv.unlink()
+    out = _ok(project.run("rollback", "--health-timeout", "10", "--dotenv", "deploy.env")).stdout
+    assert "rollback: release aaaaaaa serves review at http://127.0.0.1:" in out
+    assert project.status()["marker"] == "A" and project.current()["release"] == "aaaaaaa"
+    assert project.dotenv.read_text() == f"DEPLOY_URL=http://127.0.0.1:{project.port}\n"
+    # The first release replaced nothing: no further back.
+    proc = project.run("rollback", "--health-timeout", "10")
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+        "ci-gen: error: rollback: no previous release of review recorded on this runner"]
+    assert project.status()["marker"] == "A"
+    _ok(project.run("stop"))
+
+
 def test_stop_is_idempotent(project):
     _ok(project.run("deploy", sha="aaaaaaa"))
     pid = project.current()["pid"]

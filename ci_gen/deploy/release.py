@@ -10,6 +10,7 @@ started again. Its state and format: ci_gen.deploy.state.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import os
 import shutil
@@ -87,13 +88,44 @@ def rollback(environment: str, engine_name: str, health_timeout: float, dotenv: 
              environ: dict[str, str] | None = None, say: Say = print) -> None:
     """Return the environment to its previous release (container engines: on the target)."""
     environ = os.environ if environ is None else environ
-    if engine_name not in CONTAINER_ENGINES:
-        # A process release's previous one is gone once replaced: nothing to return to.
-        raise CiGenError("rollback: engine process keeps no previous release to return to; run "
-                         "the deploy job of the earlier pipeline instead")
-    from ci_gen.deploy import target
+    if engine_name in CONTAINER_ENGINES:
+        from ci_gen.deploy import target
 
-    target.rollback(engine_name, environment, environ, say, health_timeout, dotenv)
+        target.rollback(engine_name, environment, environ, say, health_timeout, dotenv)
+        return
+    edir = env_dir(environment, environ)
+    with locked(edir, say):
+        current, previous = _recorded_previous(edir)
+        engine = engine_for("process", environ)
+        say(f"rollback: stopping release {current.release}")
+        engine.stop(current, remove=True)
+        say(f"rollback: starting release {previous.release}")
+        restored = engine.restart(previous)
+        ok, why = wait_healthy(lambda: engine.alive(restored), restored.release,
+                               restored.health_url, health_timeout, say)
+        if not ok:
+            with contextlib.suppress(CiGenError):
+                engine.stop(restored, remove=True)
+            write_release(edir / "current.json", engine.restart(current))
+            raise CiGenError(f"rollback: release {previous.release} is not healthy ({why}); "
+                             f"release {current.release} started again")
+        write_release(edir / "current.json", restored)
+        write_release(edir / "releases" / restored.release / "release.json", restored)
+        if dotenv:
+            atomic_write(dotenv, f"DEPLOY_URL={restored.url}\n")
+        say(f"rollback: release {restored.release} serves {environment} at {restored.url}")
+
+
+def _recorded_previous(edir: Path) -> tuple[Release, Release]:
+    """(current, the release it replaced), as the current one's promotion recorded them."""
+    current = read_release(edir / "current.json")
+    prev_id = current.extra.get("previous") if current else None
+    previous = None
+    if isinstance(prev_id, str) and "/" not in prev_id and prev_id not in (".", ".."):
+        previous = read_release(edir / "releases" / prev_id / "release.json")
+    if current is None or previous is None or not previous.cmd:
+        raise CiGenError(f"rollback: no previous release of {edir.name} recorded on this runner")
+    return current, previous
 
 
 @dataclass
@@ -157,10 +189,13 @@ class _Rollout:
 
     def promote(self, rel: Release) -> Release:
         """The healthy release becomes current; the previous one and old releases go."""
+        previous = self.previous
+        if previous:  # what a rollback returns to
+            rel = dataclasses.replace(rel, extra={**rel.extra, "previous": previous.release})
+            write_release(self.releases / rel.release / "release.json", rel)
         write_release(self.edir / "current.json", rel)
         if self.spec.dotenv:
             atomic_write(self.spec.dotenv, f"DEPLOY_URL={rel.url}\n")
-        previous = self.previous
         removed = prune(self.releases, {rel.release, previous.release} if previous else {rel.release})
         self.say(f"deploy: release {rel.release} is healthy at {rel.url}"
                  + (f" (replaced {previous.release})" if previous else ""))

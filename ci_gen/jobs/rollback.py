@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Container engines: stop the serving release on the target, start the "
         "previous one, wait for its health URL; healthy: remove the release rolled back from "
         "and write DEPLOY_URL to the dotenv file; not healthy: start the serving one again, "
-        "exit 1. The process engine keeps no previous release: exit 1.")
+        "exit 1. Process engine: back to the release the current one replaced, on the runner "
+        "host (state under $CI_GEN_STATE_DIR).")
     p.add_argument("--environment", required=True, metavar="ENV", help="GitLab environment name")
     p.add_argument("--engine", default="docker", metavar="ENGINE",
                    help="docker, podman or process (default: docker)")
