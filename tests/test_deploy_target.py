@@ -203,8 +203,9 @@ def test_ssh_target_with_a_pinned_host_key(engine, images, registry, tmp_path):
         job = Job(tmp_path, registry, target)
         _ok(job.deploy(images["v1"]))
         assert job.serving() == "one"
-        # The known_hosts text itself (not a file) pins the key too.
-        _ok(job.run("stop", DEPLOY_SSH_KNOWN_HOSTS=sshd.known_hosts.read_text()))
+        # Variables holding the text itself (not File variables) work too.
+        _ok(job.run("stop", DEPLOY_SSH_KNOWN_HOSTS=sshd.known_hosts.read_text(),
+                    DEPLOY_SSH_KEY=sshd.key.read_text().strip()))
         assert _releases(engine) == []
         other = tmp_path / "other_known_hosts"
         other.write_text(f"[127.0.0.1]:{sshd.port} " + (tmp_path / "sshd" / "userkey.pub").read_text())
@@ -242,7 +243,12 @@ def test_tls_target_with_client_certificates(engine, images, registry, tmp_path)
     ({"DEPLOY_ENGINE_HOST": "ssh://root@host;rm"}, "is not unix:///PATH"),
     ({"DEPLOY_ENGINE_HOST": "ssh://root@example.com"}, "DEPLOY_SSH_KEY is not set"),
     ({"DEPLOY_ENGINE_HOST": "ssh://root@example.com", "DEPLOY_SSH_KEY": "/etc/hostname"},
+     "DEPLOY_SSH_KEY does not hold a private key"),
+    ({"DEPLOY_ENGINE_HOST": "ssh://root@example.com",
+      "DEPLOY_SSH_KEY": "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----"},
      "DEPLOY_SSH_KNOWN_HOSTS is not set"),
+    ({"DEPLOY_ENGINE_HOST": "ssh://root@example.com", "DEPLOY_SSH_KEY": "/nonexistent/key"},
+     "DEPLOY_SSH_KEY is not a file"),
     ({"DEPLOY_ENGINE_HOST": "http://example.com:2375"}, "is not unix:///PATH"),
 ])
 def test_target_variables_are_checked(env, message, registry, tmp_path):

@@ -6,8 +6,8 @@
     tcp://HOST:PORT                  TLS with client certificates: DEPLOY_ENGINE_TLS_CA,
                                      DEPLOY_ENGINE_TLS_CERT, DEPLOY_ENGINE_TLS_KEY (file variables)
     ssh://USER@HOST[:PORT]           `docker|podman system dial-stdio` over ssh: the key from
-                                     DEPLOY_SSH_KEY (a file variable), the host key pinned by
-                                     DEPLOY_SSH_KNOWN_HOSTS (a file variable or its text)
+                                     DEPLOY_SSH_KEY, the host key pinned by
+                                     DEPLOY_SSH_KNOWN_HOSTS (each a File variable or its text)
 
 `Endpoint.connect()` gives a connected socket that speaks HTTP to the engine. Nothing here
 prints a key or a file's content; the ssh key is copied to a private file that is removed
@@ -176,27 +176,35 @@ def _tls_files(environ: dict[str, str]) -> tuple[str, str, str]:
     return ca, cert, key
 
 
+def _file_or_text(name: str, environ: dict[str, str], is_text: bool) -> str:
+    """The content of variable NAME: its own text (`is_text`), or the file a File variable
+    names."""
+    value = environ.get(name, "")
+    if is_text:
+        return value
+    try:
+        return Path(_file_variable(name, environ)).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise CiGenError(f"cannot read the file of {name}: {exc.strerror}") from None
+
+
 def _ssh_files(ep: Endpoint, environ: dict[str, str]) -> None:
     """A private copy of the key (ssh refuses group-readable keys, and a pasted key may lack
-    its final newline) and of the pinned host keys."""
-    key = _file_variable(SSH_KEY_VARIABLE, environ)
+    its final newline) and of the pinned host keys. Each variable may be a File variable or
+    hold the text itself."""
+    key = environ.get(SSH_KEY_VARIABLE, "")
+    text = _file_or_text(SSH_KEY_VARIABLE, environ, "PRIVATE KEY" in key)
+    if "PRIVATE KEY" not in text:
+        raise CiGenError(f"{SSH_KEY_VARIABLE} does not hold a private key (expected a File "
+                         "variable with -----BEGIN ... PRIVATE KEY-----)")
     known = environ.get(KNOWN_HOSTS_VARIABLE, "")
     if not known:
         raise CiGenError(f"{KNOWN_HOSTS_VARIABLE} is not set: pin the target's host key "
                          f"(the output of `ssh-keyscan -p PORT HOST`, checked by hand)")
+    # A known_hosts line is `HOST KEYTYPE KEY`: with a blank it is text, else a file's path.
+    known_text = _file_or_text(KNOWN_HOSTS_VARIABLE, environ, any(c.isspace() for c in known))
     tmp = tempfile.mkdtemp(prefix="ci-gen-ssh-")
     ep._tmp = tmp
-    try:
-        text = Path(key).read_text(encoding="utf-8", errors="replace")
-        known_text = Path(known).read_text(encoding="utf-8") if Path(known).is_file() else known
-    except OSError as exc:
-        ep.close()
-        raise CiGenError(f"cannot read {SSH_KEY_VARIABLE} or {KNOWN_HOSTS_VARIABLE}: "
-                         f"{exc.strerror}") from None
-    if "PRIVATE KEY" not in text:
-        ep.close()
-        raise CiGenError(f"{SSH_KEY_VARIABLE} does not hold a private key (expected a file "
-                         "variable with -----BEGIN ... PRIVATE KEY-----)")
     ep.ssh_key, ep.known_hosts = os.path.join(tmp, "key"), os.path.join(tmp, "known_hosts")
     fd = os.open(ep.ssh_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
