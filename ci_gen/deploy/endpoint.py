@@ -62,7 +62,11 @@ class Endpoint:
             if self.scheme == "unix":
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.settimeout(CONNECT_TIMEOUT)
-                sock.connect(self.address)
+                try:
+                    sock.connect(self.address)
+                except OSError:
+                    sock.close()
+                    raise
                 return sock
             if self.scheme == "tcp":
                 return self._tls()

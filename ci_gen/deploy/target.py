@@ -192,28 +192,14 @@ def deploy(spec: Spec, environ: dict[str, str], say: Say) -> TargetRelease:
     with connected(spec.engine, spec.environment, environ, say) as target:
         releases = target.releases()
         current = target.current(releases)
-        auth = registry_auth(spec.image, environ)
-        say(f"deploy: pulling {spec.image} on the target"
-            + (" with the job's registry credentials" if auth else " (no registry credentials)"))
-        try:
-            target.api.pull(spec.image, auth)
-        except EngineError as exc:
-            raise CiGenError(f"cannot pull {spec.image} on the target: {exc}") from None
-        number = max((r.number for r in releases), default=0) + 1
-        name = f"ci-gen-{target.project}-{spec.environment}-{number}"
-        config = container_config(spec, number, url, environ, target.project)
-        try:
-            cid = target.api.create(name, config)
-        except EngineError as exc:
-            raise CiGenError(f"cannot create {name} on the target: {exc}") from None
-        rel = TargetRelease(cid, name, number, False, url, spec.health, config["Labels"].get(COMMIT, ""))
+        rel = _pull_and_create(target, spec, environ, releases, url)
         try:
             for other in (r for r in releases if r.running):
                 say(f"deploy: stopping {other.describe()}")
                 target.api.stop(other.cid)
         except CiGenError:
             with contextlib.suppress(CiGenError):
-                target.api.remove(cid)  # never started: nothing of it stays
+                target.api.remove(rel.cid)  # never started: nothing of it stays
             raise
         say(f"deploy: starting {rel.describe()} on {url}")
         ok, why = target.start(rel, spec.health_timeout)
@@ -227,6 +213,26 @@ def deploy(spec: Spec, environ: dict[str, str], say: Say) -> TargetRelease:
         if removed:
             say(f"deploy: removed old releases {', '.join(removed)}")
         return rel
+
+
+def _pull_and_create(target: Target, spec: Spec, environ: dict[str, str],
+                     releases: list[TargetRelease], url: str) -> TargetRelease:
+    """The next release, created (not started): a refused pull or create changes nothing."""
+    auth = registry_auth(spec.image, environ)
+    target.say(f"deploy: pulling {spec.image} on the target"
+               + (" with the job's registry credentials" if auth else " (no registry credentials)"))
+    try:
+        target.api.pull(spec.image, auth)
+    except EngineError as exc:
+        raise CiGenError(f"cannot pull {spec.image} on the target: {exc}") from None
+    number = max((r.number for r in releases), default=0) + 1
+    name = f"ci-gen-{target.project}-{spec.environment}-{number}"
+    config = container_config(spec, number, url, environ, target.project)
+    try:
+        cid = target.api.create(name, config)
+    except EngineError as exc:
+        raise CiGenError(f"cannot create {name} on the target: {exc}") from None
+    return TargetRelease(cid, name, number, False, url, spec.health, config["Labels"].get(COMMIT, ""))
 
 
 def _restore(target: Target, previous: TargetRelease | None, failed: TargetRelease,
