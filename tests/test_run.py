@@ -441,7 +441,7 @@ def test_component_jobs_are_known_with_their_prefix_before_writing(tmp_path):
           f"own:\n  script: [true]\n.hidden:\n  script: [true]\n")
     project = make_project(tmp_path / "p", ci)
     includes = resolve_includes(project_context(project), {}, write=False)
-    assert includes.jobs == ["own", "ml-train", "mlops-deploy", "mlops-stop"]
+    assert includes.jobs == ["own", "ml-train", "mlops-deploy", "mlops-rollback", "mlops-stop"]
     assert not (project / ".gitlab-ci-local").exists()
     assert [match_job(n, includes.jobs) for n in ("train", "stop", "own")] == \
         ["ml-train", "mlops-stop", "own"]
