@@ -110,3 +110,58 @@ def test_host_env_is_todays_behaviour_without_the_ci_leak(project):
     user = job_log(project, "user-image")
     assert "branch=unset job-token=unset skip=no container registry" in user
     assert "ci-gen before install" in user
+
+
+# -- `ci-gen run` after `pip install ci-gen`: no checkout, no node_modules ----------------------
+
+@pytest.fixture(scope="module")
+def installed_ci_gen() -> Path:
+    """ci-gen installed from its wheel (the runtime venv: built once, shared with the tests above)."""
+    import io
+
+    env = runtime.runtime_env(runtime.own_wheel(io.StringIO()), io.StringIO())
+    return env / "bin" / "ci-gen"
+
+
+def _bare_env(home: Path, path: str) -> dict[str, str]:
+    keep = ("LANG", "LC_ALL", "TMPDIR", "NO_PROXY", "no_proxy")
+    env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("PIP_")}
+    npm_cache = subprocess.run(["npm", "config", "get", "cache"], capture_output=True, text=True,
+                               check=True).stdout.strip()
+    # A fresh HOME, npm's (warm) cache, and no registry: the install must work offline.
+    env.update(HOME=str(home), PATH=path, npm_config_cache=npm_cache, npm_config_offline="true",
+               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@x", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@x")
+    return env
+
+
+def test_run_after_pip_install_installs_gitlab_ci_local(installed_ci_gen, tmp_path):
+    project = make_project(tmp_path / "tiny", "hello:\n  script: [echo hello from the job]\n")
+    home = tmp_path / "home"
+    env = _bare_env(home, "/usr/local/bin:/usr/bin:/bin")
+    cached = home / ".cache" / "ci-gen" / "gitlab-ci-local" / "4.73.0"
+    for attempt in (1, 2):
+        proc = subprocess.run([str(installed_ci_gen), "run", str(project), "--host-env"], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+        installing = f"ci-gen: installing gitlab-ci-local 4.73.0 with npm into {cached} (once)"
+        assert (installing in proc.stdout) == (attempt == 1), proc.stdout[:2000]
+        assert "hello from the job" in proc.stdout
+    assert os.access(cached / "node_modules" / ".bin" / "gitlab-ci-local", os.X_OK)
+    assert not list(cached.parent.glob(".install-*"))
+
+
+def test_without_npm_says_what_to_install(installed_ci_gen, tmp_path):
+    project = make_project(tmp_path / "tiny", "hello:\n  script: [echo hi]\n")
+    bin_dir = tmp_path / "bin"  # git and rsync, no node, no npm
+    bin_dir.mkdir()
+    for tool in ("git", "rsync"):
+        (bin_dir / tool).symlink_to(subprocess.run(["which", tool], capture_output=True, text=True,
+                                                   check=True).stdout.strip())
+    proc = subprocess.run([str(installed_ci_gen), "run", str(project)], capture_output=True, text=True,
+                          env=_bare_env(tmp_path / "home", str(bin_dir)), timeout=120)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr == (
+        "ci-gen: error: gitlab-ci-local 4.73.0 not found (npm not found): install Node.js 20 or "
+        "newer with npm (Debian: apt-get install nodejs npm) and ci-gen installs gitlab-ci-local "
+        "4.73.0 itself, or point CI_GEN_GITLAB_CI_LOCAL at the executable\n")
