@@ -148,8 +148,9 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeyp
 
     # (a) main again after pulling the pointer commit: restored, and the jobs after it pass.
     _git(project, "pull", "-q", "--ff-only", str(origin), "main")
-    code, status, out = run_pipeline(project, host_env=False)  # warm, runner-like
+    code, status, out = run_pipeline(project, quiet=False, host_env=False)  # warm, runner-like
     assert code == 0, out
+    assert re.search(r"^mlops-train +imported cache '0_pip-", out, re.M), out[-3000:]  # GitLab's cache:
     assert status["mlops-eval-report"] == "passed" and status["mlops-dvc-upload"] == "passed"
     _assert_not_trained(project, "restored from the remote (dvc.lock matches)")
     assert "a fresh empty Python environment" in job_log(project, "mlops-train")

@@ -165,3 +165,33 @@ def test_without_npm_says_what_to_install(installed_ci_gen, tmp_path):
         "ci-gen: error: gitlab-ci-local 4.73.0 not found (npm not found): install Node.js 20 or "
         "newer with npm (Debian: apt-get install nodejs npm) and ci-gen installs gitlab-ci-local "
         "4.73.0 itself, or point CI_GEN_GITLAB_CI_LOCAL at the executable\n")
+
+
+def test_wheel_of_an_installed_ci_gen_is_rebuilt_from_its_record(installed_ci_gen, tmp_path):
+    """Installed from a wheel (no checkout): the wheel handed to jobs is re-made from the
+    files the dist-info RECORD lists, with a fresh RECORD whose hashes match."""
+    import base64
+    import csv
+    import hashlib
+    import zipfile
+
+    python = installed_ci_gen.parent / "python"
+    code = "import sys; from ci_gen.local.runtime import own_wheel; print(own_wheel(sys.stderr))"
+    proc = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    wheel = Path(proc.stdout.strip())
+    assert wheel.name == f"ci_gen-{__version__}-py3-none-any.whl" and wheel.is_relative_to(tmp_path)
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        info = f"ci_gen-{__version__}.dist-info"
+        assert {"ci_gen/cli.py", "ci_gen/local/npm/package-lock.json", f"{info}/METADATA",
+                f"{info}/entry_points.txt", f"{info}/RECORD"} <= names
+        assert not any("__pycache__" in n or n.endswith((".pyc", "/INSTALLER", "/direct_url.json"))
+                       for n in names)
+        rows = list(csv.reader(zf.read(f"{info}/RECORD").decode().splitlines()))
+        assert {r[0] for r in rows} == names
+        for name, digest, _size in rows:
+            if digest:
+                raw = hashlib.sha256(zf.read(name)).digest()
+                assert digest == "sha256=" + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
