@@ -4,7 +4,8 @@ The run, in order:
 1. checks (gitlab-ci-local found, git work tree with a commit and an origin remote);
 2. resolves the project's ci-gen component includes from the installed templates;
 3. prepares the stand-ins for the GitLab side: a bare repository for pushes (CI_GEN_PUSH_URL),
-   the merge request's target ref, the variables of a local run;
+   the merge request's target ref, the variables of a local run, and (runner-like mode, the
+   default) ci-gen's wheel in a local index and a stand-in for each job's image (jobenv);
 4. asks gitlab-ci-local which jobs this pipeline has, picks those to run, runs them with the
    shell executor and per-job isolation, and follows their progress;
 5. stops what the run deployed (the environments' stop jobs), unless told to keep it;
@@ -195,12 +196,12 @@ def _stand_in_images(run: _Run, jobs: dict[str, gcl.PlannedJob], chosen: list[st
 
     images = [JobImage(j.name, expand(j.image, run.variables), is_runtime_image(j.image, run.variables))
               for j in jobs.values()]
-    wanted = {name for name in chosen} | {j.on_stop for j in jobs.values() if j.on_stop}
-    runtime = (runtime_env(run.wheel, run.out.stream)
-               if any(i.runtime and i.job in wanted for i in images) and run.wheel else Path("/nonexistent"))
+    wanted = set(chosen) | {j.on_stop for j in jobs.values() if j.on_stop}
+    n_rt = sum(i.runtime for i in images if i.job in wanted)
+    # Built (once per version) only when a job of this run needs it.
+    runtime = runtime_env(run.wheel, run.out.stream) if n_rt and run.wheel else Path("/nonexistent")
     path = _setup_path(run.ctx)
     atomic_write(path, setup_script(images, runtime, path.parent / "venvs", base_python()))
-    n_rt = sum(i.runtime for i in images if i.job in wanted)
     run.out.say(f"runner-like jobs (--host-env to opt out): {n_rt} on the ci-gen runtime environment, "
                 f"{len(wanted & set(jobs)) - n_rt} in a fresh empty Python environment each")
 
