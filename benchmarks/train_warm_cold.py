@@ -22,7 +22,7 @@ TARGET = 0.25
 def train_once(project: Path) -> float:
     out = io.StringIO()
     start = time.perf_counter()
-    outcome = run_local(RunOptions(directory=project, job="mlops-train", quiet=True), out)
+    outcome = run_local(RunOptions(directory=project, job="mlops-train", quiet=True, host_env=True), out)
     elapsed = time.perf_counter() - start
     if outcome.exit_code != 0:
         sys.stderr.write(out.getvalue())

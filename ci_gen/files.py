@@ -36,3 +36,9 @@ def atomic_write(path: Path | str, data: bytes | str, *, mode: int | None = None
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def user_cache_dir() -> Path:
+    """ci-gen's per-user cache: $XDG_CACHE_HOME/ci-gen, else ~/.cache/ci-gen."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ci-gen"

@@ -156,7 +156,7 @@ def test_dvc_push_against_a_dead_remote_fails_cleanly(tmp_path, s3_proxy, moto_s
 
     auth = run(sys.executable, "-m", "ci_gen", "job", "dvc-auth")
     assert auth.returncode == 0, auth.stderr
-    assert "wrote access_key_id, secret_access_key" in auth.stdout
+    assert "DVC reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY from the environment" in auth.stdout
 
     s3_proxy.down()
     push = run(*dvc, "push")
@@ -275,8 +275,10 @@ def test_s3_outage_before_and_during_the_pipeline(tmp_path, s3_proxy, moto_serve
     history = git(project, "log", "-p", "--all") + git(origin, "log", "-p", "--all")
     scanned, hits = scan_secrets([project], [AWS_KEY, AWS_SECRET])
     assert scanned > 50 and hits == []
-    # Control: the secret did reach the jobs (dvc-auth wrote it where it belongs).
-    assert any(AWS_SECRET in p.read_text() for p in project.rglob("config.local"))
+    # The secret reached the jobs (they pushed to S3) through the environment only: no job's
+    # work tree holds it, not even in the untracked .dvc/config.local.
+    builds = list((project / ".gitlab-ci-local" / "builds").rglob("config.local"))
+    assert not any(AWS_SECRET in p.read_text() for p in builds)
     assert not any(s in history + "".join(outputs) for s in (AWS_KEY, AWS_SECRET))
 
 

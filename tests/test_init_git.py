@@ -336,7 +336,7 @@ def test_local_run_uses_the_relative_store(tmp_path, git_env):
     params["train"]["epochs"] = 1
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git(project, "commit", "-qam", "1 epoch", env=git_env)
-    res = cli("run", str(project), "--job", "mlops-train", env=git_env)
+    res = cli("run", str(project), "--job", "mlops-train", "--host-env", env=git_env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr
     log = (project / ".gitlab-ci-local" / "output" / "mlops-train.log").read_text()
     assert "remote 'data' (local): wrote url to .dvc/config.local" in log

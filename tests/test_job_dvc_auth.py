@@ -1,7 +1,9 @@
-"""`ci-gen job dvc-auth`: credentials from env vars into .dvc/config.local, never printed.
+"""`ci-gen job dvc-auth`: secrets stay in the environment (DVC reads them there), endpoints
+go into .dvc/config.local; nothing is printed but names. `ci-gen init`'s own use writes the
+secrets too (the user's project, not a job's work tree).
 
 Real `dvc init`/`dvc remote` projects; one test pushes to a real S3 endpoint (moto_server on
-127.0.0.1) with the credentials present ONLY in .dvc/config.local.
+127.0.0.1) with the secrets in the environment only, after dvc-auth wrote none to disk.
 """
 
 from __future__ import annotations
@@ -82,35 +84,49 @@ def _local_conf(repo: Path) -> dict:
     return Config(dvc_dir=str(repo / ".dvc"), validate=False).read("local")["remote"]
 
 
-def test_writes_every_setting_and_prints_only_names(repo, tmp_path):
+def test_writes_no_secret_and_prints_only_names(repo, tmp_path):
     proc = _auth(repo, tmp_path, ENV)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [
         "dvc-auth: remote 'shared' (local): needs no credentials from ci-gen",
-        "dvc-auth: remote 'data' (s3): wrote access_key_id, endpointurl, secret_access_key, "
-        "session_token to .dvc/config.local",
-        "dvc-auth: remote 'models' (oss): wrote oss_endpoint, oss_key_id, oss_key_secret "
-        "to .dvc/config.local",
+        "dvc-auth: remote 'data' (s3): DVC reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+        "AWS_SESSION_TOKEN from the environment (no secret written to disk)",
+        "dvc-auth: remote 'models' (oss): DVC reads OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET "
+        "from the environment (no secret written to disk)",
+        "dvc-auth: remote 'data' (s3): wrote endpointurl to .dvc/config.local",
+        "dvc-auth: remote 'models' (oss): wrote oss_endpoint to .dvc/config.local",
     ]
     for value in ENV.values():
         assert value not in proc.stdout + proc.stderr
     local = repo / ".dvc" / "config.local"
     assert stat.S_IMODE(local.stat().st_mode) == 0o600
     conf = _local_conf(repo)
-    assert conf["data"] == {"access_key_id": "AKIAEXAMPLE123", "secret_access_key": SECRET,
-                            "session_token": ENV["AWS_SESSION_TOKEN"],
-                            "endpointurl": "http://127.0.0.1:9"}
-    assert conf["models"] == {"oss_key_id": "LTAIEXAMPLE", "oss_key_secret": "oss-" + SECRET,
-                              "oss_endpoint": "oss-cn-hangzhou.aliyuncs.com"}
+    assert conf["data"] == {"endpointurl": "http://127.0.0.1:9"}
+    assert conf["models"] == {"oss_endpoint": "oss-cn-hangzhou.aliyuncs.com"}
     assert "shared" not in conf
-    # DVC's own CLI reads the file back, and git never sees it.
-    env = _clean_env(tmp_path)
-    got = _dvc(repo, "config", "--local", "remote.data.secret_access_key", env=env).stdout
-    assert got.strip() == SECRET
+    secrets = [v for k, v in ENV.items() if "ENDPOINT" not in k]
+    for path in (repo / ".dvc").rglob("*"):
+        if path.is_file():
+            assert not any(v in path.read_text(errors="replace") for v in secrets), path
     status = subprocess.run(["git", "status", "--porcelain", "--ignored", ".dvc/config.local"],
                             cwd=repo, capture_output=True, text=True, check=True).stdout
     assert status.startswith("!!")
-    # Nothing secret went to the tracked config.
+
+
+def test_init_writes_every_setting_into_the_users_project(repo, tmp_path):
+    """`ci-gen init` (the user's own machine, before its first push) keeps the secrets in
+    .dvc/config.local, so the user's later `dvc push` works."""
+    import io
+
+    written = dvc_credentials.write_credentials(repo, env=ENV, out=io.StringIO())
+    assert written == {"data": ["access_key_id", "endpointurl", "secret_access_key", "session_token"],
+                       "models": ["oss_endpoint", "oss_key_id", "oss_key_secret"]}
+    conf = _local_conf(repo)
+    assert conf["data"]["secret_access_key"] == SECRET
+    assert conf["models"]["oss_key_secret"] == "oss-" + SECRET
+    # DVC's own CLI reads the file back, and nothing secret went to the tracked config.
+    got = _dvc(repo, "config", "--local", "remote.data.secret_access_key", env=_clean_env(tmp_path)).stdout
+    assert got.strip() == SECRET
     assert SECRET not in (repo / ".dvc" / "config").read_text()
 
 
@@ -120,12 +136,12 @@ def test_keeps_other_local_settings_and_tightens_mode(repo, tmp_path):
     _dvc(repo, "config", "--local", "core.autostage", "true", env=env)
     local = repo / ".dvc" / "config.local"
     local.chmod(0o644)
-    proc = _auth(repo, tmp_path, {"AWS_ACCESS_KEY_ID": "AKIA2", "AWS_SECRET_ACCESS_KEY": "s2"})
+    proc = _auth(repo, tmp_path, {"AWS_ACCESS_KEY_ID": "AKIA2", "AWS_SECRET_ACCESS_KEY": "s2",
+                                  "AWS_ENDPOINT_URL": "http://127.0.0.1:8"})
     assert proc.returncode == 0, proc.stderr
     assert stat.S_IMODE(local.stat().st_mode) == 0o600
     conf = _local_conf(repo)
-    assert conf["data"] == {"region": "eu-west-1", "access_key_id": "AKIA2",
-                            "secret_access_key": "s2"}
+    assert conf["data"] == {"region": "eu-west-1", "endpointurl": "http://127.0.0.1:8"}
     assert "autostage = true" in local.read_text()
     assert "oss_key_id" not in local.read_text()
     assert ("dvc-auth: remote 'models' (oss): none of OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET, "
@@ -163,15 +179,15 @@ def test_not_a_dvc_project_is_a_clear_error(tmp_path, capsys, monkeypatch):
 def test_plan_matches_remote_types():
     remotes = {"a": {"url": "s3://b/p"}, "b": {"url": "OSS://b/p"}, "c": {"url": "gs://b/p"},
                "d": {"url": "/srv/dvc"}}
-    assert dvc_credentials.plan(remotes, {"AWS_ACCESS_KEY_ID": "k", "OSS_ENDPOINT": "e",
-                                   "AWS_SECRET_ACCESS_KEY": ""}) == {
-        "a": {"access_key_id": "k"}, "b": {"oss_endpoint": "e"}}
+    env = {"AWS_ACCESS_KEY_ID": "k", "OSS_ENDPOINT": "e", "AWS_SECRET_ACCESS_KEY": ""}
+    assert dvc_credentials.plan(remotes, env) == {"a": {"access_key_id": "k"}, "b": {"oss_endpoint": "e"}}
+    assert dvc_credentials.plan(remotes, env, secrets=False) == {"b": {"oss_endpoint": "e"}}
 
 
 # ---------------------------------------------------------------- a real S3 endpoint
 
 @pytest.mark.slow
-def test_dvc_push_to_s3_uses_only_config_local(tmp_path, moto_server):
+def test_dvc_push_to_s3_reads_the_secrets_from_the_environment(tmp_path, moto_server):
     root = tmp_path / "proj"
     root.mkdir()
     env = _clean_env(tmp_path)
@@ -189,10 +205,12 @@ def test_dvc_push_to_s3_uses_only_config_local(tmp_path, moto_server):
     assert denied.returncode != 0
     assert "credentials" in (denied.stdout + denied.stderr).lower()
 
-    proc = _auth(root, tmp_path, {"AWS_ACCESS_KEY_ID": "AKIAMOTO", "AWS_SECRET_ACCESS_KEY": SECRET})
+    creds = {"AWS_ACCESS_KEY_ID": "AKIAMOTO", "AWS_SECRET_ACCESS_KEY": SECRET}
+    proc = _auth(root, tmp_path, creds)
     assert proc.returncode == 0, proc.stderr
-    assert SECRET not in (root / ".dvc" / "config").read_text()
-    _dvc(root, "push", "-q", env=env)  # env has no AWS_* at all
+    assert not any(SECRET in p.read_text(errors="replace") for p in (root / ".dvc").rglob("*") if p.is_file())
+    env = {**env, **creds}  # as in the job: the masked variables, nowhere else
+    _dvc(root, "push", "-q", env=env)
     listed = moto_server.client().list_objects_v2(Bucket=moto_server.bucket)
     assert [o["Key"] for o in listed.get("Contents", [])] == [
         "dvc/files/md5/b1/946ac92492d2347c6235b4d2611184"]

@@ -460,7 +460,7 @@ def test_a_project_without_git_identity_commits_as_ci_gen(tmp_path):
     env.update(no_identity)
     for k in IDENTITY:
         env.pop(k)
-    proc = subprocess.run([sys.executable, "-m", "ci_gen", "run", str(project)], env=env,
+    proc = subprocess.run([sys.executable, "-m", "ci_gen", "run", str(project), "--host-env"], env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "fallback git user" not in proc.stdout + proc.stderr

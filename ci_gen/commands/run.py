@@ -13,7 +13,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "run", help="run the project's pipeline locally and offline (gitlab-ci-local)",
         description="Run DIR's .gitlab-ci.yml with gitlab-ci-local 4.73.0 (shell executor, "
         "each job in its own copy of the work tree, only artifacts flow between jobs). ci-gen "
-        "components pinned at the installed version resolve offline. Default: the "
+        "components pinned at the installed version resolve offline. Jobs run as on a runner: "
+        "no venv of the caller on PATH, a job on the ci-gen runtime image gets a runtime "
+        "environment built once per version from the installed ci-gen's wheel, a job on any other "
+        "image a fresh empty Python environment; the caller's CI/CD variables and tokens are "
+        "withheld. Default: the "
         "default-branch pipeline with its manual jobs; environments it deploys are stopped "
         "afterwards. Exit status 1 when a job fails.")
     p.add_argument("directory", nargs="?", default=".", type=Path, metavar="DIR",
@@ -29,7 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--variable", "-v", action="append", default=[], metavar="KEY=VALUE",
                    help="set a CI/CD variable for every job (repeatable), e.g. "
                    "CI_REGISTRY_IMAGE=127.0.0.1:5000/group/app; secrets are better exported "
-                   "in the environment, which jobs inherit")
+                   "in the environment (jobs inherit it, but for CI_*, GITLAB_*, CI_GEN_* and "
+                   "*_TOKEN)")
+    p.add_argument("--host-env", action="store_true",
+                   help="faster, less faithful: jobs use the caller's environment (this ci-gen, "
+                   "dvc and python, with whatever they install) instead of a stand-in for their image")
     p.add_argument("--quiet", "-q", action="store_true",
                    help="show only job progress and the summary, not the jobs' output")
     p.set_defaults(func=run)
@@ -41,5 +49,5 @@ def run(args: argparse.Namespace) -> int:
     opts = RunOptions(
         directory=args.directory, job=args.job, mr=args.mr, manual=args.manual,
         keep_deployed=args.keep_deployed, variables=parse_assignments(args.variable, "--variable", identifier=True),
-        quiet=args.quiet)
+        quiet=args.quiet, host_env=args.host_env)
     return run_local(opts).exit_code

@@ -1,9 +1,16 @@
-"""DVC remote credentials from masked CI/CD variables into `.dvc/config.local`
-(`ci-gen job dvc-auth`, and `ci-gen init --example` before its first push).
+"""DVC remote credentials from masked CI/CD variables (`ci-gen job dvc-auth`, and
+`ci-gen init --example` before its first push).
 
-The values go through DVC's own config API straight into the file (mode 0600, ignored by
-git since `dvc init`), never onto a command line, into a log or into an exception message.
-Only remote names and setting names are printed.
+In a job, secrets stay in the environment: DVC's S3 plugin (botocore) reads AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN there, its OSS plugin OSS_ACCESS_KEY_ID and
+OSS_ACCESS_KEY_SECRET (dvc_oss `_prepare_credentials`). A shell runner's build directory
+outlives the job, so `dvc-auth` writes only what is not secret (endpoints, a local run's
+remote paths) into `.dvc/config.local`. `ci-gen init` writes the secrets too, into the
+user's own project, so that their later `dvc push` works.
+
+Values go through DVC's own config API straight into the file (mode 0600, ignored by git since
+`dvc init`), never onto a command line, into a log or into an exception message. Only remote
+names and setting and variable names are printed.
 """
 
 from __future__ import annotations
@@ -32,6 +39,10 @@ SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+# Settings that are secrets: read by DVC from the environment, written only by `ci-gen init`.
+SECRET = frozenset({"access_key_id", "secret_access_key", "session_token", "oss_key_id", "oss_key_secret"})
+
+
 def find_dvc_dir(repo: str | os.PathLike) -> Path:
     """The `.dvc` directory of the project containing `repo`, or a clear error."""
     from dvc.exceptions import NotDvcRepoError
@@ -47,30 +58,42 @@ def find_dvc_dir(repo: str | os.PathLike) -> Path:
     return Path(root) / Repo.DVC_DIR
 
 
-def plan(remotes: Mapping[str, Mapping], env: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """remote name -> {setting: value} to write, for the remotes the environment covers."""
+def plan(remotes: Mapping[str, Mapping], env: Mapping[str, str],
+         secrets: bool = True) -> dict[str, dict[str, str]]:
+    """remote name -> {setting: value} to write, for the remotes the environment covers
+    (without the secret settings unless `secrets`)."""
     out: dict[str, dict[str, str]] = {}
     for name, conf in remotes.items():
         pairs = SETTINGS.get(dvctool.scheme(str(conf.get("url", ""))), ())
-        values = {setting: env[var] for var, setting in pairs if env.get(var)}
+        values = {setting: env[var] for var, setting in pairs
+                  if env.get(var) and (secrets or setting not in SECRET)}
         if values:
             out[name] = values
     return out
 
 
 def write_credentials(repo: str | os.PathLike = ".", env: Mapping[str, str] | None = None,
-                      out=sys.stdout) -> dict[str, list[str]]:
-    """Write the credentials; returns remote name -> setting names written."""
+                      out=sys.stdout, secrets: bool = True) -> dict[str, list[str]]:
+    """Write the credentials (the secret ones only if `secrets`); returns remote name ->
+    setting names written."""
     env = os.environ if env is None else env
     dvc_dir = find_dvc_dir(repo)
     config, remotes = _read_config(dvc_dir)
     if not remotes:
         print("dvc-auth: the project has no DVC remote; nothing to do", file=out)
         return {}
-    todo = plan(remotes, env)
-    todo.update(dvctool.local_run_urls(remotes, dvc_dir.parent, env))  # `ci-gen run` only
-    _say_left_as_is(remotes, todo, out)
+    todo = plan(remotes, env, secrets)
+    for name, values in dvctool.local_run_urls(remotes, dvc_dir.parent, env).items():  # `ci-gen run` only
+        todo.setdefault(name, {}).update(values)
+    from_env = {} if secrets else _read_from_env(remotes, env)
+    _say_left_as_is(remotes, {**from_env, **todo}, out)
+    for name, names in sorted(from_env.items()):
+        kind = dvctool.scheme(str(remotes[name].get("url", "")))
+        print(f"dvc-auth: remote '{name}' ({kind}): DVC reads {', '.join(names)} from the "
+              f"environment (no secret written to disk)", file=out)
     if not todo:
+        if from_env:
+            return {}
         print("dvc-auth: no credentials in the environment; .dvc/config.local unchanged", file=out)
         return {}
     local = _write_local(config, dvc_dir, todo)
@@ -80,6 +103,17 @@ def write_credentials(repo: str | os.PathLike = ".", env: Mapping[str, str] | No
         print(f"dvc-auth: remote '{name}' ({kind}): wrote {', '.join(settings)} "
               f"to .dvc/{local.name}", file=out)
     return written
+
+
+def _read_from_env(remotes: Mapping[str, Mapping], env: Mapping[str, str]) -> dict[str, list[str]]:
+    """remote name -> the secret variables DVC will read from the environment for it."""
+    out = {}
+    for name, conf in remotes.items():
+        pairs = SETTINGS.get(dvctool.scheme(str(conf.get("url", ""))), ())
+        found = [var for var, setting in pairs if setting in SECRET and env.get(var)]
+        if found:
+            out[name] = found
+    return out
 
 
 def _read_config(dvc_dir: Path):

@@ -6,6 +6,9 @@
   gitlab-ci-local looks before it fetches;
 - `origin`: the bare repository standing in for the GitLab project, and the MR target ref;
 - `environment`: the jobs' environment and the CI/CD variables of a local run;
+- `jobenv`: runner-like jobs (the default): a stand-in for each job's image, set up by a
+  BASH_ENV script, and the caller's CI/CD variables and tokens withheld;
+- `runtime`: ci-gen's own wheel, the PEP 503 index holding it, the runtime venv;
 - `gitlab_ci_local`: driving the tool (plan, execute, progress, summary lines);
 - `pipeline`: the run itself, `run_local`.
 """

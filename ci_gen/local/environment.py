@@ -8,11 +8,9 @@ import sys
 from pathlib import Path
 
 from ci_gen.gitcmd import git
+from ci_gen.local.jobenv import cicd_names, without_venvs
 from ci_gen.local.project import ProjectContext
 
-# Tokens that would let a local run post to a real GitLab: not handed to jobs unless given
-# explicitly with --variable.
-TOKENS = ("GITLAB_API_TOKEN", "REPO_TOKEN", "CI_JOB_TOKEN", "GITLAB_TOKEN")
 SKIP_BUILD_NO_REGISTRY = (
     "no container registry configured for local runs (pass --variable "
     "CI_REGISTRY_IMAGE=HOST:PORT/GROUP/NAME); the production base image cannot be pulled offline"
@@ -91,21 +89,26 @@ def identity_env(ctx: ProjectContext, env: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def job_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The caller's environment, with this interpreter's bin dir first on PATH, so jobs
-    (shell executor) find the same ci-gen, dvc and python."""
+def job_environment(extra: dict[str, str] | None = None, host_env: bool = False) -> tuple[dict[str, str], list[str]]:
+    """The environment gitlab-ci-local (and so every job) runs with, and the names of the
+    caller's CI/CD variables and tokens withheld from it (jobs get those only through
+    --variable, as CI/CD variables).
+
+    host_env: the caller's venv first on PATH, so jobs find this ci-gen, dvc and python.
+    Otherwise no venv is on PATH at all: `jobenv` gives each job the stand-in for its image.
+    """
     env = dict(os.environ)
-    bindir = os.path.dirname(sys.executable)
-    env["PATH"] = os.pathsep.join([bindir, *[p for p in env.get("PATH", "").split(os.pathsep) if p and p != bindir]])
-    if sys.prefix != sys.base_prefix:
-        env["VIRTUAL_ENV"] = sys.prefix
+    withheld = cicd_names(env)
+    for name in withheld:
+        del env[name]
+    if host_env:
+        bindir = os.path.dirname(sys.executable)
+        env["PATH"] = os.pathsep.join([bindir, *[p for p in env.get("PATH", "").split(os.pathsep) if p and p != bindir]])
+        if sys.prefix != sys.base_prefix:
+            env["VIRTUAL_ENV"] = sys.prefix
+    else:
+        env["PATH"] = without_venvs(env.get("PATH", ""))
+        for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE"):
+            env.pop(name, None)
     env.update(extra or {})
-    return env
-
-
-def withhold_tokens(env: dict[str, str], given: dict[str, str]) -> list[str]:
-    """Remove from `env` the GitLab tokens not given with --variable; their names."""
-    withheld = [t for t in TOKENS if t in env and t not in given]
-    for t in withheld:
-        del env[t]
-    return withheld
+    return env, withheld

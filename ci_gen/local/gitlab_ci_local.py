@@ -26,6 +26,9 @@ from ci_gen.errors import CiGenError
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _ENV_LINE = re.compile(r"^(?P<job>\S+) environment: \{ name: (?P<env>[^,}]+), url:\s*\}\s*$")
+# The first command of a job's own work, as gitlab-ci-local echoes it: what comes before is
+# setup (the image stand-in, installing ci-gen, cache and artifacts copied in).
+_OWN_WORK = re.compile(r"^\$ ci-gen job \S")
 # Printed on every run when refs/remotes/origin/HEAD is missing (a project never cloned from
 # a server); the fallback, `main`, is what ci-gen expects, so these lines say nothing.
 NOISE = (
@@ -64,6 +67,7 @@ class PlannedJob:
     needs: list[dict[str, Any]] | None  # None: stage order
     environment: dict[str, Any] = field(default_factory=dict)
     cache_paths: list[str] = field(default_factory=list)
+    image: str = ""  # as written after includes, variables not expanded
 
     @property
     def is_stop(self) -> bool:
@@ -81,6 +85,7 @@ class JobResult:
     status: str  # passed | failed | warning | skipped | manual | left out | excluded
     seconds: float | None = None
     note: str = ""
+    setup: float | None = None  # job start -> its first `ci-gen job` command
 
 
 def _run_capture(cmd: Sequence[str], cwd: Path, env: dict[str, str]) -> str:
@@ -129,8 +134,12 @@ def plan(tool: str, cwd: Path, common: Sequence[str], env: dict[str, str]) -> tu
         jobs[item["name"]] = PlannedJob(
             name=item["name"], stage=item.get("stage", ""), when=item.get("when", "on_success"),
             allow_failure=bool(item.get("allow_failure")), needs=item.get("needs"), environment=env_,
-            cache_paths=_cache_paths(data.get("cache")))
+            cache_paths=_cache_paths(data.get("cache")), image=_image(data.get("image")))
     return stages, jobs
+
+
+def _image(image: Any) -> str:
+    return str(image.get("name") or "") if isinstance(image, dict) else str(image or "")
 
 
 def _cache_paths(cache: Any) -> list[str]:
@@ -220,6 +229,7 @@ class Progress:
         self.env_url = env_url
         self.started: dict[str, float] = {}
         self.results: dict[str, tuple[str, float]] = {}
+        self.setup: dict[str, float] = {}
         self.tail: list[str] = []
 
     def feed(self, raw: str) -> None:
@@ -245,6 +255,9 @@ class Progress:
             stage = re.search(r"\(([^)]*)\)\s*$", rest)
             if self.quiet:  # otherwise gitlab-ci-local's own "starting" line is shown
                 self.say(f"{name}: started" + (f" (stage {stage.group(1)})" if stage else ""))
+            return
+        if name in self.started and name not in self.setup and _OWN_WORK.match(rest):
+            self.setup[name] = time.monotonic() - self.started[name]
             return
         fin = re.match(r"finished in (?P<dur>.+?)(?:\s+(?P<st>FAIL|WARN)\s+(?P<code>-?\d+))?\s*(?P<after>after_script)?\s*$", rest)
         if fin and not fin["after"] and name not in self.results:
@@ -288,9 +301,11 @@ def fmt_seconds(secs: float | None) -> str:
 def summary_lines(results: list[JobResult]) -> list[str]:
     width = max([len(r.name) for r in results] + [4])
     swidth = max([len(r.stage) for r in results] + [5])
+    with_setup = any(r.setup is not None for r in results)
     lines = []
     for r in results:
         dur = fmt_seconds(r.seconds) if r.seconds is not None else ""
+        setup = f"  {'setup ' + fmt_seconds(r.setup) if r.setup is not None else '':>16}" if with_setup else ""
         note = f"  ({r.note})" if r.note else ""
-        lines.append(f"  {r.status:<9} {r.name:<{width}}  {r.stage:<{swidth}}  {dur:>10}{note}".rstrip())
+        lines.append(f"  {r.status:<9} {r.name:<{width}}  {r.stage:<{swidth}}  {dur:>10}{setup}{note}".rstrip())
     return lines

@@ -4,7 +4,8 @@ The run, in order:
 1. checks (gitlab-ci-local found, git work tree with a commit and an origin remote);
 2. resolves the project's ci-gen component includes from the installed templates;
 3. prepares the stand-ins for the GitLab side: a bare repository for pushes (CI_GEN_PUSH_URL),
-   the merge request's target ref, the variables of a local run;
+   the merge request's target ref, the variables of a local run, and (runner-like mode, the
+   default) ci-gen's wheel in a local index and a stand-in for each job's image (jobenv);
 4. asks gitlab-ci-local which jobs this pipeline has, picks those to run, runs them with the
    shell executor and per-job isolation, and follows their progress;
 5. stops what the run deployed (the environments' stop jobs), unless told to keep it;
@@ -24,8 +25,8 @@ from ci_gen import __version__
 from ci_gen.dvcrepo.tool import LOCAL_ROOT_ENV
 from ci_gen.errors import CiGenError
 from ci_gen.local import gitlab_ci_local as gcl
-from ci_gen.local.environment import identity_env, job_environment, run_variables, withhold_tokens
-from ci_gen.local.includes import match_job, resolve_includes
+from ci_gen.local.environment import identity_env, job_environment, run_variables
+from ci_gen.local.includes import expand, match_job, resolve_includes
 from ci_gen.local.origin import LocalOrigin, prepare_target_ref
 from ci_gen.local.project import ProjectContext, ensure_state_gitignore, project_context, uncommitted
 from ci_gen.local.tool import GITLAB_CI_LOCAL_VERSION, check_host_tools, find_gitlab_ci_local, tool_version
@@ -40,6 +41,7 @@ class RunOptions:
     keep_deployed: bool = False
     variables: dict[str, str] = field(default_factory=dict)
     quiet: bool = False
+    host_env: bool = False  # jobs see the caller's venv (fast) instead of their image's stand-in
 
 
 @dataclass
@@ -71,6 +73,8 @@ class _Run:
     origin: LocalOrigin
     env: dict[str, str] = field(default_factory=dict)
     common: list[str] = field(default_factory=list)  # gitlab-ci-local flags of every call
+    variables: dict[str, str] = field(default_factory=dict)
+    wheel: Path | None = None  # ci-gen's own wheel (runner-like mode)
 
 
 def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
@@ -79,6 +83,8 @@ def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
     run = _prepare(opts, out)
     stages, jobs = gcl.plan(run.tool, run.ctx.root, run.common, run.env)
     chosen, left, cmd = _choose(run, jobs)
+    if run.wheel is not None:
+        _stand_in_images(run, jobs, chosen)
     progress = gcl.Progress(
         list(jobs), out.stream, opts.quiet, [p for j in jobs.values() for p in j.cache_paths],
         _env_url(jobs, run.ctx.state_dir / "artifacts"))
@@ -125,12 +131,14 @@ def _prepare(opts: RunOptions, out: _Out) -> _Run:
         out.say(note)
     if "CI_GEN_SKIP_BUILD" in variables:
         out.say(f"docker-build will be skipped: {variables['CI_GEN_SKIP_BUILD']}")
-    env = _job_env(ctx, opts, variables, out)
-    return _Run(opts, out, ctx, tool, job, kind, origin, env, gcl.common_flags(evaluate_changes, unset))
+    wheel = None if opts.host_env else _runner_variables(ctx, opts, variables, out)
+    env = _job_env(ctx, opts, variables, out, wheel)
+    return _Run(opts, out, ctx, tool, job, kind, origin, env, gcl.common_flags(evaluate_changes, unset),
+                variables, wheel)
 
 
 def _tool(ctx: ProjectContext, out: _Out) -> str:
-    tool = find_gitlab_ci_local()
+    tool = find_gitlab_ci_local(out.stream)
     check_host_tools(ctx.origin.schema)
     version = tool_version(tool)
     if version != GITLAB_CI_LOCAL_VERSION:
@@ -139,15 +147,63 @@ def _tool(ctx: ProjectContext, out: _Out) -> str:
     return tool
 
 
-def _job_env(ctx: ProjectContext, opts: RunOptions, variables: dict[str, str], out: _Out) -> dict[str, str]:
+def _job_env(ctx: ProjectContext, opts: RunOptions, variables: dict[str, str], out: _Out,
+             wheel: Path | None) -> dict[str, str]:
     extra = {f"GCL_VARIABLE_{k}": v for k, v in variables.items()}
-    env = job_environment({**extra, LOCAL_ROOT_ENV: str(ctx.root)})  # relative DVC remotes: dvcrepo.tool
+    extra[LOCAL_ROOT_ENV] = str(ctx.root)  # relative DVC remotes: dvcrepo.tool
+    env, withheld = job_environment(extra, opts.host_env)
     env.update(identity_env(ctx, env))
-    withheld = withhold_tokens(env, opts.variables)
+    if wheel is not None:
+        env["BASH_ENV"] = str(_setup_path(ctx))
+        # The install line of components up to 0.1.1 (`pip install "ci-gen[dvc]==V"`) finds
+        # the same wheel as the index does.
+        env["PIP_FIND_LINKS"] = " ".join(p for p in (env.get("PIP_FIND_LINKS", ""), str(wheel.parent)) if p)
     if withheld:
-        out.say(f"not passed to jobs: {', '.join(withheld)} (a local run posts nothing to GitLab; "
-                f"pass --variable NAME=... to allow it)")
+        shown = ", ".join(withheld[:6]) + (f" and {len(withheld) - 6} more" if len(withheld) > 6 else "")
+        out.say(f"not passed to jobs: the caller's {shown} (CI/CD variables and tokens; a local run "
+                f"posts nothing to GitLab; pass --variable NAME=... to give one)")
     return env
+
+
+def _setup_path(ctx: ProjectContext) -> Path:
+    return ctx.state_dir / "ci-gen-env" / "setup.sh"
+
+
+def _runner_variables(ctx: ProjectContext, opts: RunOptions, variables: dict[str, str], out: _Out) -> Path:
+    """ci-gen's wheel and the index holding it ($CI_GEN_INDEX_URL); the variables of a
+    runner-like run that --variable did not set."""
+    from ci_gen.components import INDEX_URL_VARIABLE
+    from ci_gen.local.runtime import own_wheel, write_index
+
+    wheel = own_wheel(out.stream)
+    defaults = {
+        INDEX_URL_VARIABLE: write_index(wheel, ctx.state_dir / "ci-gen-env" / "index"),
+        # A process deployment stands for the serving image built by docker-build (it holds the
+        # model's requirements): it runs with the caller's interpreter, not the job's.
+        "CI_GEN_DEPLOY_PYTHON": sys.executable,
+    }
+    for k, v in defaults.items():
+        if k not in opts.variables:
+            variables[k] = v
+    return wheel
+
+
+def _stand_in_images(run: _Run, jobs: dict[str, gcl.PlannedJob], chosen: list[str]) -> None:
+    """The setup script standing in for each job's image (see local/jobenv)."""
+    from ci_gen.files import atomic_write
+    from ci_gen.local.jobenv import JobImage, is_runtime_image, setup_script
+    from ci_gen.local.runtime import base_python, runtime_env
+
+    images = [JobImage(j.name, expand(j.image, run.variables), is_runtime_image(j.image, run.variables))
+              for j in jobs.values()]
+    wanted = set(chosen) | {j.on_stop for j in jobs.values() if j.on_stop}
+    n_rt = sum(i.runtime for i in images if i.job in wanted)
+    # Built (once per version) only when a job of this run needs it.
+    runtime = runtime_env(run.wheel, run.out.stream) if n_rt and run.wheel else Path("/nonexistent")
+    path = _setup_path(run.ctx)
+    atomic_write(path, setup_script(images, runtime, path.parent / "venvs", base_python()))
+    run.out.say(f"runner-like jobs (--host-env to opt out): {n_rt} on the ci-gen runtime environment, "
+                f"{len(wanted & set(jobs)) - n_rt} in a fresh empty Python environment each")
 
 
 def _check_mr(ctx: ProjectContext) -> None:
@@ -272,7 +328,8 @@ def _stop_environments(run: _Run, jobs: dict[str, gcl.PlannedJob],
         out.say(f"stopping environment {env_name} with {stop}")
         gcl.execute([run.tool, stop, *run.common], ctx.root, run.env, progress)
         status, secs = progress.results.get(stop, ("failed", None))
-        stopped[stop] = gcl.JobResult(stop, jobs[stop].stage, status, secs, "after the pipeline")
+        stopped[stop] = gcl.JobResult(stop, jobs[stop].stage, status, secs, "after the pipeline",
+                                      progress.setup.get(stop))
     return stopped
 
 
@@ -284,7 +341,7 @@ def _results(jobs: dict[str, gcl.PlannedJob], chosen: list[str], left: dict[str,
             out.append(stopped[name])
         elif name in progress.results:
             status, secs = progress.results[name]
-            out.append(gcl.JobResult(name, job.stage, status, secs))
+            out.append(gcl.JobResult(name, job.stage, status, secs, setup=progress.setup.get(name)))
         elif name in chosen:
             note = "not started: a job it waits for failed" if name not in progress.started else "no end seen"
             out.append(gcl.JobResult(name, job.stage, "skipped", None, note))

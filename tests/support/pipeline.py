@@ -24,9 +24,13 @@ def gitlab_ci_local() -> str:
         pytest.skip(str(exc))
 
 
-def ci_gen_run(project: Path, *args: str, env: dict[str, str] | None = None):
-    """`ci-gen run PROJECT ARGS` with a git identity; returns the CompletedProcess."""
-    return cli("run", str(project), *args, env={**IDENTITY, **(env or {})}, timeout=300)
+def ci_gen_run(project: Path, *args: str, env: dict[str, str] | None = None, runner: bool = False):
+    """`ci-gen run PROJECT ARGS` with a git identity; returns the CompletedProcess.
+
+    With --host-env (jobs use this venv) unless `runner`: most tests are about the pipeline,
+    not about the job environments, and the runner-like mode costs minutes of pip installs."""
+    host = () if runner else ("--host-env",)
+    return cli("run", str(project), *args, *host, env={**IDENTITY, **(env or {})}, timeout=300)
 
 
 def summary(stdout: str) -> dict[str, str]:
@@ -45,6 +49,7 @@ def run_pipeline(project: Path, stream: io.StringIO | None = None, quiet: bool =
                  **options) -> tuple[int, dict[str, str], str]:
     """`ci-gen run` in-process: (exit code, job name -> status, its output)."""
     out = stream or io.StringIO()
+    options.setdefault("host_env", True)  # as ci_gen_run: runner-like only where a test asks
     outcome = run_local(RunOptions(directory=project, quiet=quiet, **options), out)
     return outcome.exit_code, {r.name: r.status for r in outcome.results}, out.getvalue()
 

@@ -1,0 +1,274 @@
+"""What a runner-like `ci-gen run` hands its jobs instead of images: ci-gen's own wheel, a
+PEP 503 index holding it, and the runtime environment built from it.
+
+- the wheel is the installed ci-gen, re-made: from the source of an editable checkout
+  (`pip wheel`), or from the installed files listed in the dist-info RECORD;
+- the index is a static directory (`file://`), what `$CI_GEN_INDEX_URL` names on a runner;
+- the runtime environment stands for the runtime image `RUNTIME_IMAGE_REPO:<version>`: a venv
+  built once per ci-gen version and wheel under the per-user cache, with the `dvc` extra, its
+  dependencies pinned to what the caller has installed (the same versions, no surprise).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import csv
+import fcntl
+import hashlib
+import html
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import zipfile
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Iterator
+
+from ci_gen import __version__
+from ci_gen.errors import CiGenError
+from ci_gen.files import atomic_write, user_cache_dir
+from ci_gen.gitcmd import last_line
+
+DIST = "ci-gen"
+# Files of an installed dist-info that an installer writes, not the wheel.
+_INSTALLER_FILES = ("INSTALLER", "REQUESTED", "direct_url.json", "RECORD")
+
+
+def base_python() -> str:
+    """The interpreter a fresh venv is made from: the caller venv's base Python, not the venv."""
+    base = getattr(sys, "_base_executable", "") or sys.executable
+    return base if os.access(base, os.X_OK) else sys.executable
+
+
+def _dist() -> metadata.Distribution:
+    try:
+        return metadata.distribution(DIST)
+    except metadata.PackageNotFoundError:
+        raise CiGenError("ci-gen is not installed as a distribution (pip install ci-gen, or "
+                         "pip install -e . in a checkout): no wheel to hand to the jobs") from None
+
+
+def _editable_source(dist: metadata.Distribution) -> Path | None:
+    """The source directory of an editable install, else None."""
+    raw = dist.read_text("direct_url.json")
+    if not raw:
+        return None
+    info = json.loads(raw)
+    if not (info.get("dir_info") or {}).get("editable"):
+        return None
+    url = str(info.get("url", ""))
+    return Path(url[len("file://"):]) if url.startswith("file://") else None
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on PATH.lock: two runs build one thing once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def own_wheel(out: IO[str]) -> Path:
+    """The wheel of the installed ci-gen, made once per content under the cache."""
+    dist = _dist()
+    source = _editable_source(dist)
+    dest = user_cache_dir() / "wheels"
+    if source is not None:
+        key = _tree_digest(source)
+        target = dest / key
+        with _locked(target):
+            found = sorted(target.glob("*.whl"))
+            if found:
+                return found[0]
+            out.write(f"ci-gen: building the ci-gen {__version__} wheel from {source}\n")
+            out.flush()
+            return _pip_wheel(source, target)
+    files = [f for f in dist.files or [] if _wheel_member(f)]
+    key = hashlib.sha256("\n".join(f"{f}:{f.hash.value if f.hash else ''}" for f in sorted(files, key=str))
+                         .encode()).hexdigest()[:16]
+    target = dest / key
+    with _locked(target):
+        found = sorted(target.glob("*.whl"))
+        return found[0] if found else _wheel_from_record(dist, files, target)
+
+
+def _tree_digest(source: Path) -> str:
+    """A digest of the files a wheel of SOURCE holds (git's view when it is a work tree)."""
+    h = hashlib.sha256(__version__.encode())
+    for rel in sorted(_source_files(source)):
+        p = source / rel
+        if p.is_file():
+            h.update(rel.encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def _source_files(source: Path) -> list[str]:
+    proc = subprocess.run(["git", "-C", str(source), "ls-files", "-co", "--exclude-standard",
+                           "pyproject.toml", "ci_gen", "examples/fashion-mnist"],
+                          capture_output=True, text=True)
+    if proc.returncode == 0:
+        return [ln for ln in proc.stdout.splitlines() if ln]
+    return [str(p.relative_to(source)) for d in ("ci_gen", "examples/fashion-mnist")
+            for p in (source / d).rglob("*") if "__pycache__" not in p.parts]
+
+
+def _pip_wheel(source: Path, target: Path) -> Path:
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
+    try:
+        cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(tmp), str(source)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise CiGenError(f"cannot build the ci-gen wheel from {source}: "
+                             f"{last_line(proc.stderr or proc.stdout)}")
+        target.mkdir(parents=True, exist_ok=True)
+        wheel = next(tmp.glob("*.whl"))
+        os.replace(wheel, target / wheel.name)
+        return target / wheel.name
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _wheel_member(f: metadata.PackagePath) -> bool:
+    parts = f.parts
+    if not parts or parts[0] == ".." or "__pycache__" in parts or f.suffix == ".pyc":
+        return False
+    return not (parts[0].endswith(".dist-info") and parts[-1] in _INSTALLER_FILES)
+
+
+def _wheel_from_record(dist: metadata.Distribution, files: list[metadata.PackagePath], target: Path) -> Path:
+    """Zip the installed files back into a wheel, with a fresh RECORD."""
+    info = next((f.parts[0] for f in files if f.parts[0].endswith(".dist-info")), None)
+    if info is None:
+        raise CiGenError("the installed ci-gen has no dist-info in its RECORD: cannot re-make its wheel")
+    name = f"{info[:-len('.dist-info')]}-py3-none-any.whl"
+    buf, rows = io.BytesIO(), []
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(files, key=str):
+            data = Path(dist.locate_file(f)).read_bytes()
+            zf.writestr(str(f), data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            rows.append((str(f), f"sha256={digest}", str(len(data))))
+        record = io.StringIO()
+        csv.writer(record, lineterminator="\n").writerows([*rows, (f"{info}/RECORD", "", "")])
+        zf.writestr(f"{info}/RECORD", record.getvalue())
+    atomic_write(target / name, buf.getvalue())
+    return target / name
+
+
+def write_index(wheel: Path, root: Path) -> str:
+    """A PEP 503 simple index under ROOT holding WHEEL; its file:// URL."""
+    simple = root / "simple"
+    page = simple / DIST / "index.html"
+    shutil.copy2(wheel, _mkdir(root / "files") / wheel.name)
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    link = f"../../files/{html.escape(wheel.name)}#sha256={digest}"
+    atomic_write(page, f"<!DOCTYPE html>\n<html><body>\n<a href=\"{link}\">{html.escape(wheel.name)}</a>\n"
+                       f"</body></html>\n")
+    atomic_write(simple / "index.html", f"<!DOCTYPE html>\n<html><body>\n<a href=\"{DIST}/\">{DIST}</a>\n"
+                                        f"</body></html>\n")
+    return simple.as_uri() + "/"
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def caller_pins() -> str:
+    """`name==version` of every distribution the caller has installed (but ci-gen itself)."""
+    seen: dict[str, str] = {}
+    for d in metadata.distributions():
+        name = d.metadata["Name"]
+        if name and _canon(name) != DIST and _canon(name) not in seen:
+            seen[_canon(name)] = f"{name}=={d.version}"
+    return "".join(f"{v}\n" for _, v in sorted(seen.items()))
+
+
+def _canon(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def runtime_env(wheel: Path, out: IO[str]) -> Path:
+    """The venv standing for the runtime image. Its dependencies are installed once per
+    version, interpreter and caller pins; ci-gen itself is re-installed from WHEEL whenever
+    the wheel changed (an edited checkout), which takes seconds."""
+    pins = caller_pins()
+    key = hashlib.sha256(f"{base_python()}\n{pins}".encode()).hexdigest()[:12]
+    target = user_cache_dir() / "runtime" / f"{__version__}-{key}"
+    done = target / ".ci-gen-wheel"
+    with _locked(target):
+        if done.is_file() and done.read_text() == _wheel_id(wheel):
+            return target
+        if done.is_file():
+            _run([str(target / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-input",
+                  "--no-deps", "--force-reinstall", str(wheel)], "re-install ci-gen into the runtime venv")
+            _job_bin(target)
+            atomic_write(done, _wheel_id(wheel))
+            return target
+        out.write(f"ci-gen: building the runtime environment (stands for the runtime image "
+                  f"{__version__}) in {target}; once per version\n")
+        out.flush()
+        # A venv is not relocatable (its scripts name their interpreter): built in place,
+        # marked complete last, removed when anything fails.
+        shutil.rmtree(target, ignore_errors=True)
+        try:
+            _build_venv(target, wheel, pins)
+            atomic_write(done, _wheel_id(wheel))
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+    return target
+
+
+def _wheel_id(wheel: Path) -> str:
+    return f"{wheel.parent.name}/{wheel.name}\n"
+
+
+def _build_venv(where: Path, wheel: Path, pins: str) -> None:
+    _run([base_python(), "-m", "venv", str(where)], "create the runtime venv")
+    constraints = where / "ci-gen-pins.txt"
+    atomic_write(constraints, pins)
+    _run([str(where / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-input",
+          "--constraint", str(constraints), f"{DIST}[dvc] @ {wheel.as_uri()}"],
+         "install ci-gen[dvc] into the runtime venv")
+    _job_bin(where)
+
+
+def purelib(venv: Path) -> Path:
+    """The site-packages directory of a venv made from this Python."""
+    return Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
+
+
+def job_bin(venv: Path) -> Path:
+    return venv / "job-bin"
+
+
+def _job_bin(venv: Path) -> None:
+    """The runtime's console scripts (ci-gen, dvc, pip...) with `#!/usr/bin/env python`: run
+    from a job's own venv layered over the runtime (see jobenv), they use the job's
+    interpreter, so what a job installs lands in its own venv, never in the shared runtime."""
+    out = job_bin(venv)
+    out.mkdir(exist_ok=True)
+    ours = f"#!{venv / 'bin'}/python".encode()
+    for script in sorted((venv / "bin").iterdir()):
+        if not script.is_file() or script.name.startswith(("python", "activate", "Activate")):
+            continue
+        data = script.read_bytes()
+        first, sep, rest = data.partition(b"\n")
+        if first.startswith(ours):
+            atomic_write(out / script.name, b"#!/usr/bin/env python" + sep + rest, mode=0o755)
+
+
+def _run(cmd: list[str], what: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise CiGenError(f"cannot {what}: {last_line(proc.stderr or proc.stdout)}")
