@@ -115,6 +115,19 @@ class Registry:
         """The server for messages: scheme, host and path, never credentials."""
         return shown(self.uri, 120)
 
+    def wait_until_up(self, seconds: float) -> None:
+        """Wait (bounded) until the server answers at all: a local one may still be starting.
+        Gives up silently; the next call then fails with its own one-line error."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.uri, timeout=2):
+                    return
+            except urllib.error.HTTPError:
+                return  # an answer, even an error one
+            except (urllib.error.URLError, socket.timeout, ConnectionError):
+                time.sleep(0.5)
+
     # --- transport ---------------------------------------------------------------------
     def _send(self, method: str, url: str, body: bytes | None, ctype: str) -> tuple[int, bytes]:
         headers = {"Accept": "application/json", "User-Agent": "ci-gen"}

@@ -8,6 +8,7 @@ file, through the same reader as eval-report.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -76,4 +77,4 @@ def metrics(path: Path) -> dict[str, float]:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).strip()
+    return value if isinstance(value, str) else json.dumps(value)
