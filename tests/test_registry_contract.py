@@ -22,15 +22,6 @@ from support.cli import cli
 SHA1, SHA2, SHA3 = ("1" * 40, "2" * 40, "3" * 40)
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory):
-    from ci_gen.local import registry as local
-
-    server = local.start(tmp_path_factory.mktemp("mlflow"))
-    yield server
-    server.stop()
-
-
 @pytest.fixture(scope="module")
 def fake():
     fake = FakeGitLab().start()

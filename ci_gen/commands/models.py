@@ -26,16 +26,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         if name == "download":
             q.add_argument("--out", default=".", metavar="DIR",
                            help="directory the model is unpacked into (default: .)")
-        q.add_argument("--tracking-uri", default="", metavar="URL",
-                       help="registry URL (default: $MLFLOW_TRACKING_URI)")
+        where = q.add_mutually_exclusive_group()
+        where.add_argument("--tracking-uri", default="", metavar="URL",
+                           help="registry URL (default: $MLFLOW_TRACKING_URI)")
+        where.add_argument("--project", default="", metavar="DIR",
+                           help="the local registry `ci-gen run` keeps for the project in DIR "
+                           "(started for this command)")
         q.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.project:
+        return _run(args, args.tracking_uri)
+    from ci_gen.local.registry import open_project
+
+    server = open_project(Path(args.project))
+    try:
+        return _run(args, server.url)
+    finally:
+        server.stop()
+
+
+def _run(args: argparse.Namespace, uri: str) -> int:
     from ci_gen.registry import catalog
     from ci_gen.registry.client import Registry
 
-    reg = Registry.from_env(args.tracking_uri)
+    reg = Registry.from_env(uri)
     if args.action == "list":
         print("\n".join(catalog.list_lines(reg, args.name)))
         return 0

@@ -24,6 +24,7 @@ from ci_gen import __version__
 from ci_gen.dvcrepo.tool import LOCAL_ROOT_ENV
 from ci_gen.errors import CiGenError
 from ci_gen.local import gitlab_ci_local as gcl
+from ci_gen.local import registry as local_registry
 from ci_gen.local.environment import identity_env, job_environment, run_variables, withhold_tokens
 from ci_gen.local.includes import match_job, resolve_includes
 from ci_gen.local.origin import LocalOrigin, prepare_target_ref
@@ -79,6 +80,7 @@ def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
     run = _prepare(opts, out)
     stages, jobs = gcl.plan(run.tool, run.ctx.root, run.common, run.env)
     chosen, left, cmd = _choose(run, jobs)
+    registry = local_registry.for_run(run.ctx.state_dir, chosen, opts.variables, run.env, out.say)
     progress = gcl.Progress(
         list(jobs), out.stream, opts.quiet, [p for j in jobs.values() for p in j.cache_paths],
         _env_url(jobs, run.ctx.state_dir / "artifacts"))
@@ -88,11 +90,16 @@ def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
         # Environments deployed by this run are stopped after it, also when it was
         # interrupted (a stop job inside the pipeline would race the jobs using the deployment).
         stopped = _stop_environments(run, jobs, progress)
+        if registry:
+            registry.stop()
     results = _results(jobs, chosen, left, progress, stopped, bool(run.job))
     order = {s: i for i, s in enumerate(stages)}
     # Stage order (stable: file order within a stage); stop jobs that ran after the pipeline last.
     results.sort(key=lambda r: (r.name in stopped, order.get(r.stage, len(order))))
-    return _summarise(run, results, progress, rc, time.monotonic() - t_start)
+    outcome = _summarise(run, results, progress, rc, time.monotonic() - t_start)
+    if registry:
+        registry.report(out.say, run.ctx.state_dir / "artifacts")
+    return outcome
 
 
 def _prepare(opts: RunOptions, out: _Out) -> _Run:

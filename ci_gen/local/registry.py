@@ -32,6 +32,7 @@ class Server:
     url: str
     root: Path
     process: subprocess.Popen
+    ready: bool = False
 
     def stop(self) -> None:
         if self.process.poll() is not None:
@@ -98,8 +99,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(root: Path, timeout: float = STARTUP_TIMEOUT) -> Server:
-    """Start `mlflow server` with its store under `root`; return once it answers /health."""
+def start(root: Path, timeout: float = STARTUP_TIMEOUT, wait: bool = True) -> Server:
+    """Start `mlflow server` with its store under `root`; return once it answers /health
+    (`wait=False`: at once; the jobs wait for it, see CI_GEN_REGISTRY_WAIT)."""
     command = executable()
     if command is None:
         raise CiGenError("mlflow is not installed: `pip install mlflow==3.17.2` (ci-gen's "
@@ -121,6 +123,8 @@ def start(root: Path, timeout: float = STARTUP_TIMEOUT) -> Server:
         start_new_session=True)
     log.close()
     server = Server(f"http://127.0.0.1:{port}", root, process)
+    if not wait:
+        return server
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -131,6 +135,7 @@ def start(root: Path, timeout: float = STARTUP_TIMEOUT) -> Server:
                 if resp.status == 200:
                     if fresh:
                         _keep_template(db)
+                    server.ready = True
                     return server
         except OSError:
             pass
@@ -146,3 +151,76 @@ def _last_line(root: Path) -> str:
     except OSError:
         return "no log"
     return lines[-1][:160] if lines else "no output"
+
+
+# --- `ci-gen run` ------------------------------------------------------------------------------
+
+SKIP_NO_MLFLOW = ("no model registry: mlflow is not installed (pip install mlflow==3.17.2) and "
+                  "MLFLOW_TRACKING_URI is not set")
+# How long a register job waits for the server, which starts while the first jobs run.
+JOB_WAIT = "180"
+
+
+def store_dir(project_state: Path) -> Path:
+    return project_state / "registry"
+
+
+@dataclass
+class RunRegistry:
+    """The registry of one `ci-gen run`: a server it started, or one the user named."""
+
+    uri: str
+    root: Path | None
+    server: Server | None = None
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    def report(self, say, artifacts: Path) -> None:
+        """After the run: what the register jobs registered, and how to look at it."""
+        from ci_gen.dotenv import parse_dotenv
+
+        for report in sorted(artifacts.glob("*-register/.gitlab-ci-reports/dotenv/*")):
+            try:
+                values = {e.key: e.value for e in parse_dotenv(report.read_text(), str(report))}
+            except (OSError, UnicodeDecodeError, CiGenError):
+                continue
+            name, version = values.get("CI_GEN_MODEL_NAME"), values.get("CI_GEN_MODEL_VERSION")
+            if not (name and version):
+                continue
+            where = (f"--project {self.root.parent.parent}" if self.root is not None
+                     else f"--tracking-uri {self.uri}")
+            say(f"model registry: {name} {version} registered; see it with: "
+                f"ci-gen models show {name} {version} {where}")
+
+
+def for_run(state_dir: Path, chosen: list[str], given: dict[str, str], env: dict[str, str],
+            say) -> RunRegistry | None:
+    """Point the run's register jobs at a registry: the user's (MLFLOW_TRACKING_URI), else a
+    local MLflow server started now (in the background), else skip them with a reason."""
+    if not any(name.endswith("-register") for name in chosen):
+        return None
+    uri = given.get("MLFLOW_TRACKING_URI") or os.environ.get("MLFLOW_TRACKING_URI", "")
+    if uri:
+        say(f"model registry: {uri} (MLFLOW_TRACKING_URI)")
+        return RunRegistry(uri, None)
+    if executable() is None:
+        env["GCL_VARIABLE_CI_GEN_SKIP_REGISTER"] = SKIP_NO_MLFLOW
+        say(f"register will be skipped: {SKIP_NO_MLFLOW}")
+        return None
+    root = store_dir(state_dir)
+    server = start(root, wait=False)
+    env["GCL_VARIABLE_MLFLOW_TRACKING_URI"] = server.url
+    env["GCL_VARIABLE_CI_GEN_REGISTRY_WAIT"] = JOB_WAIT
+    say(f"model registry: a local MLflow server at {server.url} (store: {root})")
+    return RunRegistry(server.url, root, server)
+
+
+def open_project(project: Path) -> Server:
+    """Start the server on a project's local store (`ci-gen models --project`)."""
+    root = store_dir(Path(project) / ".gitlab-ci-local")
+    if not (root / "db.sqlite").is_file():
+        raise CiGenError(f"no local model registry in {project} (`ci-gen run` makes one when "
+                         "the pipeline has a register job)")
+    return start(root)
