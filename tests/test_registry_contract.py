@@ -223,3 +223,34 @@ def test_gitlab_an_interrupted_registration_is_finished_by_the_rerun(fake, tmp_p
     path, _ = catalog.download(reg, version, tmp_path / "out")
     assert tree(path) == tree(model)
     assert len(catalog.versions(reg, name)) == 1
+
+
+def test_register_job_defaults_to_the_projects_gitlab_registry(fake, tmp_path):
+    project = tmp_path / "job"
+    model_dir(project, "h")
+    (project / "params.yaml").write_text("train:\n  epochs: 3\n")
+    (project / "metrics.json").write_text(json.dumps({"accuracy": 0.9, "per_class": {"a": 1}}))
+    name = f"m-{uuid.uuid4().hex[:8]}"
+    env = {**job_env(SHA1), "CI_API_V4_URL": f"{fake.url}/api/v4", "CI_PROJECT_ID": str(PROJECT_ID),
+           "MLFLOW_TRACKING_URI": "", "CI_COMMIT_TAG": "", "CI_GEN_REGISTRY_RETRIES": "1"}
+    args = ("job", "register", "--model-name", name, "--model-path", "model/fashion-mnist",
+            "--metrics", "metrics.json", "--data", "none")
+
+    done = cli(*args, cwd=project, env={**env, "MLFLOW_TRACKING_TOKEN": "wrong-token-123"})
+    assert done.returncode == 1 and "refused the token" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "wrong-token-123" not in done.stderr
+    assert not (project / "register.env").exists() and name not in fake.ml.models
+
+    env["MLFLOW_TRACKING_TOKEN"] = fake.token
+    done = cli(*args, cwd=project, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"register: {name} 0.1.0 registered for commit {SHA1[:12]} (1 params, 2 metrics" in done.stdout
+    assert "see it at http://127.0.0.1" in done.stdout and "/-/ml/models/" in done.stdout
+    assert (project / "register.env").read_text() == (f"CI_GEN_MODEL_NAME={name}\n"
+                                                      "CI_GEN_MODEL_VERSION=0.1.0\n")
+    again = cli(*args, cwd=project, env=env)
+    assert "already registered for this commit; nothing to do" in again.stdout
+    assert len(fake.ml.versions) == len({(v["model"], v["semver"]) for v in fake.ml.versions})
+
+    bad = cli("job", "register", "--model-name", "x;id", "--model-path", "m", cwd=project, env=env)
+    assert bad.returncode == 2 and "is not a model name" in bad.stderr
