@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ci_gen.errors import CiGenError
@@ -172,6 +172,7 @@ class RunRegistry:
     uri: str
     root: Path | None
     server: Server | None = None
+    since: float = field(default_factory=time.time)  # reports older than the run are stale
 
     def stop(self) -> None:
         if self.server is not None:
@@ -183,6 +184,8 @@ class RunRegistry:
 
         for report in sorted(artifacts.glob("*-register/.gitlab-ci-reports/dotenv/*")):
             try:
+                if report.stat().st_mtime < self.since:
+                    continue
                 values = {e.key: e.value for e in parse_dotenv(report.read_text(), str(report))}
             except (OSError, UnicodeDecodeError, CiGenError):
                 continue
