@@ -4,7 +4,6 @@ two versions with their lineage, and the files downloaded back match the trained
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -87,23 +86,30 @@ def test_two_pipelines_register_two_versions_with_lineage(tmp_path, monkeypatch)
     md5 = yaml.safe_load((project / "data.dvc").read_text())["outs"][0]["md5"]
     artifacts = project / ".gitlab-ci-local" / "artifacts" / "mlops-train"
 
-    shas, models = [], []
-    for epochs in (1, 2):
-        if epochs == 2:
-            (project / "params.yaml").write_text("train:\n  epochs: 2\n")
-            git(project, "commit", "-qam", "two epochs")
-        code, status, out = run_pipeline(project, job="mlops-register")
+    # 1. `ci-gen run` starts a local server on the project's store and stops it after.
+    code, status, out = run_pipeline(project, job="mlops-register")
+    assert code == 0, out
+    assert status == {"mlops-train": "passed", "mlops-register": "passed"}, out
+    assert "register: tiny 0.1.0 registered for commit" in job_log(project, "mlops-register")
+    assert (f"model registry: tiny 0.1.0 registered; see it with: ci-gen models show tiny 0.1.0 "
+            f"--project {project}") in out
+    shas = [git(project, "rev-parse", "HEAD")]
+    models = [_tree(artifacts / "model")]
+
+    # 2. The same store served once more (as `ci-gen models --project` does), named by
+    #    MLFLOW_TRACKING_URI: the run uses it instead of starting its own.
+    server = local.open_project(project)
+    try:
+        (project / "params.yaml").write_text("train:\n  epochs: 2\n")
+        git(project, "commit", "-qam", "two epochs")
+        code, status, out = run_pipeline(project, job="mlops-register",
+                                         variables={"MLFLOW_TRACKING_URI": server.url})
         assert code == 0, out
-        assert status == {"mlops-train": "passed", "mlops-register": "passed"}, out
-        version = f"0.1.{epochs - 1}"
-        assert f"register: tiny {version} registered for commit" in job_log(project, "mlops-register")
-        assert (f"model registry: tiny {version} registered; see it with: ci-gen models show "
-                f"tiny {version} --project {project}") in out
+        assert f"model registry: {server.url} (MLFLOW_TRACKING_URI)" in out
+        assert "register: tiny 0.1.1 registered for commit" in job_log(project, "mlops-register")
         shas.append(git(project, "rev-parse", "HEAD"))
         models.append(_tree(artifacts / "model"))
 
-    server = local.open_project(project)  # the store the runs left behind
-    try:
         reg = Registry(server.url)
         found = catalog.versions(reg, "tiny")
         assert [v.semver for v in found] == ["0.1.0", "0.1.1"]
