@@ -219,6 +219,26 @@ _register(Component(
 ))
 
 _register(Component(
+    name="register",
+    stage="register",
+    summary="Default branch and tags: register the model in the model registry (GitLab's, or the MLflow "
+            "server `ci-gen run` starts) as a new SemVer version with params, metrics, lineage and "
+            "hash-checked files; once per commit.",
+    image=PYTHON_IMAGE,
+    inputs=_common("register", PYTHON_IMAGE) + (
+        Input("model-name", "Registered model name.", default="fashion-mnist", regex=RE_MODEL_NAME),
+        Input("model-path", "Model directory (or file) uploaded as `model.tar.gz` with a `manifest.json` of "
+              "sha256 hashes.", default="model/fashion-mnist", regex=RE_PATH),
+        Input("metrics", "Metrics JSON logged on the version (`none`: no metrics).",
+              default="model/eval/metrics.json", regex=RE_PATH),
+        Input("params", "Params file logged on the version (a missing file logs none).",
+              default="params.yaml", regex=RE_PATH),
+        Input("data", "DVC pointer of the training data; its md5 is recorded (`none`: not recorded).",
+              default="train_data.dvc", regex=RE_PATH),
+    ),
+))
+
+_register(Component(
     name="dvc-upload",
     stage="upload",
     summary="Default branch, manual: `dvc push` the model to the model remote and commit the pointer "
@@ -293,7 +313,7 @@ _register(Component(
 ))
 
 # Pipeline order; also the order of `stages:` that `ci-gen init` writes.
-ORDER = ("train", "eval-report", "docker-build", "dvc-upload", "deploy", "inference")
+ORDER = ("train", "eval-report", "docker-build", "register", "dvc-upload", "deploy", "inference")
 assert tuple(COMPONENTS) == ORDER
 
 

@@ -42,3 +42,14 @@ def buildah_env(tmp_path_factory, monkeypatch):
     for key, value in b.env.items():
         monkeypatch.setenv(key, value)
     return b
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real MLflow 3.17.2 tracking server on a free loopback port (SQLite store, proxied
+    artifacts), started once per session by the code `ci-gen run` uses: .url, .root."""
+    from ci_gen.local import registry
+
+    server = registry.start(tmp_path_factory.mktemp("mlflow"))
+    yield server
+    server.stop()

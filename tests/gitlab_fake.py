@@ -4,7 +4,9 @@ It answers exactly the endpoints ci-gen uses, with GitLab's documented paths, fi
 headers and status codes (docs.gitlab.com/api/): `PRIVATE-TOKEN` auth (401
 {"message": "401 Unauthorized"}), project ids numeric or URL-encoded paths, 201 on create,
 offset pagination headers (X-Page, X-Next-Page, X-Total, ..., Link), multipart uploads,
-masked-variable validation (Ci::Maskable). Faults (429 with Retry-After, 5xx, slow answers)
+masked-variable validation (Ci::Maskable), and the model registry's MLflow-compatible API
+(`/projects/:id/ml/mlflow/api/2.0/mlflow/...`, lib/api/ml/mlflow/ in GitLab's source) with its
+model files (`/projects/:id/packages/ml_models/:model_version_id/files/:file_name`). Faults (429 with Retry-After, 5xx, slow answers)
 can be injected to test retries. Everything binds to 127.0.0.1 on a free port.
 """
 
@@ -97,6 +99,7 @@ class FakeGitLab:
         self.max_per_page = 100          # GitLab's cap; lower it to force pagination
         self.faults: list[Fault] = []
         self.seen: list[Seen] = []
+        self.ml = MlRegistry()
         self._ids = itertools.count(1001)
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -262,6 +265,215 @@ class FakeGitLab:
                 raise HttpError(400, {"message": {"value": ["is invalid"]}})
 
 
+# --- the model registry (lib/api/ml/mlflow/, lib/api/ml_model_packages.rb) ----------------
+
+MLFLOW = "/ml/mlflow/api/2.0/mlflow/"
+# ModelVersion's SemVer validation, as the registry's UI and API require it.
+SEMVER_RE = re.compile(r"\A(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?\Z")
+FLAT_FILE_RE = re.compile(r"\A[^/]+\Z")
+
+
+def _not_exist() -> HttpError:
+    return HttpError(404, {"error_code": "RESOURCE_DOES_NOT_EXIST"})
+
+
+def _invalid(message: str | None = None) -> HttpError:
+    return HttpError(400, {"error_code": "INVALID_PARAMETER_VALUE", "message": message})
+
+
+class MlRegistry:
+    """Models, versions (each with its candidate, i.e. run) and their package files.
+
+    What GitLab answers, and only that: registered-models get/create/search, model-versions
+    create/get (by SemVer), runs get/create/update/log-batch/set-tag, experiments
+    get-by-name; any other MLflow endpoint is Grape's plain 404. A version's `version` field
+    is its numeric id, its SemVer is in `aliases`; the version is taken from the
+    `gitlab.version` tag or auto-incremented; `run_id` and `source` are ignored. Files are
+    flat (no directories) under `packages/ml_models/<version id>/files/`.
+    """
+
+    def __init__(self) -> None:
+        self.models: dict[str, dict[str, Any]] = {}
+        self.experiments: dict[str, dict[str, Any]] = {}
+        self.versions: list[dict[str, Any]] = []
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.files: dict[tuple[int, str], bytes] = {}
+        self._ids = itertools.count(1)
+
+    # -- entities -----------------------------------------------------------------------
+    @staticmethod
+    def _kv(items: dict[str, str]) -> list[dict[str, str]]:
+        return [{"key": k, "value": v} for k, v in items.items()]
+
+    def version_entity(self, v: dict[str, Any], base: str) -> dict[str, Any]:
+        return {"name": v["model"], "version": str(v["id"]),
+                "creation_timestamp": v["created"], "last_updated_timestamp": v["created"],
+                "user_id": None, "current_stage": "development", "description": v["description"],
+                "source": f"{base}/-/ml/models/{self.models[v['model']]['id']}/versions/{v['id']}",
+                "run_id": v["run_id"], "status": "READY", "status_message": "",
+                "tags": self._kv(v["tags"]), "run_link": "", "aliases": [v["semver"]]}
+
+    def model_entity(self, m: dict[str, Any], base: str) -> dict[str, Any]:
+        return {"name": m["name"], "creation_timestamp": m["created"],
+                "last_updated_timestamp": m["created"], "description": m["description"],
+                "user_id": "41", "tags": [],
+                "latest_versions": [self.version_entity(v, base) for v in self.versions
+                                    if v["model"] == m["name"]]}
+
+    def run_entity(self, r: dict[str, Any], base: str) -> dict[str, Any]:
+        artifact_uri = (f"{base}/packages/ml_models/{r['version_id']}/files/"
+                        if r["version_id"] else f"{base}/packages/ml_models/candidate:{r['iid']}/files/")
+        info = {"run_id": r["eid"], "run_uuid": r["eid"], "experiment_id": r["experiment"],
+                "start_time": r["start_time"], "run_name": r["name"], "status": r["status"],
+                "artifact_uri": artifact_uri, "lifecycle_stage": "active", "user_id": "41"}
+        if r["end_time"]:
+            info["end_time"] = r["end_time"]
+        data = {"metrics": list(r["metrics"].values()), "params": self._kv(r["params"]),
+                "tags": self._kv(r["tags"])}
+        return {"run": {"info": info, "data": data}}
+
+    # -- state changes ------------------------------------------------------------------
+    def _experiment(self, name: str) -> dict[str, Any]:
+        if name not in self.experiments:
+            self.experiments[name] = {"experiment_id": str(next(self._ids)), "name": name,
+                                      "artifact_location": "not_implemented",
+                                      "lifecycle_stage": "active", "tags": []}
+        return self.experiments[name]
+
+    def _new_run(self, experiment_id: str, name: str, version_id: int | None) -> dict[str, Any]:
+        run = {"eid": secrets.token_hex(16), "iid": next(self._ids), "experiment": experiment_id,
+               "name": name, "status": "RUNNING", "start_time": int(time.time() * 1000),
+               "end_time": None, "version_id": version_id, "metrics": {}, "params": {},
+               "tags": {}}
+        self.runs[run["eid"]] = run
+        return run
+
+    def _model(self, name: Any) -> dict[str, Any]:
+        if not name or name not in self.models:
+            raise _not_exist()
+        return self.models[name]
+
+    def _run(self, run_id: Any) -> dict[str, Any]:
+        if run_id not in self.runs:
+            raise _not_exist()
+        return self.runs[run_id]
+
+    def _create_version(self, form: dict[str, Any]) -> dict[str, Any]:
+        model = self._model(form.get("name"))
+        tags = {t["key"]: t["value"] for t in form.get("tags") or []}
+        mine = [v for v in self.versions if v["model"] == model["name"]]
+        semver = tags.get("gitlab.version")
+        if semver is None:  # auto-increment from the latest version
+            if mine:
+                major, minor, patch = mine[-1]["semver"].split("-")[0].split(".")
+                semver = f"{major}.{minor}.{int(patch) + 1}"
+            else:
+                semver = "1.0.0"
+        if not SEMVER_RE.match(semver):
+            raise _invalid("Version must be semantic version")
+        if any(v["semver"] == semver for v in mine):
+            raise _invalid("Version has already been taken")
+        vid = next(self._ids)
+        exp = self._experiment(f"[model]{model['name']}")
+        run = self._new_run(exp["experiment_id"], f"{model['name']}-{semver}", vid)
+        version = {"id": vid, "model": model["name"], "semver": semver, "run_id": run["eid"],
+                   "tags": tags, "description": form.get("description") or "",
+                   "created": int(time.time())}
+        self.versions.append(version)
+        return version
+
+    def _log(self, run: dict[str, Any], form: dict[str, Any]) -> None:
+        for m in form.get("metrics") or []:
+            if "timestamp" not in m or "value" not in m:
+                raise HttpError(400, {"error": "metrics[0][timestamp] is missing"})
+            run["metrics"][m["key"]] = {"key": m["key"], "value": float(m["value"]),
+                                        "timestamp": m["timestamp"], "step": m.get("step", 0)}
+        for p in form.get("params") or []:
+            run["params"].setdefault(p["key"], str(p["value"]))  # duplicates are ignored
+        for t in form.get("tags") or []:
+            run["tags"][t["key"]] = str(t["value"])
+
+    # -- routes -------------------------------------------------------------------------
+    def route(self, method: str, pid: int, rest: str, query: dict[str, list[str]], raw: bytes,
+              base: str) -> tuple[int, Any, dict[str, str]]:
+        if rest.startswith("/packages/ml_models/"):
+            return self._files(method, rest[len("/packages/ml_models/"):], raw)
+        if not rest.startswith(MLFLOW):
+            raise HttpError(404, {"error": "404 Not Found"})
+        endpoint = rest[len(MLFLOW):]
+        q = {k: v[-1] for k, v in query.items()}
+        form = json.loads(raw or b"{}") if method in ("POST", "PATCH") else {}
+        # MLflow clients expect 200 for everything, even a create (entrypoint.rb).
+        if (method, endpoint) == ("GET", "registered-models/get"):
+            return 200, {"registered_model": self.model_entity(self._model(q.get("name")), base)}, {}
+        if (method, endpoint) == ("POST", "registered-models/create"):
+            name = form.get("name")
+            if not name:
+                raise HttpError(400, {"error": "name is missing"})
+            if name in self.models or name in self.experiments:
+                raise HttpError(400, {"error_code": "RESOURCE_ALREADY_EXISTS"})
+            self.models[name] = {"id": next(self._ids), "name": name, "created": int(time.time()),
+                                 "description": form.get("description") or ""}
+            self._experiment(f"[model]{name}")
+            return 200, {"registered_model": self.model_entity(self.models[name], base)}, {}
+        if (method, endpoint) == ("GET", "registered-models/search"):
+            found = [self.model_entity(m, base) for _, m in sorted(self.models.items())]
+            return 200, {"registered_models": found, "next_page_token": None}, {}
+        if (method, endpoint) == ("POST", "model-versions/create"):
+            version = self._create_version(form)
+            return 200, {"model_version": self.version_entity(version, base)}, {}
+        if (method, endpoint) == ("GET", "model-versions/get"):
+            found = [v for v in self.versions
+                     if v["model"] == q.get("name") and v["semver"] == q.get("version")]
+            if not found:
+                raise _not_exist()
+            return 200, {"model_version": self.version_entity(found[0], base)}, {}
+        if (method, endpoint) == ("GET", "experiments/get-by-name"):
+            exp = self.experiments.get(q.get("experiment_name", ""))
+            if exp is None:
+                raise _not_exist()
+            return 200, {"experiment": exp}, {}
+        if (method, endpoint) == ("GET", "runs/get"):
+            return 200, self.run_entity(self._run(q.get("run_id")), base), {}
+        if (method, endpoint) == ("POST", "runs/create"):
+            exp = next((e for e in self.experiments.values()
+                        if e["experiment_id"] == str(form.get("experiment_id"))), None)
+            if exp is None:
+                raise _not_exist()
+            return 200, self.run_entity(self._new_run(exp["experiment_id"],
+                                                      form.get("run_name", ""), None), base), {}
+        if (method, endpoint) == ("POST", "runs/log-batch"):
+            self._log(self._run(form.get("run_id")), form)
+            return 200, {}, {}
+        if (method, endpoint) == ("POST", "runs/set-tag"):
+            self._log(self._run(form.get("run_id")), {"tags": [form]})
+            return 200, {}, {}
+        if (method, endpoint) == ("POST", "runs/update"):
+            run = self._run(form.get("run_id"))
+            run["status"] = form.get("status") or run["status"]
+            run["end_time"] = form.get("end_time") or run["end_time"]
+            return 200, {"run_info": self.run_entity(run, base)["run"]["info"]}, {}
+        raise HttpError(404, {"error": "404 Not Found"})
+
+    def _files(self, method: str, rest: str, raw: bytes) -> tuple[int, Any, dict[str, str]]:
+        vid, sep, name = rest.partition("/files/")
+        version = next((v for v in self.versions if str(v["id"]) == vid), None)
+        if not sep or version is None:
+            raise HttpError(404, {"message": "404 Not Found"})
+        name = urllib.parse.unquote(name)
+        if not FLAT_FILE_RE.match(name):
+            # The MLflow client compatibility: `artifact_path` must be empty, no directories.
+            raise HttpError(400, {"error": "file_name is invalid"})
+        if method == "PUT":
+            self.files[(version["id"], name)] = raw
+            return 201, {"message": "201 Created"}, {}
+        if method == "GET":
+            if (version["id"], name) not in self.files:
+                raise HttpError(404, {"message": "404 Not Found"})
+            return 200, self.files[(version["id"], name)], {}
+        raise HttpError(405, {"message": "405 Method Not Allowed"})
+
+
 def _bool(value: Any, default: bool = False) -> bool:
     if value is None:
         return default
@@ -296,7 +508,9 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         path, _, qs = self.path.partition("?")
         query = urllib.parse.parse_qs(qs, keep_blank_values=True)
-        authorized = self.headers.get("PRIVATE-TOKEN") == fake.token
+        bearer = self.headers.get("Authorization", "")
+        authorized = fake.token in (self.headers.get("PRIVATE-TOKEN"),
+                                    bearer[7:] if bearer.startswith("Bearer ") else None)
         status, body, headers = 500, {"message": "500 Internal Server Error"}, {}
         with fake._lock:
             fault = next((f for f in fake.faults if f.matches(method, path)), None)
@@ -325,7 +539,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, body, headers)
 
     def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
-        if isinstance(body, str):
+        if isinstance(body, bytes):
+            data, ctype = body, "application/octet-stream"
+        elif isinstance(body, str):
             data, ctype = body.encode(), "text/plain"
         else:
             data, ctype = json.dumps(body).encode(), "application/json"
@@ -398,6 +614,9 @@ class _Handler(BaseHTTPRequestHandler):
 
         if method == "GET" and rest == "":
             return 200, proj, {}
+        if rest.startswith(("/ml/mlflow/", "/packages/ml_models/")):
+            return fake.ml.route(method, pid, rest, query, raw,
+                                 f"http://{self.headers['Host']}{API}/projects/{pid}")
         if method == "POST" and rest == "/uploads":
             form = self._form(raw)
             if not isinstance(form.get("file"), tuple):

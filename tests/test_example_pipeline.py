@@ -75,7 +75,7 @@ def _on_runtime_image(project: Path) -> None:
     path.write_text(yaml.safe_dump(ci, sort_keys=False))
 
 
-def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeypatch):
+def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, mlflow_server, monkeypatch):
     """Issue 9, section 1: every pipeline after the first upload, in one project: main after
     pulling the pointer commit (a), a merge request that changes only serve.py (b), a
     params-only (d) and a data-only change (c) that retrain, and the run after (c) (e).
@@ -86,6 +86,8 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeyp
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    # The register jobs use the session's MLflow server (no server started per run).
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
     # A machine without a git identity: nothing may fall back to a made-up one noisily.
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
     # TF_CPP_MIN_LOG_LEVEL: the example's serve.py sets it in this pytest process when its
@@ -109,8 +111,8 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeyp
     code, status, out = run_pipeline(project, quiet=False, host_env=False)
     assert code == 0, out
     assert status == {"mlops-train": "passed", "mlops-eval-report": "passed", "mlops-docker-build": "passed",
-                      "mlops-dvc-upload": "passed", "mlops-deploy": "passed", "mlops-inference": "passed",
-                      "mlops-stop": "passed", "mlops-rollback": "excluded"}
+                      "mlops-register": "passed", "mlops-dvc-upload": "passed", "mlops-deploy": "passed",
+                      "mlops-inference": "passed", "mlops-stop": "passed", "mlops-rollback": "excluded"}
     assert _train_line(project).startswith("trained (ran train, evaluate: no dvc.lock entry")
     assert "Epoch 2/2" in job_log(project, "mlops-train")
     assert "a fresh empty Python environment" in job_log(project, "mlops-train")
@@ -118,6 +120,7 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeyp
     assert "the ci-gen 0.1" in job_log(project, "mlops-eval-report")
     assert re.search(r"mlops-train +train .* setup \d", out), out[-2000:]
     assert "docker-build skipped: " in job_log(project, "mlops-docker-build")
+    assert "register: fashion-mnist 0.1.0 registered for commit" in job_log(project, "mlops-register")
     inference = job_log(project, "mlops-inference")
     assert "sample accuracy:" in inference
     report = project / ".gitlab-ci-local/artifacts/mlops-eval-report/report/report.md"
@@ -217,6 +220,8 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeyp
     assert status["mlops-eval-report"] == "passed"
     _assert_not_trained(project, "reused from the run cache (deps and params match an earlier run)")
     assert _digests(trained) == retrained
+    # The same commit again: its version is there already, nothing new is registered.
+    assert "is already registered for this commit; nothing to do" in job_log(project, "mlops-register")
 
     # 5. No credential anywhere: logs, artifacts, builds, the work trees, every commit.
     secrets = [AWS_KEY, AWS_SECRET, gitlab_fake.token]

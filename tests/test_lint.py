@@ -111,7 +111,7 @@ def test_repo_pipeline_shape_lints_with_its_own_templates(tmp_path):
     lines = (REPO / "templates" / "inference.yml").read_text().splitlines()
     line = lines.index("  stage: $[[ inputs.stage ]]") + 1
     assert found == [f"templates/inference.yml:{line}:3: error: job 'mlops-inference': stage 'inference' "
-                     f"is not declared; declare it in `stages:` (via {f} include[5])"]
+                     f"is not declared; declare it in `stages:` (via {f} include[{len(desc.ORDER) - 1}])"]
 
 
 def test_check_jsonschema_cli_agrees(tmp_path):

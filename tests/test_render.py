@@ -142,6 +142,8 @@ def test_needs_on_jobs_a_pipeline_may_leave_out_are_optional():
         ("mlops-eval-report", "mlops-train"): False,
         ("mlops-docker-build", "mlops-train"): False,
         ("mlops-docker-build", "mlops-eval-report"): True,
+        ("mlops-register", "mlops-train"): False,
+        ("mlops-register", "mlops-eval-report"): True,
         ("mlops-dvc-upload", "mlops-train"): False,
         ("mlops-deploy", "mlops-train"): False,
         ("mlops-deploy", "mlops-docker-build"): True,

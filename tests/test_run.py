@@ -53,7 +53,7 @@ def test_all_six_components_resolve_at_commit_sha(tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = {line.split(";")[0]: line.split(";") for line in proc.stdout.splitlines()[1:] if line}
     assert set(rows) == {"mlops-train", "mlops-eval-report", "mlops-docker-build",
-                         "mlops-dvc-upload", "mlops-deploy", "mlops-rollback", "mlops-stop",
+                         "mlops-register", "mlops-dvc-upload", "mlops-deploy", "mlops-rollback", "mlops-stop",
                          "mlops-inference"}
     assert rows["mlops-train"][1] == "train"
     assert rows["mlops-deploy"][1:3] == ["deploy", "manual"]

@@ -11,7 +11,7 @@ from ci_gen.scaffold import plan
 
 
 _DESCRIPTION = (
-    "Write a .gitlab-ci.yml that includes the six components pinned to a version, and what the "
+    "Write a .gitlab-ci.yml that includes the components pinned to a version, and what the "
     "project needs around it. With --example, copy the example project, make it a git repository, "
     "add its training data with DVC, set up the data and model remotes and push the data.",
     "Git: init stages and commits only the files it writes, never yours. In a repository it "

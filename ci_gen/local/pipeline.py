@@ -25,6 +25,7 @@ from ci_gen import __version__
 from ci_gen.dvcrepo.tool import LOCAL_ROOT_ENV
 from ci_gen.errors import CiGenError
 from ci_gen.local import gitlab_ci_local as gcl
+from ci_gen.local import registry as local_registry
 from ci_gen.local.environment import identity_env, job_environment, run_variables
 from ci_gen.local.includes import expand, match_job, resolve_includes
 from ci_gen.local.origin import LocalOrigin, prepare_target_ref
@@ -85,6 +86,7 @@ def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
     chosen, left, cmd = _choose(run, jobs)
     if run.wheel is not None:
         _stand_in_images(run, jobs, chosen)
+    registry = local_registry.for_run(run.ctx.state_dir, chosen, opts.variables, run.env, out.say)
     progress = gcl.Progress(
         list(jobs), out.stream, opts.quiet, [p for j in jobs.values() for p in j.cache_paths],
         _env_url(jobs, run.ctx.state_dir / "artifacts"))
@@ -94,11 +96,16 @@ def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
         # Environments deployed by this run are stopped after it, also when it was
         # interrupted (a stop job inside the pipeline would race the jobs using the deployment).
         stopped = _stop_environments(run, jobs, progress)
+        if registry:
+            registry.stop()
     results = _results(jobs, chosen, left, progress, stopped, bool(run.job))
     order = {s: i for i, s in enumerate(stages)}
     # Stage order (stable: file order within a stage); stop jobs that ran after the pipeline last.
     results.sort(key=lambda r: (r.name in stopped, order.get(r.stage, len(order))))
-    return _summarise(run, results, progress, rc, time.monotonic() - t_start)
+    outcome = _summarise(run, results, progress, rc, time.monotonic() - t_start)
+    if registry:
+        registry.report(out.say, run.ctx.state_dir / "artifacts")
+    return outcome
 
 
 def _prepare(opts: RunOptions, out: _Out) -> _Run:

@@ -1,0 +1,94 @@
+"""`ci-gen job register`: register this pipeline's model as a new version (idempotent).
+
+The logic is in `ci_gen.registry.register`; this module parses, gathers the inputs and
+prints. Also writes `register.env` (CI_GEN_MODEL_NAME, CI_GEN_MODEL_VERSION) for the jobs
+after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+
+from ci_gen.components import NONE, given
+from ci_gen.errors import UsageError, shown
+from ci_gen.patterns import RE_MODEL_NAME, RE_PATH
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "register", help="register the model as a new version in the model registry",
+        description="Create the registered model when missing and a version for this commit "
+        "(SemVer from the tag on tag pipelines, else the next patch), with params, metrics, "
+        "lineage tags and the model files (model.tar.gz + manifest.json). Re-running it for "
+        "the same commit changes nothing. Registry: MLFLOW_TRACKING_URI, else GitLab's "
+        "($CI_API_V4_URL/projects/$CI_PROJECT_ID/ml/mlflow); token: MLFLOW_TRACKING_TOKEN.")
+    p.add_argument("--model-name", required=True, metavar="NAME", help="registered model name")
+    p.add_argument("--model-path", required=True, metavar="PATH",
+                   help="the model directory (or file) to upload")
+    p.add_argument("--metrics", default=NONE, metavar="PATH",
+                   help="metrics file logged on the version (none: no metrics)")
+    p.add_argument("--params", default="params.yaml", metavar="PATH",
+                   help="params file logged on the version (default: params.yaml; missing: none)")
+    p.add_argument("--data", default=NONE, metavar="PATH",
+                   help="DVC pointer of the training data, whose md5 is recorded (none: not recorded)")
+    p.add_argument("--out", default="register.env", metavar="PATH",
+                   help="dotenv file written with the model name and version")
+    p.set_defaults(func=run)
+
+
+def _check(args: argparse.Namespace) -> None:
+    if not re.fullmatch(RE_MODEL_NAME, args.model_name):
+        raise UsageError(f"--model-name {shown(args.model_name)} is not a model name")
+    for flag in ("model_path", "metrics", "params", "data", "out"):
+        value = getattr(args, flag)
+        if value != NONE and not re.fullmatch(RE_PATH, value):
+            raise UsageError(f"--{flag.replace('_', '-')} {shown(value)} is not a relative path")
+
+
+def tracking_uri(env) -> str:
+    if env.get("MLFLOW_TRACKING_URI"):
+        return env["MLFLOW_TRACKING_URI"]
+    if env.get("CI_API_V4_URL") and env.get("CI_PROJECT_ID"):
+        return f"{env['CI_API_V4_URL']}/projects/{env['CI_PROJECT_ID']}/ml/mlflow"
+    return ""
+
+
+def run(args: argparse.Namespace) -> int:
+    from ci_gen.files import atomic_write
+    from ci_gen.registry import bundle, lineage
+    from ci_gen.registry.client import Registry
+    from ci_gen.registry.register import register as do_register
+
+    _check(args)
+    env = dict(os.environ)
+    reg = Registry.from_env(tracking_uri(env), env)
+    wait = env.get("CI_GEN_REGISTRY_WAIT", "")
+    if wait:  # `ci-gen run`'s server starts while the first jobs run
+        if not re.fullmatch(r"[0-9]{1,4}", wait):
+            raise UsageError(f"CI_GEN_REGISTRY_WAIT must be a number of seconds, not {shown(wait)}")
+        reg.wait_until_up(float(wait))
+    data = given(args.data, NONE)
+    tags = lineage.tags(env, data=lineage.data_hash(Path(data)) if data else "",
+                        image=env.get("CI_GEN_IMAGE", ""))
+    metrics_file = given(args.metrics, NONE)
+    metrics = lineage.metrics(Path(metrics_file)) if metrics_file else {}
+    params = lineage.params(Path(args.params))
+    pack = bundle.pack(Path(args.model_path))
+    done = do_register(reg, args.model_name, pack, tags=tags, params=params, metrics=metrics,
+                       env=env, tag=env.get("CI_COMMIT_TAG", ""))
+    v = done.version
+    if done.created:
+        print(f"register: {v.name} {v.semver} registered for commit {tags[lineage.COMMIT][:12]} "
+              f"({len(params)} params, {len(metrics)} metrics, "
+              f"{len(pack.files[bundle.ARCHIVE])} bytes of model files)")
+    elif done.completed:
+        print(f"register: {v.name} {v.semver} was incomplete for this commit; finished it")
+    else:
+        print(f"register: {v.name} {v.semver} is already registered for this commit; "
+              "nothing to do")
+    print(f"register: see it at {reg.version_url(v)}")
+    atomic_write(args.out, f"CI_GEN_MODEL_NAME={v.name}\nCI_GEN_MODEL_VERSION={v.semver}\n")
+    return 0

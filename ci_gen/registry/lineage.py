@@ -1,0 +1,80 @@
+"""What a registered version records about where it came from.
+
+Tags on the version (and its run): commit, ref, pipeline and job links, the training data's
+DVC hash, the image, ci-gen's version; `gitlab.CI_JOB_ID` links the run to its job in
+GitLab's UI. Params come from params.yaml (flattened), metrics from the pipeline's metrics
+file, through the same reader as eval-report.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from ci_gen import __version__
+from ci_gen.errors import shown
+from ci_gen.registry.client import RegistryError
+
+COMMIT = "ci_gen.commit"
+REF = "ci_gen.ref"
+PIPELINE = "ci_gen.pipeline_url"
+JOB = "ci_gen.job_url"
+DATA = "ci_gen.data_md5"
+IMAGE = "ci_gen.image"
+TOOL = "ci_gen.version"
+JOB_ID = "gitlab.CI_JOB_ID"
+# In the order `ci-gen models show` prints them.
+SHOWN = ((COMMIT, "commit"), (REF, "ref"), (PIPELINE, "pipeline"), (JOB, "job"),
+         (DATA, "training data (DVC md5)"), (IMAGE, "image"), (TOOL, "ci-gen"))
+
+
+def data_hash(pointer: Path) -> str:
+    """The md5 DVC recorded for the training data (a `.dvc` pointer's first output)."""
+    try:
+        doc = yaml.safe_load(pointer.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise RegistryError(f"cannot read the DVC pointer {shown(str(pointer))}: "
+                            f"{getattr(exc, 'strerror', None) or exc}") from None
+    outs = doc.get("outs") if isinstance(doc, dict) else None
+    first = outs[0] if isinstance(outs, list) and outs and isinstance(outs[0], dict) else {}
+    md5 = first.get("md5")
+    if not md5:
+        raise RegistryError(f"{shown(str(pointer))} records no md5 for its data")
+    return str(md5)
+
+
+def tags(env: Mapping[str, str], *, data: str = "", image: str = "") -> dict[str, str]:
+    found = {COMMIT: env.get("CI_COMMIT_SHA", ""), REF: env.get("CI_COMMIT_REF_NAME", ""),
+             PIPELINE: env.get("CI_PIPELINE_URL", ""), JOB: env.get("CI_JOB_URL", ""),
+             DATA: data, IMAGE: image, TOOL: __version__}
+    if not found[COMMIT]:
+        raise RegistryError("CI_COMMIT_SHA is not set: a version is registered by a CI job "
+                            "(or `ci-gen run`), which names its commit")
+    return {k: v for k, v in found.items() if v}
+
+
+def params(path: Path) -> dict[str, str]:
+    """params.yaml flattened to `a.b` keys; {} when the project has none."""
+    if not path.exists():
+        return {}
+    from ci_gen.evaluation.metrics import flatten
+
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        raise RegistryError(f"{shown(str(path))} is not valid YAML") from None
+    return {k: _text(v) for k, v in flatten(doc).items()}
+
+
+def metrics(path: Path) -> dict[str, float]:
+    """The numeric metrics of the pipeline's metrics file, flattened."""
+    from ci_gen.evaluation.metrics import flatten, is_num, load_metrics
+
+    return {k: float(v) for k, v in flatten(load_metrics(path)).items() if is_num(v)}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
