@@ -24,5 +24,5 @@ fi
 wheels="$(mktemp -d)"
 trap 'rm -rf "$wheels"' EXIT
 python -m pip download --quiet --no-deps --only-binary=:all: --index-url "$index" --dest "$wheels" "ci-gen==$version"
-python -m pip install --quiet --no-cache-dir -c "$constraints" "$(ls "$wheels"/ci_gen-*.whl)[dvc]"
+python -m pip install --quiet -c "$constraints" "$(ls "$wheels"/ci_gen-*.whl)[dvc]"
 ci-gen --version
