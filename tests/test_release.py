@@ -139,3 +139,24 @@ def test_bad_token_or_index_is_refused_before_any_request(token, index, message)
 def httpserver_listen_address():
     """The PyPI stand-in on 127.0.0.1 (pytest-httpserver binds `localhost` otherwise)."""
     return ("127.0.0.1", 0)
+
+
+def test_the_self_test_never_waits_for_a_runtime_image_its_commit_has_not_published():
+    """The runtime image of a version exists only after its tag pipeline: the self-test at
+    $CI_COMMIT_SHA gives every component that defaults to it a Python image (with ci-gen
+    from the commit), the stop job included."""
+    import yaml
+
+    from ci_gen import components as desc
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!reference", lambda loader, node: loader.construct_sequence(node))
+    pipeline = yaml.load((REPO / ".gitlab-ci.yml").read_text(), Loader=Loader)
+    for entry in pipeline["include"]:
+        name = entry["component"].rsplit("/", 1)[1].split("@", 1)[0]
+        if desc.get(name).input("image").default == desc.RUNTIME_IMAGE:
+            assert entry["inputs"].get("image", "").startswith("python:3."), name
+    assert pipeline["selftest-stop"]["variables"]["GIT_STRATEGY"] == "fetch"
+    assert pipeline["selftest-stop"]["extends"] == ".selftest-cigen"
