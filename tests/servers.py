@@ -93,6 +93,17 @@ def start_moto(bucket: str = "ci-gen-test"):
         server.stop()
 
 
+def _stop(proc: subprocess.Popen, log) -> None:
+    """End a server this module started (terminate, then kill after 10 s) and close its log."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
 # -- OCI registry ----------------------------------------------------------------------------
 
 @dataclass
@@ -174,13 +185,7 @@ def start_registry(workdir: Path, auth: tuple[str, str] | None = None):
                                + (workdir / "registry.log").read_text()[-500:]) from None
         yield reg
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        _stop(proc, log)
 
 
 # -- Python package index --------------------------------------------------------------------
@@ -214,13 +219,7 @@ def start_pypiserver(workdir: Path):
         wait_http(index.simple, timeout=30)
         yield index
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        _stop(proc, log)
 
 
 # -- buildah ---------------------------------------------------------------------------------
