@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
+
+from ci_gen import __version__
 
 from ci_gen.patterns import (  # the descriptor's patterns live there
     RE_JOB_PREFIX,
@@ -129,20 +132,35 @@ def _common(stage: str, image: str) -> tuple[Input, ...]:
     )
 
 
+# The user's own image: jobs on it install ci-gen from the release's index (below).
 PYTHON_IMAGE = "python:3.11.11-slim-bookworm"
-# Jobs that run git (eval-report's baseline, dvc-upload's commit-back) default to the full
-# image: the slim one has no git, and a missing tool must fail, never pass for "no baseline".
-PYTHON_GIT_IMAGE = "python:3.11.11-bookworm"
 BUILDAH_IMAGE = "quay.io/buildah/stable:v1.37.3"
 BUILDKIT_IMAGE = "moby/buildkit:v0.25.2-rootless"
 BUILDERS = ("buildah", "buildkit")
+# The CML release `reporter: cml` is written for (its last, 2024-10); never installed by a job.
+CML_VERSION = "0.20.6"
 
 # Where a release publishes what the components run on (the tag pipeline in .gitlab-ci.yml).
 # Jobs in the runtime image have ci-gen at the component's version; jobs in the user's own
 # image install ci-gen from the index named by INDEX_URL_VARIABLE, never by bare name.
+# Both follow from one CI/CD variable, PROJECT_VARIABLE: the template project's path on the
+# instance that runs the pipeline (default TEMPLATE_PROJECT). A mirror on a self-managed
+# instance sets it once (instance or group CI/CD variable, which wins over a job's
+# `variables:`). The image names both variables directly: the runner expands `image:` once
+# (Go's os.Expand), so a variable whose value holds another variable would stay literal.
 TEMPLATE_PROJECT = "mlops/ci-gen"
-RUNTIME_IMAGE_REPO = f"$CI_REGISTRY/{TEMPLATE_PROJECT}/runtime"
+PROJECT_VARIABLE = "CI_GEN_PROJECT"
+RUNTIME_IMAGE_REPO = f"$CI_REGISTRY/${PROJECT_VARIABLE}/runtime"
 INDEX_URL_VARIABLE = "CI_GEN_INDEX_URL"
+# The ci-gen-only jobs (eval-report, dvc-upload, deploy and its stop job, inference) run on
+# the runtime of their own version; it has git, which eval-report and dvc-upload need.
+RUNTIME_IMAGE = f"{RUNTIME_IMAGE_REPO}:{__version__}"
+
+
+def index_url_default(project: str = TEMPLATE_PROJECT, api: str = "$CI_API_V4_URL") -> str:
+    """The template project's PyPI simple index in GitLab's package registry."""
+    return f"{api}/projects/{quote(project, safe='')}/packages/pypi/simple"
+
 
 COMPONENTS: dict[str, Component] = {}
 
@@ -175,15 +193,16 @@ _register(Component(
     stage="evaluate",
     summary="Build `report.md` (metrics, diff against the target branch, confusion matrix) and post it "
             "to the merge request, updated in place; optional quality gate.",
-    image=PYTHON_GIT_IMAGE,
-    inputs=_common("evaluate", PYTHON_GIT_IMAGE) + (
+    image=RUNTIME_IMAGE,
+    inputs=_common("evaluate", RUNTIME_IMAGE) + (
         Input("metrics", "Metrics JSON written by the pipeline.",
               default="model/eval/metrics.json", regex=RE_PATH),
         Input("confusion-matrix", "Confusion matrix image embedded in the report (`none`: no image; "
               "a file named `none` is `./none`).",
               default="model/eval/confusion_matrix.png", regex=RE_PATH),
         Input("reporter", "Who posts the report: `ci-gen` (python-gitlab, default), `cml` "
-              "(@dvcorg/cml from npm) or `none` (artifact only).",
+              f"(the CML CLI, @dvcorg/cml {CML_VERSION}, which the job's `image` must provide: "
+              "ci-gen is then installed into it) or `none` (artifact only).",
               default="ci-gen", options=("ci-gen", "cml", "none")),
         Input("gate-metric", "Metric checked by the quality gate (`none`: no gate).",
               default=NONE, regex=RE_METRIC),
@@ -224,8 +243,8 @@ _register(Component(
     summary="Default branch and tags: register the model in the model registry (GitLab's, or the MLflow "
             "server `ci-gen run` starts) as a new SemVer version with params, metrics, lineage and "
             "hash-checked files; once per commit.",
-    image=PYTHON_IMAGE,
-    inputs=_common("register", PYTHON_IMAGE) + (
+    image=RUNTIME_IMAGE,
+    inputs=_common("register", RUNTIME_IMAGE) + (
         Input("model-name", "Registered model name.", default="fashion-mnist", regex=RE_MODEL_NAME),
         Input("model-path", "Model directory (or file) uploaded as `model.tar.gz` with a `manifest.json` of "
               "sha256 hashes.", default="model/fashion-mnist", regex=RE_PATH),
@@ -243,8 +262,8 @@ _register(Component(
     stage="upload",
     summary="Default branch, manual: `dvc push` the model to the model remote and commit the pointer "
             "files back with `[skip ci]`, never force-pushing.",
-    image=PYTHON_GIT_IMAGE,
-    inputs=_common("upload", PYTHON_GIT_IMAGE) + (
+    image=RUNTIME_IMAGE,
+    inputs=_common("upload", RUNTIME_IMAGE) + (
         Input("data", "DVC pointer of the training data, pulled so the model's stage can be hashed.",
               default="train_data.dvc", regex=RE_PATH),
         Input("remote", "DVC remote that stores models (`default`: the default remote of `.dvc/config`).",
@@ -264,8 +283,8 @@ _register(Component(
             "CI/CD variables; see Deploy targets) behind a health gate at the real URL; an unhealthy "
             "release is rolled back to the previous one. Includes a manual rollback job and the "
             "environment's stop job.",
-    image=PYTHON_IMAGE,
-    inputs=_common("deploy", PYTHON_IMAGE) + (
+    image=RUNTIME_IMAGE,
+    inputs=_common("deploy", RUNTIME_IMAGE) + (
         Input("environment", "GitLab environment name; also the `resource_group`, so deploys never overlap.",
               default="production", regex=RE_ENV_NAME),
         Input("engine", "`docker` or `podman`: the engine at `DEPLOY_ENGINE_HOST` (unset: the runner's own, "
@@ -298,8 +317,8 @@ _register(Component(
     stage="inference",
     summary="After deploy: send random test samples to the deployed service with the project's client, "
             "print the predictions, fail below an accuracy threshold.",
-    image=PYTHON_IMAGE,
-    inputs=_common("inference", PYTHON_IMAGE) + (
+    image=RUNTIME_IMAGE,
+    inputs=_common("inference", RUNTIME_IMAGE) + (
         Input("client", "Client command; it gets `--url`, `--model-name`, `--samples` and `--min-accuracy`.",
               default="python inference_client.py", regex=RE_COMMAND),
         Input("requirements", "pip requirements file the client needs.",

@@ -13,9 +13,10 @@ RE_JOB_PREFIX = r"^[a-z][a-z0-9-]{0,38}$"
 RE_STAGE = r"^[a-z][a-z0-9_-]{0,38}$"
 # A pinned image: a tag that starts with a digit (or v+digit), optionally a digest.
 # `latest`, `stable` and untagged references do not match. GitLab checks inputs before it
-# expands variables, so a leading `$VAR/` or `${VAR}/` (the dependency proxy's
-# CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX, a mirror) is allowed as written; nowhere else.
-RE_IMAGE = (r"^(\$[A-Za-z_][A-Za-z0-9_]{0,63}/|\$\{[A-Za-z_][A-Za-z0-9_]{0,63}\}/)?"
+# expands variables, so up to two leading `$VAR/` or `${VAR}/` segments (the dependency
+# proxy's CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX, a mirror, the runtime image's
+# `$CI_REGISTRY/$CI_GEN_PROJECT/`) are allowed as written; nowhere else.
+RE_IMAGE = (r"^(\$[A-Za-z_][A-Za-z0-9_]{0,63}/|\$\{[A-Za-z_][A-Za-z0-9_]{0,63}\}/){0,2}"
             r"[a-z0-9][a-z0-9._/:-]{0,199}:v?[0-9][A-Za-z0-9._-]{0,127}(@sha256:[a-f0-9]{64})?$")
 # A path relative to the project: no spaces, no leading slash, no shell characters.
 RE_PATH = r"^[A-Za-z0-9_.][A-Za-z0-9_./-]{0,199}$"
@@ -50,9 +51,9 @@ RE_NUMBER = r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]{1,3})?"  # fullmatch: no traili
 _ITEM_CHAR = r"[^\s`$;|&<>()\\\"'#]"
 RE_ARRAY_ITEM = rf"(?:{_ITEM_CHAR}|\$(?!IFS\b)[A-Za-z_][A-Za-z0-9_]*|\$\{{(?!IFS\}})[A-Za-z_][A-Za-z0-9_]*\}})+"
 # An image reference in a pipeline, piece by piece (lint says which piece is wrong; the
-# `image` input's RE_IMAGE holds the same rules in one regex): a variable registry prefix,
-# a version tag, a digest.
-RE_IMAGE_VAR_PREFIX = r"^\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)/"
+# `image` input's RE_IMAGE holds the same rules in one regex): a variable registry prefix
+# (one or two `$VAR/` segments), a version tag, a digest.
+RE_IMAGE_VAR_PREFIX = r"^(\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)/){1,2}"
 RE_VERSION_TAG = r"^v?[0-9]"
 RE_DIGEST = r"^sha256:[a-f0-9]{64}$"
 
@@ -64,6 +65,12 @@ RE_DIGEST = r"^sha256:[a-f0-9]{64}$"
 # `ci-gen init`: GitLab project paths (group(s)/project, each part a plain name), versions.
 RE_PROJECT = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}){1,9}"
 RE_SEMVER = r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]{1,40})?"
+# A release tag: X.Y.Z exactly (the tag pipeline publishes nothing else).
+RE_RELEASE_TAG = r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+# The trusted-publishing exchange: an index base URL (https, or http on loopback for a rehearsal).
+RE_INDEX_BASE = r"(https://[A-Za-z0-9.-]+(:[0-9]{1,5})?|http://127\.0\.0\.1:[0-9]{1,5})"
+# A JSON Web Token (GitLab's `id_tokens`): three base64url parts.
+RE_JWT = r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"
 # `ci-gen init --example`: a DVC storage base (cloud bucket or local directory) and the
 # endpoint of an S3-compatible or OSS store.
 RE_CLOUD = r"(s3|oss)://[a-z0-9][a-z0-9.-]{1,62}(/[A-Za-z0-9_.-]+)*/?"

@@ -73,7 +73,10 @@ def header(component: desc.Component) -> str:
 def body(component: desc.Component) -> str:
     """The jobs of a component with `$[[ inputs.x ]]` placeholders."""
     template = _env().get_template(f"{component.name}.yml.jinja")
-    return template.render(component=component, version=__version__)
+    return template.render(component=component, version=__version__,
+                           runtime_image=desc.RUNTIME_IMAGE, template_project=desc.TEMPLATE_PROJECT,
+                           project_variable=desc.PROJECT_VARIABLE, index_variable=desc.INDEX_URL_VARIABLE,
+                           cml_version=desc.CML_VERSION)
 
 
 def _as_text(value: Any) -> str:

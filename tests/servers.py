@@ -1,5 +1,5 @@
 """Real servers and tools for tests, on 127.0.0.1 only: S3 (moto), an OCI registry (Debian's
-docker-registry) and buildah with private storage. conftest.py wraps them in fixtures that
+docker-registry), buildah with private storage and a Python package index (pypiserver). conftest.py wraps them in fixtures that
 start and stop them; each skips with a reason when its program is not installed
 (scripts/bootstrap.sh installs all of them, so CI runs them)."""
 
@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -196,6 +197,40 @@ def start_registry(workdir: Path, auth: tuple[str, str] | None = None):
             raise RuntimeError("docker-registry did not start: "
                                + (workdir / "registry.log").read_text()[-500:]) from None
         yield reg
+    finally:
+        end_process(proc, log)
+
+
+# -- Python package index --------------------------------------------------------------------
+
+@dataclass
+class PackageIndex:
+    url: str  # where twine uploads
+    root: Path  # the files it serves
+
+    @property
+    def simple(self) -> str:
+        """The PEP 503 simple index pip installs from."""
+        return f"{self.url}simple/"
+
+
+def start_pypiserver(workdir: Path):
+    """pypiserver on a free loopback port serving WORKDIR/packages; uploads need no password
+    (`-a . -P .`) and an unknown name is a 404, never a redirect to the public index
+    (`--disable-fallback`). A generator yielding a PackageIndex."""
+    exe = Path(sys.executable).with_name("pypi-server")
+    if not exe.is_file():
+        pytest.skip("pypiserver not installed (test extra; scripts/bootstrap.sh installs it)")
+    port = free_port()
+    root = workdir / "packages"
+    root.mkdir(parents=True, exist_ok=True)
+    log = open(workdir / "pypiserver.log", "wb")
+    proc = subprocess.Popen([str(exe), "run", "-p", str(port), "-i", "127.0.0.1", "-a", ".", "-P", ".",
+                             "--disable-fallback", str(root)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        index = PackageIndex(f"http://127.0.0.1:{port}/", root)
+        wait_http(index.simple, timeout=30)
+        yield index
     finally:
         end_process(proc, log)
 

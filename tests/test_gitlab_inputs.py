@@ -19,6 +19,7 @@ from ci_gen.errors import InputError, UsageError
 from ci_gen.inputs import parse_number, regex_problem, resolve, ruby_number
 from ci_gen.lint import lint_file
 from ci_gen.render import render
+from support.cli import REPO
 
 # (regex, value, is it the default, expected problem text or None)
 RULES = [
@@ -172,11 +173,13 @@ def test_deploy_flags_take_the_unset_words_and_ruby_numbers():
 
 def test_eval_report_and_dvc_upload_default_to_an_image_with_git():
     """eval-report reads the target branch's metrics with git, dvc-upload commits with it: the
-    slim image has no git, and a missing tool must fail, never look like "no baseline"."""
+    runtime image has git (runtime/install.sh), and a missing tool must fail, never look like
+    "no baseline"."""
+    assert "git" in (REPO / "runtime" / "install.sh").read_text()
     for name in ("eval-report", "dvc-upload"):
-        assert desc.get(name).input("image").default == desc.PYTHON_GIT_IMAGE == "python:3.11.11-bookworm"
+        assert desc.get(name).input("image").default == desc.RUNTIME_IMAGE
         job = yaml.safe_load(render(name, {}, mode="inline"))[f"mlops-{name}"]
-        assert job["image"] == desc.PYTHON_GIT_IMAGE
+        assert job["image"] == desc.RUNTIME_IMAGE
 
 
 def test_dvc_upload_checks_the_push_before_dvc_push():
