@@ -132,8 +132,6 @@ def _common(stage: str, image: str) -> tuple[Input, ...]:
     )
 
 
-# The user's own image: jobs on it install ci-gen from the release's index (below).
-PYTHON_IMAGE = "python:3.11.11-slim-bookworm"
 BUILDAH_IMAGE = "quay.io/buildah/stable:v1.37.3"
 BUILDKIT_IMAGE = "moby/buildkit:v0.25.2-rootless"
 BUILDERS = ("buildah", "buildkit")
@@ -152,8 +150,11 @@ TEMPLATE_PROJECT = "mlops/ci-gen"
 PROJECT_VARIABLE = "CI_GEN_PROJECT"
 RUNTIME_IMAGE_REPO = f"$CI_REGISTRY/${PROJECT_VARIABLE}/runtime"
 INDEX_URL_VARIABLE = "CI_GEN_INDEX_URL"
-# The ci-gen-only jobs (eval-report, dvc-upload, deploy and its stop job, inference) run on
-# the runtime of their own version; it has git, which eval-report and dvc-upload need.
+# The ci-gen-only jobs (eval-report, register, dvc-upload, deploy and its jobs, inference) run
+# on the runtime of their own version; it has git, which eval-report and dvc-upload need.
+# train defaults to it too: an unchanged run restores the model with what the runtime holds
+# and installs nothing; the project's requirements are installed only when a stage must run.
+# A team's own image (a TensorFlow GPU image) installs ci-gen from the index instead.
 RUNTIME_IMAGE = f"{RUNTIME_IMAGE_REPO}:{__version__}"
 
 
@@ -174,8 +175,8 @@ _register(Component(
     stage="train",
     summary="Pull the training data with DVC, then restore the model (`dvc.lock` matches), reuse it from the "
             "run cache, or train it, and say which; model, metrics and plots as artifacts.",
-    image=PYTHON_IMAGE,
-    inputs=_common("train", PYTHON_IMAGE) + (
+    image=RUNTIME_IMAGE,
+    inputs=_common("train", RUNTIME_IMAGE) + (
         Input("requirements", "pip requirements file of the project, installed only when a stage must really run.",
               default="requirements.txt", regex=RE_PATH),
         Input("data", "DVC pointer of the training data, pulled first.",

@@ -25,6 +25,8 @@ from support.counts import record_counts
 from support.pipeline import job_log, run_pipeline
 from support.trees import scan_secrets
 
+from ci_gen import __version__
+
 pytestmark = pytest.mark.slow
 
 # Sentinels: moto accepts any key pair, the loopback GitLab its own token.
@@ -62,26 +64,14 @@ def _assert_not_trained(project: Path, how: str) -> None:
     assert "Epoch " not in log and "installing requirements.txt" not in log
 
 
-def _on_runtime_image(project: Path) -> None:
-    """The ci-gen-only jobs on the ci-gen runtime image (what a release publishes; train
-    stays on the user's python image)."""
-    from ci_gen import __version__
-
-    path = project / ".gitlab-ci.yml"
-    ci = yaml.safe_load(path.read_text())
-    for inc in ci["include"]:
-        if inc["component"].rsplit("/", 1)[1].split("@")[0] in ("eval-report", "dvc-upload", "deploy", "inference"):
-            inc.setdefault("inputs", {})["image"] = f"$CI_REGISTRY/mlops/ci-gen/runtime:{__version__}"
-    path.write_text(yaml.safe_dump(ci, sort_keys=False))
-
-
 def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, mlflow_server, monkeypatch):
     """Issue 9, section 1: every pipeline after the first upload, in one project: main after
     pulling the pointer commit (a), a merge request that changes only serve.py (b), a
     params-only (d) and a data-only change (c) that retrain, and the run after (c) (e).
-    Issue 11: the first two runs (cold, then warm) run their jobs as a runner does: train in
-    an empty Python environment (it installs ci-gen, and TensorFlow only when it trains), the
-    other jobs in the runtime environment; no credential in any job's work tree."""
+    Issue 11: the first two runs (cold, then warm) run their jobs as a runner does, each in the
+    runtime environment its default image stands for (train installs TensorFlow only when it
+    trains; a user image's empty environment is test_run_runner_mode's); no credential in any
+    job's work tree."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
@@ -104,8 +94,7 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, mlflow_
     assert "synthetic" in res.stdout
     # Two epochs keep CI fast (and still print "Epoch" lines when training); same pipeline.
     _set_params(project, epochs=2)
-    _on_runtime_image(project)
-    _git(project, "commit", "-qam", "test: 2 epochs, ci-gen jobs on the runtime image")
+    _git(project, "commit", "-qam", "test: 2 epochs")
 
     # 1. Cold run, runner-like: every job of the default-branch pipeline, predictions at the end.
     code, status, out = run_pipeline(project, quiet=False, host_env=False)
@@ -115,9 +104,9 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, mlflow_
                       "mlops-inference": "passed", "mlops-stop": "passed", "mlops-rollback": "excluded"}
     assert _train_line(project).startswith("trained (ran train, evaluate: no dvc.lock entry")
     assert "Epoch 2/2" in job_log(project, "mlops-train")
-    assert "a fresh empty Python environment" in job_log(project, "mlops-train")
+    runtime = f"the ci-gen {__version__} runtime environment"
+    assert runtime in job_log(project, "mlops-train") and runtime in job_log(project, "mlops-eval-report")
     assert "installing requirements.txt" in job_log(project, "mlops-train")
-    assert "the ci-gen 0.1" in job_log(project, "mlops-eval-report")
     assert re.search(r"mlops-train +train .* setup \d", out), out[-2000:]
     assert "docker-build skipped: " in job_log(project, "mlops-docker-build")
     assert "register: fashion-mnist 0.1.0 registered for commit" in job_log(project, "mlops-register")
@@ -156,7 +145,7 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, mlflow_
     assert re.search(r"^mlops-train +imported cache '0_pip-", out, re.M), out[-3000:]  # GitLab's cache:
     assert status["mlops-eval-report"] == "passed" and status["mlops-dvc-upload"] == "passed"
     _assert_not_trained(project, "restored from the remote (dvc.lock matches)")
-    assert "a fresh empty Python environment" in job_log(project, "mlops-train")
+    assert runtime in job_log(project, "mlops-train")
     assert _digests(trained) == model_digests
     # No credential in any job's work tree, not even the untracked .dvc/config.local.
     builds = project / ".gitlab-ci-local" / "builds"

@@ -51,7 +51,7 @@ def test_the_grep_catches_what_it_must():
     assert not NAMES_CIGEN.search('pip install --quiet "$(ls "$d"/ci_gen-*.whl)[dvc]"')
 
 
-@pytest.mark.parametrize("name", ["eval-report", "dvc-upload", "deploy", "inference"])
+@pytest.mark.parametrize("name", ["train", "eval-report", "register", "dvc-upload", "deploy", "inference"])
 def test_ci_gen_only_jobs_default_to_the_runtime_of_their_version(name):
     default = desc.get(name).input("image").default
     assert default == desc.RUNTIME_IMAGE == f"$CI_REGISTRY/$CI_GEN_PROJECT/runtime:{__version__}"
@@ -60,8 +60,9 @@ def test_ci_gen_only_jobs_default_to_the_runtime_of_their_version(name):
         assert job["variables"][desc.PROJECT_VARIABLE] == desc.TEMPLATE_PROJECT
 
 
-def test_jobs_on_the_users_image_keep_the_python_image():
-    assert desc.get("train").input("image").default == desc.PYTHON_IMAGE
+def test_train_defaults_to_the_runtime_too():
+    # An unchanged run restores the model with what the runtime holds: nothing installed.
+    assert desc.get("train").input("image").default == desc.RUNTIME_IMAGE
 
 
 def test_the_runtime_image_passes_the_image_regex_as_gitlab_checks_it():

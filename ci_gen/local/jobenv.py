@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci_gen import __version__
-from ci_gen.components import RUNTIME_IMAGE_REPO
+from ci_gen.components import PROJECT_VARIABLE, RUNTIME_IMAGE_REPO, TEMPLATE_PROJECT
 from ci_gen.dvcrepo.credentials import SETTINGS
 from ci_gen.local.includes import expand
 
@@ -48,7 +48,9 @@ def runtime_tags() -> set[str]:
 
 
 def is_runtime_image(image: str, variables: dict[str, str]) -> bool:
-    """True when IMAGE, expanded as GitLab would, is the runtime image of this ci-gen."""
+    """True when IMAGE, expanded as GitLab would, is the runtime image of this ci-gen.
+    CI_GEN_PROJECT defaults as the components' job variables set it; a --variable overrides."""
+    variables = {PROJECT_VARIABLE: TEMPLATE_PROJECT, **variables}
     repo, _, tag = expand(image, variables).rpartition(":")
     return bool(repo) and repo == expand(RUNTIME_IMAGE_REPO, variables) and tag in runtime_tags()
 
