@@ -179,9 +179,11 @@ _register(Component(
             "agreement, size, latency p50); table in the MR report, files as artifacts, parity gate.",
     image=PYTHON_IMAGE,
     inputs=_common("evaluate", PYTHON_IMAGE) + (
-        Input("requirements", "pip requirements file of the project (TensorFlow, what the loader imports).",
+        Input("requirements", "pip requirements file of the project (TensorFlow, what the loader imports), "
+              "installed only when a model must really be converted.",
               default="requirements.txt", regex=RE_PATH),
-        Input("data", "DVC pointer of the data the loader reads, pulled first (`none`: nothing to pull).",
+        Input("data", "DVC pointer of the data the loader reads, pulled first and part of the cache key "
+              "(`none`: nothing to pull).",
               default="train_data.dvc", regex=RE_PATH),
         Input("model", "SavedModel directory from the train job's artifacts, or a base holding numeric "
               "version directories (the highest is converted).",

@@ -69,7 +69,7 @@ def _convert(project: Path, monkeypatch, *extra: str) -> int:
 
 
 def test_int8_agreement_is_reported_and_reaches_the_mr_report(project, monkeypatch, capsys):
-    assert _convert(project, monkeypatch, "--loader", "edge_data:load") == 0
+    assert _convert(project, monkeypatch, "--loader", "edge_data:load", "--cache", "cache") == 0
     result = json.loads((project / "edge/edge.json").read_text())
     rows = {r["name"]: r for r in result["variants"]}
     assert list(rows) == ["float32", "dynamic-range", "int8"]
@@ -90,6 +90,15 @@ def test_int8_agreement_is_reported_and_reaches_the_mr_report(project, monkeypat
     assert "int8: accuracy" in out and "gate passed" in out
 
     assert main(["job", "edge-gate"]) == 0
+    # The same model again: measured figures reused from the cache, nothing installed (this
+    # requirements file does not exist), the gate judged afresh with the new threshold.
+    int8_tflite = (project / "edge/model-int8.tflite").read_bytes()
+    assert _convert(project, monkeypatch, "--loader", "edge_data:load", "--cache", "cache",
+                    "--requirements", "absent.txt", "--min-agreement", "1") == 0
+    assert "reused the measurements of an earlier run" in capsys.readouterr().out
+    again = json.loads((project / "edge/edge.json").read_text())
+    assert [r["agreement"] for r in again["variants"]] == [r["agreement"] for r in result["variants"]]
+    assert again["gate"]["min_agreement"] == 1 and (project / "edge/model-int8.tflite").read_bytes() == int8_tflite
     # eval-report appends the section to the MR report, before the footer.
     metrics = project / "metrics.json"
     metrics.write_text(json.dumps({"accuracy": 0.9}))

@@ -20,10 +20,14 @@ from ci_gen.patterns import RE_LOADER
 SEED = 0  # the representative set is the same draw on every run
 
 
-def load_loader(spec: str, root: Path) -> Callable[[str], Any]:
-    """The function named by `spec` (MODULE:FUNCTION), imported with ROOT first on sys.path."""
+def check_spec(spec: str) -> None:
     if not re.fullmatch(RE_LOADER, spec):
         raise UsageError(f"edge-convert: --loader {shown(spec)} is not MODULE:FUNCTION")
+
+
+def load_loader(spec: str, root: Path) -> Callable[[str], Any]:
+    """The function named by `spec` (MODULE:FUNCTION), imported with ROOT first on sys.path."""
+    check_spec(spec)
     module_name, func_name = spec.split(":")
     sys.path.insert(0, str(root.resolve()))
     try:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ci_gen.components import NONE, given
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -34,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="where the .tflite files and edge.json go (default: edge)")
     p.add_argument("--section", type=Path, default=Path("report.d/edge.md"), metavar="PATH",
                    help="markdown table for the MR report (default: report.d/edge.md)")
+    p.add_argument("--data", default="", metavar="PATH",
+                   help="DVC pointer of the data the loader reads, part of the cache key (none: no data)")
+    p.add_argument("--requirements", default="", metavar="FILE",
+                   help="pip requirements installed only when a model must really be converted")
+    p.add_argument("--cache", type=Path, metavar="DIR",
+                   help="reuse measurements of an unchanged model from DIR, and keep new ones there")
     p.set_defaults(func=run)
 
 
@@ -49,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from ci_gen.edge.convert import Options, run as convert
 
     opts = Options(model=args.model, loader=args.loader, out=args.out, section=args.section,
+                   data=given(args.data, NONE), requirements=args.requirements, cache=args.cache,
                    representative_samples=args.representative_samples,
                    test_samples=args.test_samples, max_accuracy_drop=args.max_accuracy_drop,
                    min_agreement=args.min_agreement)
