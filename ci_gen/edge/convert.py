@@ -78,7 +78,7 @@ def run(opts: Options, say: Callable[[str], None] = print,
     _write(opts, blobs, result)
     for row in result["variants"]:
         say(f"edge-convert: {row['name']}: accuracy {row['accuracy']:.4f} "
-            f"({-row['accuracy_drop']:+.4f}), agreement {row['agreement']:.4f}, "
+            f"({row['accuracy'] - result['reference']['accuracy']:+.4f}), agreement {row['agreement']:.4f}, "
             f"p50 {row['latency_p50_ms']:.3f} ms, {'pass' if row['passed'] else 'FAIL'}")
     return result
 

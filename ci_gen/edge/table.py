@@ -27,7 +27,7 @@ def markdown(result: Mapping[str, Any]) -> str:
     for row in result["variants"]:
         said = "✅ pass" if row["passed"] else "❌ " + "; ".join(row["failures"])
         lines.append(f"| `{row['file']}` ({row['name']}) | {_size(row['size_bytes'])} | "
-                     f"{row['accuracy']:.4f} | {-row['accuracy_drop']:+.4f} | "
+                     f"{row['accuracy']:.4f} | {row['accuracy'] - ref['accuracy']:+.4f} | "
                      f"{row['agreement']:.4f} | {row['latency_p50_ms']:.3f} ms | {said} |")
     lines += ["", f"**Edge gate: {'passed' if gate['passed'] else 'failed'}.**", ""]
     return "\n".join(lines)
