@@ -168,6 +168,9 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, monkeyp
     assert _train_line(project).startswith("trained (ran train, evaluate: changed since dvc.lock: "
                                            "params.yaml:train;")
     assert "Epoch 2/2" in job_log(project, "mlops-train")
+    edge_log = job_log(project, "mlops-edge-convert")  # a new model: converted, not reused
+    assert "edge-convert: installing requirements.txt (a model must be converted)" in edge_log
+    assert "reused the measurements" not in edge_log
     text = report.read_text()
     assert "Compared with" in text and "origin/main" in text
     assert any("dropout" in line and "0.1" in line and "0.3" in line for line in text.splitlines()), text

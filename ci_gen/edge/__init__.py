@@ -2,6 +2,7 @@
 
 samples (the project's loader: representative and held-out sets), variants (the three
 conversions), measure (SavedModel and LiteRT predictions, latency), gate (the parity checks),
-table (edge.json, the markdown section of the MR report), convert (the whole job).
+table (the markdown section of the MR report), cache (measurements of an unchanged model),
+convert (the whole job: edge.json, the .tflite files, the section).
 TensorFlow and ai-edge-litert are imported inside functions only.
 """
