@@ -30,6 +30,7 @@ from ci_gen.patterns import (  # the descriptor's patterns live there
     RE_KV_LIST,
     KV_MAX_ITEMS,
     RE_COMMAND,
+    RE_LOADER,
 )
 
 # Sentinel for "no default": GitLab treats an input without `default` as required.
@@ -190,6 +191,37 @@ _register(Component(
 ))
 
 _register(Component(
+    name="edge-convert",
+    stage="evaluate",
+    summary="After train: convert the SavedModel to LiteRT (`.tflite` float32, dynamic-range, int8 "
+            "calibrated on the training data), measure each against it on the held-out set (accuracy, "
+            "agreement, size, latency p50); table in the MR report, files as artifacts, parity gate.",
+    image=PYTHON_IMAGE,
+    inputs=_common("evaluate", PYTHON_IMAGE) + (
+        Input("requirements", "pip requirements file of the project (TensorFlow, what the loader imports), "
+              "installed only when a model must really be converted.",
+              default="requirements.txt", regex=RE_PATH),
+        Input("data", "DVC pointer of the data the loader reads, pulled first and part of the cache key "
+              "(`none`: nothing to pull).",
+              default="train_data.dvc", regex=RE_PATH),
+        Input("model", "SavedModel directory from the train job's artifacts, or a base holding numeric "
+              "version directories (the highest is converted).",
+              default="model/fashion-mnist", regex=RE_PATH),
+        Input("loader", "Project function `MODULE:FUNCTION` returning `(inputs, labels)` for `train` "
+              "(the representative set is drawn from it) and `test` (the held-out set).",
+              default="edge_data:load", regex=RE_LOADER),
+        Input("representative-samples", "Training samples the int8 model is calibrated on.",
+              type="number", default=200),
+        Input("test-samples", "Held-out samples every model is measured on (at most).",
+              type="number", default=2000),
+        Input("max-accuracy-drop", "Largest accuracy loss of a LiteRT model against the SavedModel (0 to 1).",
+              type="number", default=0.02),
+        Input("min-agreement", "Smallest share of held-out predictions a LiteRT model must share with the "
+              "SavedModel (0 to 1).", type="number", default=0.95),
+    ),
+))
+
+_register(Component(
     name="eval-report",
     stage="evaluate",
     summary="Build `report.md` (metrics, diff against the target branch, confusion matrix) and post it "
@@ -333,7 +365,7 @@ _register(Component(
 ))
 
 # Pipeline order; also the order of `stages:` that `ci-gen init` writes.
-ORDER = ("train", "eval-report", "docker-build", "register", "dvc-upload", "deploy", "inference")
+ORDER = ("train", "edge-convert", "eval-report", "docker-build", "register", "dvc-upload", "deploy", "inference")
 assert tuple(COMPONENTS) == ORDER
 
 
@@ -349,4 +381,4 @@ def get(name: str) -> Component:
 
 
 def default_stages() -> list[str]:
-    return [COMPONENTS[n].stage for n in ORDER]
+    return list(dict.fromkeys(COMPONENTS[n].stage for n in ORDER))  # edge-convert shares `evaluate`

@@ -35,6 +35,8 @@ _KV_VALUE = r"[A-Za-z0-9_./:@+-]{0,200}"
 _KV = rf"{_KV_KEY}={_KV_VALUE}"
 RE_KV_LIST = rf"^(none|{_KV}(,{_KV})*)$"
 KV_MAX_ITEMS = 32
+# A Python function of the project as MODULE:FUNCTION (edge-convert's sample loader).
+RE_LOADER = r"^[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,7}:[A-Za-z_][A-Za-z0-9_]{0,63}$"
 # A command made of plain words: the project's own script and its fixed arguments.
 RE_COMMAND = r"^[A-Za-z0-9_./][A-Za-z0-9_./= -]{0,199}$"
 

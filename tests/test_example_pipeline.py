@@ -99,7 +99,8 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, mlflow_
     # 1. Cold run, runner-like: every job of the default-branch pipeline, predictions at the end.
     code, status, out = run_pipeline(project, quiet=False, host_env=False)
     assert code == 0, out
-    assert status == {"mlops-train": "passed", "mlops-eval-report": "passed", "mlops-docker-build": "passed",
+    assert status == {"mlops-train": "passed", "mlops-edge-convert": "passed", "mlops-edge-gate": "passed",
+                      "mlops-eval-report": "passed", "mlops-docker-build": "passed",
                       "mlops-register": "passed", "mlops-dvc-upload": "passed", "mlops-deploy": "passed",
                       "mlops-inference": "passed", "mlops-stop": "passed", "mlops-rollback": "excluded"}
     assert _train_line(project).startswith("trained (ran train, evaluate: no dvc.lock entry")
@@ -114,6 +115,11 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, mlflow_
     assert "sample accuracy:" in inference
     report = project / ".gitlab-ci-local/artifacts/mlops-eval-report/report/report.md"
     assert "| `accuracy` |" in report.read_text()
+    # edge-convert (issue 15): the LiteRT models are artifacts, their table is in the report.
+    edge = project / ".gitlab-ci-local/artifacts/mlops-edge-convert/edge"
+    assert {p.name for p in edge.glob("*.tflite")} == {"model-float32.tflite", "model-dynamic-range.tflite",
+                                                       "model-int8.tflite"}
+    assert "| `edge/model-int8.tflite` (int8) |" in report.read_text()
     trained = project / ".gitlab-ci-local/artifacts/mlops-train/model/fashion-mnist"
     model_digests = _digests(trained)
     assert any(name.endswith("saved_model.pb") for name in model_digests)
@@ -151,6 +157,8 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, mlflow_
     builds = project / ".gitlab-ci-local" / "builds"
     assert not [p for p in builds.rglob("*") if p.is_file() and not p.is_symlink()
                 and any(s.encode() in p.read_bytes() for s in (AWS_KEY, AWS_SECRET))]
+    # The same model: edge-convert reuses its measurements from GitLab's cache.
+    assert "reused the measurements of an earlier run" in job_log(project, "mlops-edge-convert")
 
     # (b) a merge request that changes only serve.py: restored, not retrained.
     _git(project, "checkout", "-qb", "serve-tweak")
@@ -179,11 +187,16 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, mlflow_
     assert _train_line(project).startswith("trained (ran train, evaluate: changed since dvc.lock: "
                                            "params.yaml:train;")
     assert "Epoch 2/2" in job_log(project, "mlops-train")
+    edge_log = job_log(project, "mlops-edge-convert")  # a new model: converted, not reused
+    assert "edge-convert: installing requirements.txt (a model must be converted)" in edge_log
+    assert "reused the measurements" not in edge_log
     text = report.read_text()
     assert "Compared with" in text and "origin/main" in text
     assert any("dropout" in line and "0.1" in line and "0.3" in line for line in text.splitlines()), text
     notes = gitlab_fake.notes[(PROJECT_ID, 1)]
     assert len(notes) == 1 and "/uploads/" in notes[0]["body"]
+    assert "## Edge conversion (LiteRT)" in text and "## Edge conversion (LiteRT)" in notes[0]["body"]
+    assert f"report: {report}" in out  # `ci-gen run --mr` points at the report with the table
 
     # (c) a data-only change on main (new data, `dvc add`, pushed, committed): retrained.
     _git(project, "checkout", "-q", "main")

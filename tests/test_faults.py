@@ -257,7 +257,8 @@ def test_s3_outage_before_and_during_the_pipeline(tmp_path, s3_proxy, moto_serve
     code, status, out = run_pipeline(project)
     outputs.append(out)
     assert code == 0, out
-    assert status == {"mlops-train": "passed", "mlops-eval-report": "passed",
+    assert status == {"mlops-train": "passed", "mlops-edge-convert": "passed", "mlops-edge-gate": "passed",
+                      "mlops-eval-report": "passed",
                       "mlops-docker-build": "passed", "mlops-dvc-upload": "passed",
                       "mlops-deploy": "passed", "mlops-inference": "passed", "mlops-stop": "passed",
                       "mlops-rollback": "excluded"}

@@ -105,8 +105,8 @@ def test_repo_pipeline_shape_lints_with_its_own_templates(tmp_path):
     f.write_text(f"stages: {json.dumps(desc.default_stages())}\ninclude:\n{include}\n")
     report = lint_file(f, strict=True, root=REPO)
     assert [str(x) for x in report.findings] == []
-    # One job a component, plus the deploy component's stop and rollback jobs.
-    assert report.jobs == len(desc.ORDER) + 2
+    # One job a component, plus deploy's stop and rollback jobs and edge-convert's gate job.
+    assert report.jobs == len(desc.ORDER) + 3
     f.write_text(f"stages: {json.dumps(desc.default_stages()[:-1])}\ninclude:\n{include}\n")
     found = [str(x) for x in lint_file(f, root=REPO).findings]
     lines = (REPO / "templates" / "inference.yml").read_text().splitlines()

@@ -108,7 +108,7 @@ def test_bad_inputs_are_refused(name, given, message):
 
 
 def test_unknown_component():
-    with pytest.raises(InputError, match="unknown component 'trian'; known: train, eval-report"):
+    with pytest.raises(InputError, match="unknown component 'trian'; known: train, edge-convert, eval-report"):
         render("trian")
 
 
@@ -141,6 +141,9 @@ def test_needs_on_jobs_a_pipeline_may_leave_out_are_optional():
                 needs[(job, need["job"])] = need.get("optional", False)
     assert needs == {
         ("mlops-eval-report", "mlops-train"): False,
+        ("mlops-edge-convert", "mlops-train"): False,
+        ("mlops-edge-gate", "mlops-edge-convert"): False,
+        ("mlops-eval-report", "mlops-edge-convert"): True,  # the edge table, when there is one
         ("mlops-docker-build", "mlops-train"): False,
         ("mlops-docker-build", "mlops-eval-report"): True,
         ("mlops-register", "mlops-train"): False,

@@ -205,15 +205,16 @@ def why_changed(stage: Any) -> str:
     return f"changed since dvc.lock: {what}; no earlier run with these deps and params"
 
 
-def pip_install(root: Path, requirements: str) -> None:
+def pip_install(root: Path, requirements: str, job: str = "train") -> None:
     """Install the project's requirements with this interpreter's pip; one line on failure."""
-    print(f"ci-gen: train: installing {requirements} (a stage must run)", flush=True)
+    why = "a stage must run" if job == "train" else "a model must be converted"
+    print(f"ci-gen: {job}: installing {requirements} ({why})", flush=True)
     proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-r", requirements],
                           cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if proc.returncode != 0:
         lines = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip()]
         errors = [ln for ln in lines if ln.startswith("ERROR:")]
-        raise CiGenError(f"train: pip install -r {requirements} failed: "
+        raise CiGenError(f"{job}: pip install -r {requirements} failed: "
                          f"{(errors or lines or ['exit ' + str(proc.returncode)])[-1]}")
 
 

@@ -101,7 +101,7 @@ def _footer(env: Mapping[str, str]) -> str:
 
 
 def render_markdown(report: Mapping[str, Any], nested: Mapping[str, Any],
-                    env: Mapping[str, str]) -> str:
+                    env: Mapping[str, str], sections: list[str] = ()) -> str:
     lines = ["# Model evaluation report", ""]
     scalars, blocks = split_blocks(nested)
     lines += _metrics_section(scalars, blocks)
@@ -111,6 +111,8 @@ def render_markdown(report: Mapping[str, Any], nested: Mapping[str, Any],
         lines += ["", "## Confusion matrix", "", f"![confusion matrix]({report['image']})"]
     elif report["image_note"]:
         lines += ["", "## Confusion matrix", "", f"_{report['image_note']}_"]
+    for text in sections:
+        lines += ["", text.strip("\n")]
     lines += ["", "---", "", _footer(env), ""]
     return "\n".join(lines)
 
@@ -165,11 +167,15 @@ def _comparison_section(report: Mapping[str, Any], blocks: Mapping[str, dict[str
 def build(metrics: Path, out: Path, image: str = "", baseline: str = "",
           params: Path = Path("params.yaml"), repo: Path = Path("."),
           env: Mapping[str, str] | None = None, gate_metric: str = "",
-          gate_direction: str = "higher") -> dict[str, Any]:
-    """Write out/report.md and out/report.json; return the JSON document."""
+          gate_direction: str = "higher", sections: Path | None = None) -> dict[str, Any]:
+    """Write out/report.md and out/report.json; return the JSON document.
+
+    Every `*.md` in `sections` (other jobs' parts of the report, e.g. edge-convert's table,
+    passed on as artifacts) is appended in name order; a missing directory adds nothing.
+    """
     env = os.environ if env is None else env
     image, gate_metric = given(image, NONE), given(gate_metric, NONE)
-    _check_flags(metrics, out, params, image, gate_metric)
+    _check_flags(metrics, out, params, image, gate_metric, sections)
     nested = load_metrics(metrics)
     current = flatten(nested)
 
@@ -181,6 +187,7 @@ def build(metrics: Path, out: Path, image: str = "", baseline: str = "",
     rows, params_note = params_diff(params, ref, repo)
     image_name, image_note = _copy_image(image, out)
 
+    extra = sorted(sections.glob("*.md")) if sections is not None and sections.is_dir() else []
     changes = deltas(current, base)
     report = {
         "metrics": current,
@@ -197,16 +204,19 @@ def build(metrics: Path, out: Path, image: str = "", baseline: str = "",
         "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "commit": env.get("CI_COMMIT_SHA") or None,
         "pipeline_url": env.get("CI_PIPELINE_URL") or None,
+        "sections": [p.name for p in extra],
     }
-    _write(out / "report.md", render_markdown(report, nested, env))
+    texts = [p.read_text(encoding="utf-8", errors="replace") for p in extra]
+    _write(out / "report.md", render_markdown(report, nested, env, texts))
     _write(out / "report.json", json.dumps(report, indent=2, sort_keys=False) + "\n")
     return report
 
 
-def _check_flags(metrics: Path, out: Path, params: Path, image: str, gate_metric: str) -> None:
+def _check_flags(metrics: Path, out: Path, params: Path, image: str, gate_metric: str,
+                 sections: Path | None = None) -> None:
     check_metric_name(gate_metric, "eval-report: --gate-metric")
     for flag, value in (("--metrics", str(metrics)), ("--out", str(out)), ("--params", str(params)),
-                        ("--image", image)):
+                        ("--image", image), ("--sections", str(sections or ""))):
         if value and not re.fullmatch(RE_PLAIN_PATH, value):
             raise UsageError(f"eval-report: {flag} {value[:80]!r} is not a plain path")
 

@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the quality gate's metric: its change is judged by --gate-direction")
     p.add_argument("--gate-direction", default="higher", choices=DIRECTIONS,
                    help="which way the gate metric is better (default: higher)")
+    p.add_argument("--sections", default="report.d", metavar="DIR",
+                   help="append every DIR/*.md to the report, e.g. edge-convert's table "
+                   "(default: report.d; a missing directory adds nothing)")
     p.set_defaults(func=run)
 
 
@@ -39,9 +42,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     report = build(Path(args.metrics), out, image=given(args.image, NONE), baseline=args.baseline,
                    params=Path(args.params), gate_metric=args.gate_metric,
-                   gate_direction=args.gate_direction)
+                   gate_direction=args.gate_direction, sections=Path(args.sections))
     print(f"eval-report: wrote {out / 'report.md'} and {out / 'report.json'} "
           f"({len(report['metrics'])} metrics)")
+    if report["sections"]:
+        print(f"eval-report: added {', '.join(report['sections'])} from {args.sections}")
     if report["baseline"] is not None:
         print(f"eval-report: compared with {report['baseline_ref']}")
     else:

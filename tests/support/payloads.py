@@ -132,6 +132,7 @@ NASTY_VALID: dict[str, list[str]] = {
     desc.RE_KV_LIST: ["none", "A=", "A=--x,B=-rf", "A=@/etc/passwd,B=+1:2/3.4",
                       ",".join(f"K{i}=v" for i in range(32))],
     desc.RE_COMMAND: ["python", "python  -c   x=1", "python ./a.py --x=-y /etc/passwd", "python " + "a" * 190],
+    desc.RE_LOADER: ["os:system", "a.b.c.d.e.f.g.h:_", "_" * 64 + ":" + "x" * 64],
 }
 
 

@@ -1,0 +1,146 @@
+"""edge-convert on the example's own model (issue 15): a tiny CNN trained once per module by
+the example's train.py on its synthetic data, converted to LiteRT and measured with the
+example's edge_data loader, in-process (TensorFlow is imported once). The int8 model's
+agreement is reported and passes; a representative set at the wrong scale fails the gate;
+bad input is one line and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from ci_gen.cli import main
+from ci_gen.evaluation.report import build as build_report
+from support.cli import REPO
+
+pytestmark = pytest.mark.slow
+
+EXAMPLE = REPO / "examples" / "fashion-mnist"
+ARGS = ["job", "edge-convert", "--model", "model/fashion-mnist", "--representative-samples", "100",
+        "--test-samples", "400"]
+# The representative set 255 times too bright: int8 ranges calibrated on [0, 255] leave the
+# real [0, 1] inputs a handful of quantization steps.
+WRONG_SCALE = """\
+import edge_data
+
+def load(split):
+    inputs, labels = edge_data.load(split)
+    return (inputs * 255 if split == "train" else inputs), labels
+"""
+EMPTY = """\
+import edge_data
+
+def load(split):
+    inputs, labels = edge_data.load(split)
+    return (inputs[:0], labels[:0]) if split == "train" else (inputs, labels)
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """The example's data code, synthetic data and a 2-epoch model in model/fashion-mnist/1."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is first imported
+    root = tmp_path_factory.mktemp("edge")
+    for name in ("fmnist_data.py", "edge_data.py"):
+        shutil.copy(EXAMPLE / name, root / name)
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        import fmnist_data
+        import train
+    finally:
+        sys.path.remove(str(EXAMPLE))
+    fmnist_data.make_synthetic(root / "train_data", n_train=2000, n_test=400, seed=0)
+    params = {**train.load_params(EXAMPLE / "params.yaml"), "epochs": 2}
+    train.train(params, root / "train_data", root / "model/fashion-mnist", verbose=0)
+    return root
+
+
+def _convert(project: Path, monkeypatch, *extra: str) -> int:
+    monkeypatch.chdir(project)
+    for out in ("edge", "report.d"):
+        shutil.rmtree(project / out, ignore_errors=True)
+    return main([*ARGS, *extra])
+
+
+def test_int8_agreement_is_reported_and_reaches_the_mr_report(project, monkeypatch, capsys):
+    assert _convert(project, monkeypatch, "--loader", "edge_data:load", "--cache", "cache") == 0
+    result = json.loads((project / "edge/edge.json").read_text())
+    rows = {r["name"]: r for r in result["variants"]}
+    assert list(rows) == ["float32", "dynamic-range", "int8"]
+    assert result["test_samples"] == 400 and result["representative_samples"] == 100
+    int8 = rows["int8"]
+    assert 0.9 <= int8["agreement"] <= 1 and int8["passed"], int8
+    assert rows["float32"]["agreement"] >= 0.99  # the same graph in float: same answers
+    for name, row in rows.items():
+        assert (project / row["file"]).stat().st_size == row["size_bytes"]
+        assert row["latency_p50_ms"] > 0
+    assert int8["size_bytes"] < rows["float32"]["size_bytes"] / 2
+    assert result["gate"] == {"max_accuracy_drop": 0.02, "min_agreement": 0.95, "passed": True,
+                              "failures": []}
+    section = (project / "report.d/edge.md").read_text()
+    assert f"| `edge/model-int8.tflite` (int8) |" in section
+    assert f"| {int8['agreement']:.4f} |" in section
+    out = capsys.readouterr().out
+    assert "int8: accuracy" in out and "gate passed" in out
+
+    assert main(["job", "edge-gate"]) == 0
+    # The same model again: measured figures reused from the cache, nothing installed (this
+    # requirements file does not exist), the gate judged afresh with the new threshold.
+    int8_tflite = (project / "edge/model-int8.tflite").read_bytes()
+    assert _convert(project, monkeypatch, "--loader", "edge_data:load", "--cache", "cache",
+                    "--requirements", "absent.txt", "--min-agreement", "1") == 0
+    assert "reused the measurements of an earlier run" in capsys.readouterr().out
+    again = json.loads((project / "edge/edge.json").read_text())
+    assert [r["agreement"] for r in again["variants"]] == [r["agreement"] for r in result["variants"]]
+    assert again["gate"]["min_agreement"] == 1 and (project / "edge/model-int8.tflite").read_bytes() == int8_tflite
+    # eval-report appends the section to the MR report, before the footer.
+    metrics = project / "metrics.json"
+    metrics.write_text(json.dumps({"accuracy": 0.9}))
+    report = build_report(metrics, project / "report", sections=project / "report.d", env={},
+                          repo=project)
+    text = (project / "report/report.md").read_text()
+    assert report["sections"] == ["edge.md"]
+    assert text.index("## Edge conversion (LiteRT)") < text.index("Generated by ci-gen")
+
+
+def test_a_wrong_scale_representative_set_fails_the_gate(project, monkeypatch, capsys):
+    (project / "wrong_scale.py").write_text(WRONG_SCALE)
+    assert _convert(project, monkeypatch, "--loader", "wrong_scale:load") == 0
+    result = json.loads((project / "edge/edge.json").read_text())
+    rows = {r["name"]: r for r in result["variants"]}
+    assert not rows["int8"]["passed"] and rows["int8"]["agreement"] < 0.95
+    assert rows["float32"]["passed"] and rows["dynamic-range"]["passed"]  # no calibration
+    assert not result["gate"]["passed"]
+    assert all(f.startswith("int8: ") for f in result["gate"]["failures"])
+    assert "❌" in (project / "report.d/edge.md").read_text()
+    capsys.readouterr()
+
+    assert main(["job", "edge-gate"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("ci-gen: error: edge-gate: failed: int8: ")
+    assert "int8: agreement " in err and "float32" not in err
+
+
+@pytest.mark.parametrize("extra, files, message", [
+    (["--loader", "empty_rep:load"], {"empty_rep.py": EMPTY},
+     "the representative set is empty: empty_rep:load('train') returned no samples"),
+    (["--loader", "edge_data:load", "--model", "broken"], {"broken/saved_model.pb": "not a graph"},
+     "cannot convert broken to float32: "),
+    (["--loader", "edge_data:load", "--min-agreement", "1.5"], {},
+     "--min-agreement must be between 0 and 1, got 1.5"),
+    (["--loader", "edge_data;rm"], {}, "--loader 'edge_data;rm' is not MODULE:FUNCTION"),
+], ids=["empty-representative-set", "not-convertible", "threshold", "loader"])
+def test_bad_input_is_one_line_and_writes_nothing(project, monkeypatch, capsys, extra, files, message):
+    for name, text in files.items():
+        (project / name).parent.mkdir(exist_ok=True)
+        (project / name).write_text(text)
+    assert _convert(project, monkeypatch, *extra) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not (project / "edge").exists() and not (project / "report.d").exists()
