@@ -196,8 +196,8 @@ _register(Component(
     summary="After train: convert the SavedModel to LiteRT (`.tflite` float32, dynamic-range, int8 "
             "calibrated on the training data), measure each against it on the held-out set (accuracy, "
             "agreement, size, latency p50); table in the MR report, files as artifacts, parity gate.",
-    image=PYTHON_IMAGE,
-    inputs=_common("evaluate", PYTHON_IMAGE) + (
+    image=RUNTIME_IMAGE,
+    inputs=_common("evaluate", RUNTIME_IMAGE) + (
         Input("requirements", "pip requirements file of the project (TensorFlow, what the loader imports), "
               "installed only when a model must really be converted.",
               default="requirements.txt", regex=RE_PATH),
