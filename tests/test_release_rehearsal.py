@@ -9,7 +9,8 @@ exchange against a loopback stand-in of PyPI's documented mint-token endpoint, t
 a second pypiserver standing for upload.pypi.org), and `unit-tests` narrowed by PYTEST_ARGS to
 the tests that failed inside CI (a CI job's environment leaked into the pipelines they start).
 Then runtime/install.sh, what runtime/Dockerfile runs, installs the published release from
-the package server into a fresh venv.
+the package server into a fresh venv, and a consumer project's job on its own image, run by
+`ci-gen run` as a runner would, installs it from there with the components' own install step.
 
 What it does not: `runtime-image` (buildah cannot pull a Python base image offline, so the
 image itself is not built here), the `release:` keyword (glab talks to GitLab), the
@@ -33,8 +34,8 @@ import servers
 from ci_gen import __version__
 from ci_gen.local.gitlab_ci_local import GCL_FLAGS
 from support.cli import REPO
-from support.git import IDENTITY
-from support.pipeline import gitlab_ci_local
+from support.git import IDENTITY, make_project
+from support.pipeline import ci_gen_run, gitlab_ci_local, job_log
 
 pytestmark = pytest.mark.slow
 
@@ -206,3 +207,27 @@ def test_unit_tests_job_passes_the_cases_that_failed_inside_ci(release_commit, t
     out = proc.stdout + proc.stderr
     assert _passed(out, "unit-tests"), out[-4000:]
     assert "3 passed" in out
+
+
+def test_a_consumer_job_on_its_own_image_installs_the_published_release(tag_pipeline, registry_index, tmp_path):
+    """The train component's install step, as rendered, in a job on a plain Python image of
+    a consumer project, run runner-like (a fresh empty venv) with the package server as the
+    index: ci-gen comes from there at the component's version, nowhere else."""
+    import yaml
+
+    from ci_gen.render import render
+
+    job = next(iter(yaml.safe_load(render("train", {"image": "python:3.11.11-slim-bookworm"}, mode="inline")).values()))
+    [install] = [line for line in job["script"] if "pip download" in line]
+    ci = {"stages": ["train"],
+          "consumer": {"stage": "train", "image": job["image"], "variables": job["variables"],
+                       "script": ['echo "index=$CI_GEN_INDEX_URL"', install, "ci-gen --version",
+                                  "ci-gen job dvc-auth --help | head -1"]}}
+    project = make_project(tmp_path / "consumer", yaml.safe_dump(ci, sort_keys=False))
+    proc = ci_gen_run(project, "--variable", f"CI_GEN_INDEX_URL={registry_index.simple}", runner=True)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    log = job_log(project, "consumer")
+    assert "a fresh empty Python environment" in log
+    assert f"ci-gen {__version__}" in log
+    # The only index the step was given, and the only place that holds this release.
+    assert f"index={registry_index.simple}" in log

@@ -162,9 +162,6 @@ def _job_env(ctx: ProjectContext, opts: RunOptions, variables: dict[str, str], o
     env.update(identity_env(ctx, env))
     if wheel is not None:
         env["BASH_ENV"] = str(_setup_path(ctx))
-        # The install line of components up to 0.1.1 (`pip install "ci-gen[dvc]==V"`) finds
-        # the same wheel as the index does.
-        env["PIP_FIND_LINKS"] = " ".join(p for p in (env.get("PIP_FIND_LINKS", ""), str(wheel.parent)) if p)
     if withheld:
         shown = ", ".join(withheld[:6]) + (f" and {len(withheld) - 6} more" if len(withheld) > 6 else "")
         out.say(f"not passed to jobs: the caller's {shown} (CI/CD variables and tokens; a local run "
