@@ -73,7 +73,7 @@ def header(component: desc.Component) -> str:
 def body(component: desc.Component) -> str:
     """The jobs of a component with `$[[ inputs.x ]]` placeholders."""
     template = _env().get_template(f"{component.name}.yml.jinja")
-    return template.render(component=component, version=__version__)
+    return template.render(component=component, version=__version__, retrain=desc.RETRAIN_VARIABLE)
 
 
 def _as_text(value: Any) -> str:

@@ -93,7 +93,7 @@ def test_example_scaffold_lints_and_second_init_changes_nothing(tmp_path):
     lint = cli("lint", str(target / ".gitlab-ci.yml"))
     assert lint.returncode == 0, lint.stdout + lint.stderr
     # One warning: the default local DVC store is out of a runner's reach.
-    assert lint.stdout.strip().endswith("(7 jobs, 1 document), 1 warning(s)")
+    assert lint.stdout.strip().endswith("(8 jobs, 1 document), 1 warning(s)")
     # The data is tracked by DVC in its own remote, never by git.
     tracked = subprocess.run(["git", "ls-files"], cwd=target, capture_output=True, text=True).stdout.split()
     assert "train_data.dvc" in tracked and not any(p.startswith("train_data/") for p in tracked)

@@ -105,13 +105,14 @@ def test_repo_pipeline_shape_lints_with_its_own_templates(tmp_path):
     f.write_text(f"stages: {json.dumps(desc.default_stages())}\ninclude:\n{include}\n")
     report = lint_file(f, strict=True, root=REPO)
     assert [str(x) for x in report.findings] == []
-    assert report.jobs == 7
+    assert report.jobs == 8
     f.write_text(f"stages: {json.dumps(desc.default_stages()[:-1])}\ninclude:\n{include}\n")
     found = [str(x) for x in lint_file(f, root=REPO).findings]
-    lines = (REPO / "templates" / "inference.yml").read_text().splitlines()
+    last = desc.ORDER[-1]  # the one whose stage was left out
+    lines = (REPO / "templates" / f"{last}.yml").read_text().splitlines()
     line = lines.index("  stage: $[[ inputs.stage ]]") + 1
-    assert found == [f"templates/inference.yml:{line}:3: error: job 'mlops-inference': stage 'inference' "
-                     f"is not declared; declare it in `stages:` (via {f} include[5])"]
+    assert found == [f"templates/{last}.yml:{line}:3: error: job 'mlops-{last}': stage '{last}' "
+                     f"is not declared; declare it in `stages:` (via {f} include[{len(desc.ORDER) - 1}])"]
 
 
 def test_check_jsonschema_cli_agrees(tmp_path):

@@ -203,7 +203,7 @@ class Metrics:
         self._class_names: tuple[str, ...] = ()
         self._classes = classes
         self._by_class: list = []
-        self.requests.labels(**self._labels, status="200")  # exported from the start, as 0
+        self._by_status = {"200": self.requests.labels(**self._labels, status="200")}  # exported from the start, as 0
         outputs = list(servable.outputs.values())
         if len(outputs) == 1 and outputs[0].shape.rank == 2 and outputs[0].shape[1]:
             # Series exist at 0 from the start, so a rate over a window that saw the first
@@ -212,7 +212,11 @@ class Metrics:
             self._by_class = [classes.labels(**self._labels, **{"class": name}) for name in self._class_names]
 
     def observe_request(self, status: int, seconds: float) -> None:
-        self.requests.labels(**self._labels, status=str(status)).inc()
+        key = str(status)
+        child = self._by_status.get(key)
+        if child is None:  # a handful of statuses at most: bound children are kept
+            child = self._by_status.setdefault(key, self.requests.labels(**self._labels, status=key))
+        child.inc()
         self.latency.observe(seconds)
 
     def observe_batch(self, batch, results: dict) -> None:
