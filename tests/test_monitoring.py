@@ -45,6 +45,8 @@ class Service:
                                    buckets=(*BOUNDS, 1.0), registry=self.registry).labels(MODEL, "1")
         self.classes = Counter("serving_predicted_class", "classes", ["model", "version", "class"],
                                registry=self.registry)
+        for name in CLASSES:  # series from the start, as serve.py has them
+            self.classes.labels(MODEL, "1", name)
         # Another model's series on the same endpoint must not count.
         Histogram("serving_input_mean_intensity_other", "x", registry=self.registry)
         service = self
@@ -193,6 +195,7 @@ def test_too_little_traffic_is_not_judged(workdir, service, capsys, job_env, git
     code, out, _ = monitor(service.url, capsys)
 
     assert code == 4 and "not enough traffic to judge: 10 predictions in the window, 50 needed" in out
+    assert "**drift**" not in out and "| mean_intensity |" in out and "not judged" in out
     assert json.loads((workdir / "drift/report.json").read_text())["verdict"] == "insufficient"
     assert gitlab_fake.seen == []  # no alert
 

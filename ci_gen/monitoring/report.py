@@ -63,7 +63,7 @@ class DriftReport:
             "|---|---:|---:|---|",
         ]
         for s in self.signals:
-            mark = "**drift**" if s.drifted else "ok"
+            mark = "not judged" if self.verdict == INSUFFICIENT else "**drift**" if s.drifted else "ok"
             lines.append(f"| {s.name} | {s.psi:.3f} | {s.threshold:g} | {mark} |")
         lines += ["", "PSI (population stability index): below 0.1 stable, 0.1 to 0.25 moderate, above 0.25 major."]
         if plot:
@@ -101,7 +101,8 @@ def plot(report: DriftReport, path: Path) -> None:
         ax.bar([i + 0.2 for i in x], s.live, width=0.4, label="live", color="#dd8452")
         ax.set_xticks(list(x), s.bins, rotation=45, ha="right", fontsize=7)
         ax.set_ylabel("share")
-        ax.set_title(f"{s.name}: PSI {s.psi:.3f} (threshold {s.threshold:g}){' DRIFT' if s.drifted else ''}", fontsize=10)
+        flag = " DRIFT" if s.drifted and report.verdict == DRIFT else ""
+        ax.set_title(f"{s.name}: PSI {s.psi:.3f} (threshold {s.threshold:g}){flag}", fontsize=10)
         ax.legend(fontsize=8)
     fig.suptitle(f"{report.model}: {HEADLINE[report.verdict]}")
     fig.tight_layout()
