@@ -66,7 +66,8 @@ def test_inline_has_no_placeholders_and_typed_values(name):
 def test_pinned_version_of_ci_gen_in_jobs(name):
     text = render(name)
     if "ci-gen job" in text or "ci-gen report" in text:
-        assert f'"ci-gen[dvc]=={__version__}"' in text
+        extras = "dvc,monitor" if name == "monitor" else "dvc"  # monitor parses metrics, plots
+        assert f'"ci-gen[{extras}]=={__version__}"' in text
 
 
 def test_interpolate_whole_and_partial_strings():
