@@ -200,16 +200,14 @@ class Metrics:
                                    labels, buckets=stats.INTENSITY_BUCKETS, registry=self.registry).labels(**self._labels)
         classes = Counter(stats.PREDICTED_CLASS, "Predictions, by predicted class.",
                           (*labels, "class"), registry=self.registry)
-        self._class_names: tuple[str, ...] = ()
-        self._classes = classes
-        self._by_class: list = []
+        self._by_class: list = []  # bound children, in the model's class order
         self._by_status = {"200": self.requests.labels(**self._labels, status="200")}  # exported from the start, as 0
         outputs = list(servable.outputs.values())
         if len(outputs) == 1 and outputs[0].shape.rank == 2 and outputs[0].shape[1]:
             # Series exist at 0 from the start, so a rate over a window that saw the first
             # prediction counts it (Prometheus cannot see an increase from a missing series).
-            self._class_names = stats.class_names(int(outputs[0].shape[1]))
-            self._by_class = [classes.labels(**self._labels, **{"class": name}) for name in self._class_names]
+            names = stats.class_names(int(outputs[0].shape[1]))
+            self._by_class = [classes.labels(**self._labels, **{"class": name}) for name in names]
 
     def observe_request(self, status: int, seconds: float) -> None:
         key = str(status)
