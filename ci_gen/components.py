@@ -31,6 +31,10 @@ from ci_gen.patterns import (  # the descriptor's patterns live there
     KV_MAX_ITEMS,
     RE_COMMAND,
     RE_LOADER,
+    RE_PROMETHEUS_URL,
+    RE_METRICS_URL,
+    RE_WINDOW,
+    RE_ISSUE_LABEL,
 )
 
 # Sentinel for "no default": GitLab treats an input without `default` as required.
@@ -157,11 +161,19 @@ INDEX_URL_VARIABLE = "CI_GEN_INDEX_URL"
 # and installs nothing; the project's requirements are installed only when a stage must run.
 # A team's own image (a TensorFlow GPU image) installs ci-gen from the index instead.
 RUNTIME_IMAGE = f"{RUNTIME_IMAGE_REPO}:{__version__}"
+# What the runtime holds besides ci-gen: DVC and its remotes' plugins, and what the monitor job
+# parses and plots with (runtime/install.sh installs the same).
+RUNTIME_EXTRAS = "dvc,monitor"
 
 
 def index_url_default(project: str = TEMPLATE_PROJECT, api: str = "$CI_API_V4_URL") -> str:
     """The template project's PyPI simple index in GitLab's package registry."""
     return f"{api}/projects/{quote(project, safe='')}/packages/pypi/simple"
+
+
+# The variable of a retraining pipeline: the monitor job starts one with it set to "1"; the ML
+# jobs' rules run on it and the train job refreshes imported data (`dvc update`) first.
+RETRAIN_VARIABLE = "CI_GEN_RETRAIN"
 
 
 COMPONENTS: dict[str, Component] = {}
@@ -364,8 +376,47 @@ _register(Component(
     ),
 ))
 
+_register(Component(
+    name="monitor",
+    stage="monitor",
+    summary="Scheduled pipelines: compare the served model's live statistics (Prometheus, or a direct "
+            "scrape) with the reference profile of its training run (PSI per signal); on drift, open or "
+            "update one GitLab issue with the report and start a retraining pipeline.",
+    image=RUNTIME_IMAGE,
+    # No `changes`: a scheduled pipeline has no diff to look at.
+    inputs=_common("monitor", RUNTIME_IMAGE)[:4] + (
+        Input("reference", "Reference profile written by the evaluate stage (a DVC output, pulled when absent).",
+              default="model/eval/profile.json", regex=RE_PATH),
+        Input("model-name", "Model name served (the `model` label of the metrics).",
+              default="fashion-mnist", regex=RE_MODEL_NAME),
+        Input("prometheus-url", "Prometheus base URL (`none`: scrape `metrics-url` directly; the window "
+              "is then the service's lifetime).",
+              default=NONE, regex=RE_PROMETHEUS_URL),
+        Input("metrics-url", "The service's metrics endpoint for a direct scrape (`auto`: the current "
+              "deployment of `environment` on the runner host, `/monitoring/prometheus/metrics`).",
+              default=AUTO, regex=RE_METRICS_URL),
+        Input("environment", "Environment whose deployment `metrics-url: auto` reads.",
+              default="production", regex=RE_ENV_NAME),
+        Input("window", "How far back the live statistics go (PromQL range: `1h`, `1d`, `7d`).",
+              default="1d", regex=RE_WINDOW),
+        Input("threshold", "PSI above which a signal has drifted (0.1: moderate, 0.25: major shift).",
+              type="number", default=0.2),
+        Input("signal-thresholds", "Per-signal thresholds as `SIGNAL=PSI,...`, e.g. `predicted_class=0.3` "
+              "(`none`: `threshold` for all).",
+              default=NONE, regex=RE_KV_LIST),
+        Input("min-samples", "Predictions the window needs before it is judged (fewer: exit 4, no alert).",
+              type="number", default=100),
+        Input("issue-label", "Label of the one drift issue (found again by it; a closed one is not reused).",
+              default="model-drift", regex=RE_ISSUE_LABEL),
+        Input("retrain", "On drift, start a pipeline on the default branch with `CI_GEN_RETRAIN=1` (train "
+              "refreshes imported data and retrains; the eval gate decides). Needs `GITLAB_API_TOKEN` (api scope).",
+              type="boolean", default=True),
+    ),
+))
+
 # Pipeline order; also the order of `stages:` that `ci-gen init` writes.
-ORDER = ("train", "edge-convert", "eval-report", "docker-build", "register", "dvc-upload", "deploy", "inference")
+ORDER = ("train", "edge-convert", "eval-report", "docker-build", "register", "dvc-upload", "deploy", "inference",
+         "monitor")
 assert tuple(COMPONENTS) == ORDER
 
 

@@ -104,3 +104,19 @@ RE_PROJECT_SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 RE_COMMIT_SHA = r"^[0-9a-f]{40}$"
 # CI_COMMIT_SHORT_SHA names a release when it looks like one.
 RE_SHORT_SHA = r"^[0-9a-f]{7,40}$"
+
+# ---- `monitor` component / `ci-gen job monitor` (ci_gen.monitoring) ------------------------
+_HTTP_URL = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?"
+# Prometheus' base URL: `none` (scrape the service directly) or a URL.
+RE_PROMETHEUS_URL = rf"^(none|{_HTTP_URL})$"
+# The service's metrics endpoint for a direct scrape: `auto` (the environment's current
+# deployment on this runner host) or a URL.
+RE_METRICS_URL = rf"^(auto|{_HTTP_URL})$"
+RE_JOB_HTTP_URL = rf"^{_HTTP_URL}$"
+# A PromQL range: one number and one unit (what `increase(x[1d])` takes).
+RE_WINDOW = r"^[1-9][0-9]{0,5}[smhdw]$"
+# A GitLab issue label: plain words, so it is safe in a shell and a query string.
+RE_ISSUE_LABEL = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+# Names in a reference profile that end up in a PromQL query.
+RE_PROM_METRIC = r"^[A-Za-z_:][A-Za-z0-9_:]{0,199}$"
+RE_PROM_LABEL = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"

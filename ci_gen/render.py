@@ -76,7 +76,7 @@ def body(component: desc.Component) -> str:
     return template.render(component=component, version=__version__,
                            runtime_image=desc.RUNTIME_IMAGE, template_project=desc.TEMPLATE_PROJECT,
                            project_variable=desc.PROJECT_VARIABLE, index_variable=desc.INDEX_URL_VARIABLE,
-                           cml_version=desc.CML_VERSION)
+                           cml_version=desc.CML_VERSION, retrain=desc.RETRAIN_VARIABLE)
 
 
 def _as_text(value: Any) -> str:

@@ -6,13 +6,13 @@
 # Idempotent: steps 2 and 3 are skipped while a stamp (a hash of their inputs) is current, so
 # a second run takes well under a second. Works on an existing .venv: pip only adds what lacks.
 #
-# Environment: CI_GEN_VENV (default: <repo>/.venv), CI_GEN_EXTRAS (default: dvc,example,test),
+# Environment: CI_GEN_VENV (default: <repo>/.venv), CI_GEN_EXTRAS (default: dvc,example,monitor,test),
 # PYTHON (default: python3), CI_GEN_SKIP_APT=1 (never touch Debian packages).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${CI_GEN_VENV:-$ROOT/.venv}"
-EXTRAS="${CI_GEN_EXTRAS:-dvc,example,test}"
+EXTRAS="${CI_GEN_EXTRAS:-dvc,example,monitor,test}"
 PYTHON="${PYTHON:-python3}"
 START=$SECONDS
 
@@ -32,7 +32,7 @@ hash_of() {
 DEBIAN_NEEDS=(rsync:rsync buildah:buildah docker-registry:docker-registry
               htpasswd:apache2-utils git:git ssh:openssh-client make:make
               podman:podman runc:runc sshd:openssh-server socat:socat openssl:openssl
-              busybox:busybox-static)
+              busybox:busybox-static prometheus:prometheus)
 missing=()
 for pair in "${DEBIAN_NEEDS[@]}"; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")

@@ -1,6 +1,7 @@
 """A loopback stand-in for the GitLab REST API v4, for driving python-gitlab for real.
 
-It answers exactly the endpoints ci-gen uses, with GitLab's documented paths, field names,
+It answers exactly the endpoints ci-gen uses (notes, uploads, commit comments, CI lint,
+variables, issues, pipeline creation), with GitLab's documented paths, field names,
 headers and status codes (docs.gitlab.com/api/): `PRIVATE-TOKEN` auth (401
 {"message": "401 Unauthorized"}), project ids numeric or URL-encoded paths, 201 on create,
 offset pagination headers (X-Page, X-Next-Page, X-Total, ..., Link), multipart uploads,
@@ -92,6 +93,9 @@ class FakeGitLab:
         self.notes: dict[tuple[int, int], list[dict[str, Any]]] = {}
         self.commit_comments: dict[tuple[int, str], list[dict[str, Any]]] = {}
         self.uploads: list[dict[str, Any]] = []
+        self.issues: dict[int, list[dict[str, Any]]] = {}
+        self.pipelines: dict[int, list[dict[str, Any]]] = {}
+        self.branches: dict[int, set[str]] = {}  # refs a pipeline can be created on
         self.variables: dict[int, list[dict[str, Any]]] = {}
         self.can_admin_variables = True
         self.repository_files: set[str] = set()  # what `include: local:` can find (ci/lint)
@@ -141,6 +145,9 @@ class FakeGitLab:
                 "web_url": f"{self._url or 'http://gitlab.example.com'}/{path}"}
         self.projects[pid] = proj
         self.variables.setdefault(pid, [])
+        self.issues.setdefault(pid, [])
+        self.pipelines.setdefault(pid, [])
+        self.branches.setdefault(pid, {"main"})
         return proj
 
     def add_mr(self, pid: int, iid: int, *, sha: str, source_branch: str = "feature",
@@ -177,6 +184,45 @@ class FakeGitLab:
                 "noteable_id": self.merge_requests[(pid, iid)]["id"],
                 "noteable_type": "MergeRequest", "project_id": pid, "noteable_iid": iid,
                 "resolvable": False, "confidential": False, "internal": False}
+
+    def new_issue(self, pid: int, form: dict[str, Any]) -> dict[str, Any]:
+        if not form.get("title"):
+            raise HttpError(400, {"error": "title is missing"})
+        now = _now()
+        iid = len(self.issues[pid]) + 1
+        issue = {"id": next(self._ids), "iid": iid, "project_id": pid, "title": form["title"],
+                 "description": form.get("description") or "", "state": "opened",
+                 "labels": _labels(form.get("labels")), "author": dict(self.user),
+                 "assignees": [], "created_at": now, "updated_at": now, "closed_at": None,
+                 "user_notes_count": 0, "confidential": _bool(form.get("confidential")),
+                 "issue_type": "issue",
+                 "web_url": f"{self.projects[pid]['web_url']}/-/issues/{iid}"}
+        self.issues[pid].append(issue)
+        return issue
+
+    def new_pipeline(self, pid: int, form: dict[str, Any]) -> dict[str, Any]:
+        ref = form.get("ref")
+        if not ref:
+            raise HttpError(400, {"error": "ref is missing"})
+        if ref not in self.branches[pid]:
+            raise HttpError(400, {"message": {"base": ["Reference not found"]}})
+        variables = form.get("variables") or []
+        if not isinstance(variables, list) or not all(
+                isinstance(v, dict) and v.get("key") and "value" in v for v in variables):
+            raise HttpError(400, {"error": "variables is invalid"})
+        now = _now()
+        pipeline = {"id": next(self._ids), "iid": len(self.pipelines[pid]) + 1, "project_id": pid,
+                    "sha": SHA, "ref": ref, "status": "created", "source": "api",
+                    "created_at": now, "updated_at": now, "web_url": "",
+                    "before_sha": "0" * 40, "tag": False, "yaml_errors": None,
+                    "user": dict(self.user), "started_at": None, "finished_at": None,
+                    "committed_at": None, "duration": None, "queued_duration": None,
+                    "coverage": None, "detailed_status": {"text": "created", "group": "created"},
+                    "variables": [{"variable_type": v.get("variable_type", "env_var"),
+                                   "key": v["key"], "value": str(v["value"])} for v in variables]}
+        pipeline["web_url"] = f"{self.projects[pid]['web_url']}/-/pipelines/{pipeline['id']}"
+        self.pipelines[pid].append(pipeline)
+        return pipeline
 
     def project(self, raw_id: str) -> dict[str, Any]:
         ident = urllib.parse.unquote(raw_id)  # GitLab decodes once: %252F stays %2F
@@ -474,6 +520,12 @@ class MlRegistry:
         raise HttpError(405, {"message": "405 Method Not Allowed"})
 
 
+def _labels(value: Any) -> list[str]:
+    """GitLab takes labels as a comma-separated string (or an array)."""
+    items = value if isinstance(value, list) else str(value or "").split(",")
+    return [str(x).strip() for x in items if str(x).strip()]
+
+
 def _bool(value: Any, default: bool = False) -> bool:
     if value is None:
         return default
@@ -693,6 +745,22 @@ class _Handler(BaseHTTPRequestHandler):
                 raise HttpError(400, {"error": "content is missing"})
             return 200, fake.lint(content), {}
 
+        m = re.fullmatch(r"/issues(?:/([^/]+))?", rest)
+        if m:
+            return self._issues(pid, m.group(1), method, path, query, raw)
+        if rest == "/pipeline" and method == "POST":
+            # The pipeline's own fields; `variables` only in the create answer's request.
+            pipeline = fake.new_pipeline(pid, self._form(raw))
+            return 201, {k: v for k, v in pipeline.items() if k != "variables"}, {}
+        m = re.fullmatch(r"/pipelines/([^/]+)(/variables)?", rest)
+        if m and method == "GET":
+            pipeline = next((p for p in fake.pipelines[pid] if str(p["id"]) == m.group(1)), None)
+            if pipeline is None:
+                raise HttpError(404, {"message": "404 Not found"})
+            if m.group(2):
+                return 200, pipeline["variables"], {}
+            return 200, {k: v for k, v in pipeline.items() if k != "variables"}, {}
+
         m = re.fullmatch(r"/variables(?:/([^/]+))?", rest)
         if m:
             if not fake.can_admin_variables:
@@ -739,6 +807,42 @@ class _Handler(BaseHTTPRequestHandler):
                 return 200, var, {}
             raise HttpError(405, {"message": "405 Method Not Allowed"})
         raise HttpError(404, {"error": "404 Not Found"})
+
+    def _issues(self, pid: int, iid: str | None, method: str, path: str,
+                query: dict[str, list[str]], raw: bytes) -> tuple[int, Any, dict[str, str]]:
+        """GET/POST /projects/:id/issues, GET/PUT /projects/:id/issues/:issue_iid."""
+        fake = self.gitlab
+        issues = fake.issues[pid]
+        if iid is None and method == "GET":
+            state = (query.get("state") or ["all"])[0]
+            wanted = set(_labels((query.get("labels") or [""])[0]))
+            found = [i for i in issues if (state == "all" or i["state"] == state)
+                     and wanted <= set(i["labels"])]
+            key = (query.get("order_by") or ["created_at"])[0]
+            found.sort(key=lambda i: (i.get(key) or "", i["id"]),
+                       reverse=(query.get("sort") or ["desc"])[0] == "desc")
+            return self._paginate(found, path, query)
+        if iid is None and method == "POST":
+            return 201, fake.new_issue(pid, self._form(raw)), {}
+        issue = next((i for i in issues if str(i["iid"]) == iid), None)
+        if issue is None:
+            raise HttpError(404, {"message": "404 Not found"})
+        if method == "GET":
+            return 200, issue, {}
+        if method == "PUT":
+            form = self._form(raw)
+            for k in ("title", "description"):
+                if k in form:
+                    issue[k] = form[k]
+            if "labels" in form:
+                issue["labels"] = _labels(form["labels"])
+            event = form.get("state_event")
+            if event in ("close", "reopen"):
+                issue["state"] = "closed" if event == "close" else "opened"
+                issue["closed_at"] = _now() if event == "close" else None
+            issue["updated_at"] = _now()
+            return 200, issue, {}
+        raise HttpError(405, {"message": "405 Method Not Allowed"})
 
     @staticmethod
     def _check_note(body: Any) -> None:

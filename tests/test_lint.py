@@ -109,9 +109,10 @@ def test_repo_pipeline_shape_lints_with_its_own_templates(tmp_path):
     assert report.jobs == len(desc.ORDER) + 3
     f.write_text(f"stages: {json.dumps(desc.default_stages()[:-1])}\ninclude:\n{include}\n")
     found = [str(x) for x in lint_file(f, root=REPO).findings]
-    lines = (REPO / "templates" / "inference.yml").read_text().splitlines()
+    last = desc.ORDER[-1]  # the one whose stage was left out
+    lines = (REPO / "templates" / f"{last}.yml").read_text().splitlines()
     line = lines.index("  stage: $[[ inputs.stage ]]") + 1
-    assert found == [f"templates/inference.yml:{line}:3: error: job 'mlops-inference': stage 'inference' "
+    assert found == [f"templates/{last}.yml:{line}:3: error: job 'mlops-{last}': stage '{last}' "
                      f"is not declared; declare it in `stages:` (via {f} include[{len(desc.ORDER) - 1}])"]
 
 

@@ -68,6 +68,8 @@ def test_pinned_version_of_ci_gen_in_jobs(name):
     if "ci-gen job" in text or "ci-gen report" in text:
         # The wheel of this version (user images), and the version an image's ci-gen must have.
         assert f'"ci-gen=={__version__}"' in text and f'= "ci-gen {__version__}" ]' in text
+        extras = "dvc,monitor" if name == "monitor" else "dvc"  # monitor parses metrics, plots
+        assert f'ci_gen-*.whl)[{extras}]"' in text
 
 
 def test_interpolate_whole_and_partial_strings():

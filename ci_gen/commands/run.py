@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--job", metavar="NAME", help="run only NAME and the jobs it needs")
     p.add_argument("--mr", action="store_true",
                    help="run as a merge request pipeline from the current branch into main")
+    p.add_argument("--schedule", action="store_true",
+                   help="run the scheduled pipeline (CI_PIPELINE_SOURCE=schedule: the monitor job) "
+                   "instead of the branch pipeline")
     p.add_argument("--no-manual", dest="manual", action="store_false",
                    help="leave manual jobs (and the jobs that need them) out")
     p.add_argument("--keep-deployed", action="store_true",
@@ -44,10 +47,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ci_gen.errors import UsageError
     from ci_gen.local.pipeline import RunOptions, run_local
 
+    if args.schedule and args.mr:
+        raise UsageError("--schedule and --mr are different pipelines: pass one of them")
     opts = RunOptions(
-        directory=args.directory, job=args.job, mr=args.mr, manual=args.manual,
+        directory=args.directory, job=args.job, mr=args.mr, schedule=args.schedule, manual=args.manual,
         keep_deployed=args.keep_deployed, variables=parse_assignments(args.variable, "--variable", identifier=True),
         quiet=args.quiet, host_env=args.host_env)
     return run_local(opts).exit_code

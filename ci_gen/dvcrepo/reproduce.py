@@ -39,6 +39,7 @@ class Outcome:
     reused: list[str] = field(default_factory=list)  # from the run cache
     ran: list[str] = field(default_factory=list)  # reproduced by `dvc repro`
     reason: str = ""  # why the first stage that ran could not be restored
+    updated: list[str] = field(default_factory=list)  # imported data pointers refreshed first
 
     @property
     def how(self) -> str:
@@ -55,9 +56,13 @@ class Outcome:
 
 
 def reproduce(root: Path, *, data: list[str], requirements: str | None = None,
-              push_run_cache: bool = False, out: IO[str] | None = None,
+              push_run_cache: bool = False, refresh: bool = False, out: IO[str] | None = None,
               install: Callable[[Path, str], None] | None = None) -> Outcome:
-    """Bring the pipeline's outputs into ROOT's workspace; see the module docstring."""
+    """Bring the pipeline's outputs into ROOT's workspace; see the module docstring.
+
+    `refresh` (a retraining pipeline): first `dvc update` the data pointers that are imports
+    (`dvc import`, `dvc import-url`), so the stages see the source's newest data.
+    """
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
@@ -74,6 +79,9 @@ def reproduce(root: Path, *, data: list[str], requirements: str | None = None,
                 if data:
                     step = f"pull {', '.join(data)}"
                     repo.pull(targets=list(data))
+                if refresh and data:
+                    step = f"update the imported data of {', '.join(data)}"
+                    outcome.updated = _update_imports(repo, data)
                 step = "restore the stages"
                 pending = _restore_stages(repo, outcome, log)
                 if pending:
@@ -92,6 +100,14 @@ def reproduce(root: Path, *, data: list[str], requirements: str | None = None,
         for line in log.errors:  # logged but not fatal: shown as DVC would
             out.write(line + "\n")
     return outcome
+
+
+def _update_imports(repo: Any, data: list[str]) -> list[str]:
+    """`dvc update` the pointers among `data` that are imports; their paths."""
+    imports = [s.relpath for target in data for s in repo.stage.collect(target) if s.is_import]
+    if imports:
+        repo.update(targets=imports)
+    return imports
 
 
 def dvc_error(exc: BaseException) -> str:

@@ -7,7 +7,10 @@ module only parses and reports.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+
+from ci_gen.components import RETRAIN_VARIABLE  # set on the retraining pipeline the monitor starts
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Pull the training data, then bring every stage of dvc.yaml back: pulled "
         "from the remote when dvc.lock matches, checked out from the run cache when an earlier "
         "run had the same deps and params, otherwise the requirements are installed and "
-        "`dvc repro` runs. Prints one line saying which happened.")
+        "`dvc repro` runs. Prints one line saying which happened. In a retraining pipeline "
+        f"({RETRAIN_VARIABLE}=1) imported data pointers are refreshed with `dvc update` first.")
     p.add_argument("--data", action="append", default=[], metavar="PATH",
                    help="DVC pointer of the training data, pulled first (repeatable)")
     p.add_argument("--requirements", metavar="FILE",
@@ -30,7 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ci_gen.dvcrepo.reproduce import reproduce  # imports DVC: only when the job runs
 
+    retrain = os.environ.get(RETRAIN_VARIABLE) == "1"
     outcome = reproduce(Path(args.repo), data=args.data, requirements=args.requirements,
-                        push_run_cache=args.push_run_cache == "true")
+                        push_run_cache=args.push_run_cache == "true", refresh=retrain)
+    if retrain:
+        updated = ", ".join(outcome.updated) or "no imported data"
+        print(f"ci-gen: train: retraining ({RETRAIN_VARIABLE}=1): updated {updated}", flush=True)
     print(f"ci-gen: train: {outcome.summary}", flush=True)
     return 0

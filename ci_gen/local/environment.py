@@ -19,7 +19,7 @@ SKIP_BUILD_NO_BUILDAH = "buildah not found on PATH (Debian: apt-get install buil
 
 
 def run_variables(ctx: ProjectContext, given: dict[str, str], mr: bool,
-                  push_url: Path) -> tuple[dict[str, str], list[str]]:
+                  push_url: Path, schedule: bool = False) -> tuple[dict[str, str], list[str]]:
     """CI/CD variables of a local run, and the predefined ones it replaces (to unset in jobs).
 
     The user's --variable values win over every default here.
@@ -40,6 +40,8 @@ def run_variables(ctx: ProjectContext, given: dict[str, str], mr: bool,
     elif shutil.which("buildah") is None:
         v["CI_GEN_SKIP_BUILD"] = SKIP_BUILD_NO_BUILDAH
     unset: list[str] = []
+    if schedule:
+        v["CI_PIPELINE_SOURCE"] = "schedule"
     if mr:
         v.update(_merge_request_variables(ctx))
         unset.append("CI_COMMIT_BRANCH")

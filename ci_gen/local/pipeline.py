@@ -38,6 +38,7 @@ class RunOptions:
     directory: Path = Path(".")
     job: str | None = None
     mr: bool = False
+    schedule: bool = False  # CI_PIPELINE_SOURCE=schedule (the monitor's pipeline)
     manual: bool = True
     keep_deployed: bool = False
     variables: dict[str, str] = field(default_factory=dict)
@@ -122,13 +123,14 @@ def _prepare(opts: RunOptions, out: _Out) -> _Run:
     origin = LocalOrigin(ctx)
     origin.ensure()
     evaluate_changes, note = prepare_target_ref(ctx, opts.mr)
-    variables, unset = run_variables(ctx, opts.variables, opts.mr, origin.path)
+    variables, unset = run_variables(ctx, opts.variables, opts.mr, origin.path, opts.schedule)
     comps = [r for r in includes.resolved if r.kind != "local-component"]
     if comps:
         out.say(f"{len(comps)} ci-gen template include(s) resolved offline from ci-gen {__version__}")
     if ctx.branch != "HEAD":
         origin.publish("HEAD", ctx.branch)
     kind = (f"merge request pipeline {ctx.branch} -> {ctx.default_branch}" if opts.mr
+            else f"scheduled pipeline for {ctx.branch}" if opts.schedule
             else f"branch pipeline for {ctx.branch}")
     out.say(f"{kind} at {ctx.head_sha[:8]} in {ctx.root}")
     _say_uncommitted(ctx, out)

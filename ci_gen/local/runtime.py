@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from ci_gen import __version__
+from ci_gen.components import RUNTIME_EXTRAS
 from ci_gen.errors import CiGenError
 from ci_gen.files import atomic_write, user_cache_dir
 from ci_gen.gitcmd import last_line
@@ -201,7 +202,7 @@ def runtime_env(wheel: Path, out: IO[str]) -> Path:
     version, interpreter and caller pins; ci-gen itself is re-installed from WHEEL whenever
     the wheel changed (an edited checkout), which takes seconds."""
     pins = caller_pins()
-    key = hashlib.sha256(f"{base_python()}\n{pins}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{base_python()}\n{RUNTIME_EXTRAS}\n{pins}".encode()).hexdigest()[:12]
     target = user_cache_dir() / "runtime" / f"{__version__}-{key}"
     done = target / ".ci-gen-wheel"
     with _locked(target):
@@ -237,8 +238,8 @@ def _build_venv(where: Path, wheel: Path, pins: str) -> None:
     constraints = where / "ci-gen-pins.txt"
     atomic_write(constraints, pins)
     _run([str(where / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-input",
-          "--constraint", str(constraints), f"{DIST}[dvc] @ {wheel.as_uri()}"],
-         "install ci-gen[dvc] into the runtime venv")
+          "--constraint", str(constraints), f"{DIST}[{RUNTIME_EXTRAS}] @ {wheel.as_uri()}"],
+         f"install ci-gen[{RUNTIME_EXTRAS}] into the runtime venv")
     _job_bin(where)
 
 

@@ -6,6 +6,9 @@ It evaluates the SavedModel exactly as it will be served (model/fashion-mnist/<h
 - model/eval/metrics.json: accuracy, loss, per-class precision/recall/f1/support, macro averages
 - model/eval/confusion_matrix.png: the confusion matrix (counts), for the merge-request report
 - model/eval/plots/confusion.csv: one `actual,predicted` row per test image, for `dvc plots`
+- model/eval/profile.json: the reference profile for monitoring (fmnist_profile.py): the
+  test images' mean-intensity histogram and the predicted-class counts, the same statistics
+  serve.py exports, so the `monitor` job can compare live traffic with them
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 import yaml
 
 import fmnist_data
+import fmnist_profile
 
 DATA_DIR = Path("train_data")
 MODEL_DIR = Path("model/fashion-mnist")
@@ -131,15 +135,18 @@ def load_batch_size(path: str | os.PathLike = "params.yaml") -> int:
 
 
 def evaluate(data_dir=DATA_DIR, model_dir=MODEL_DIR, out_dir=OUT_DIR, batch_size: int = 512) -> dict:
-    """Write metrics.json, confusion_matrix.png and plots/confusion.csv; returns the metrics."""
+    """Write metrics.json, confusion_matrix.png, plots/confusion.csv and profile.json; returns the metrics."""
     images, labels = fmnist_data.load_split(data_dir, "t10k")
-    probabilities = predict(model_dir, images.astype(np.float32) / 255.0, batch_size)
+    served = images.astype(np.float32) / 255.0
+    probabilities = predict(model_dir, served, batch_size)
     metrics, matrix = compute_metrics(labels.astype(np.int64), probabilities)
 
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     plot_confusion(matrix, metrics["accuracy"], out / "confusion_matrix.png")
+    profile = fmnist_profile.build_profile(served, probabilities.argmax(axis=1), Path(model_dir).name, probabilities.shape[1])
+    (out / "profile.json").write_text(json.dumps(profile, indent=1) + "\n", encoding="utf-8")
     names = fmnist_data.CLASS_NAMES
     with open(out / "plots" / "confusion.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
@@ -162,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eval.py: error: {exc}", file=sys.stderr)
         return 1
     print(f"accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}  macro f1 {metrics['macro_avg']['f1']:.4f}")
-    print(f"wrote {args.out_dir}/metrics.json, confusion_matrix.png, plots/confusion.csv")
+    print(f"wrote {args.out_dir}/metrics.json, confusion_matrix.png, plots/confusion.csv, profile.json")
     return 0
 
 

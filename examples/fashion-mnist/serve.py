@@ -9,6 +9,12 @@ this script takes the same flags and answers the same requests, so one client wo
     GET  /v1/models/NAME[/versions/N]/metadata   -> the serving signature (input/output names, shapes)
     POST /v1/models/NAME[/versions/N]:predict    {"instances": [...]} -> {"predictions": [...]}
                                                  {"inputs": ...}      -> {"outputs": ...}
+    GET  /monitoring/prometheus/metrics          -> Prometheus metrics (TF Serving's path; off
+                                                    with --no_metrics)
+
+Metrics (prometheus-client; names and buckets in fmnist_profile.py): predict requests by
+model, version and HTTP status, their latency, batch sizes, predicted classes, and a histogram
+of each image's mean pixel intensity. Only these aggregates leave the service, never an input.
 
 The model directory holds numeric version subdirectories (SavedModels); the highest is served.
 For this example's model the input is `images`: float32 [batch, 28, 28] (pixels / 255, in [0, 1])
@@ -29,10 +35,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import fmnist_profile as stats
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep service logs readable
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 SIGNATURE = "serving_default"
+METRICS_PATH = "/monitoring/prometheus/metrics"
 _ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<tail>/metadata|:[A-Za-z]+)?$")
 
 
@@ -84,6 +93,7 @@ class Servable:
         self.input_dtype = spec.dtype.as_numpy_dtype
         self.outputs = dict(self._fn.structured_outputs)
         self._tf = tf
+        self.metrics: Metrics | None = None  # set by make_server unless metrics are off
 
     # --- requests --------------------------------------------------------------------
 
@@ -118,6 +128,8 @@ class Servable:
         batch, columnar = self._parse(body)
         results = self._fn(**{self.input_name: self._tf.constant(batch)})
         results = {k: v.numpy() for k, v in results.items()}
+        if self.metrics is not None:
+            self.metrics.observe_batch(batch, results)
         if columnar:
             if len(results) == 1:
                 return {"outputs": next(iter(results.values())).tolist()}, len(batch)
@@ -168,6 +180,63 @@ class Servable:
         return value
 
 
+class Metrics:
+    """The service's Prometheus metrics, in a registry of its own (one per server)."""
+
+    def __init__(self, servable: Servable):
+        from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+
+        disable_created_metrics()  # no `*_created` series: half the exposition, nothing the monitor reads
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = ("model", "version")
+        self._labels = {"model": servable.name, "version": str(servable.version)}
+        self.requests = Counter(stats.REQUESTS, "Predict requests answered, by HTTP status.",
+                                (*labels, "status"), registry=self.registry)
+        self.latency = Histogram(stats.LATENCY, "Time from request to answer of predict requests.",
+                                 labels, buckets=stats.LATENCY_BUCKETS, registry=self.registry).labels(**self._labels)
+        self.batch_size = Histogram(stats.BATCH_SIZE, "Instances per predict request.",
+                                    labels, buckets=stats.BATCH_BUCKETS, registry=self.registry).labels(**self._labels)
+        self.intensity = Histogram(stats.MEAN_INTENSITY, "Mean pixel intensity (0 to 1) of each input image.",
+                                   labels, buckets=stats.INTENSITY_BUCKETS, registry=self.registry).labels(**self._labels)
+        classes = Counter(stats.PREDICTED_CLASS, "Predictions, by predicted class.",
+                          (*labels, "class"), registry=self.registry)
+        self._by_class: list = []  # bound children, in the model's class order
+        self._by_status = {"200": self.requests.labels(**self._labels, status="200")}  # exported from the start, as 0
+        outputs = list(servable.outputs.values())
+        if len(outputs) == 1 and outputs[0].shape.rank == 2 and outputs[0].shape[1]:
+            # Series exist at 0 from the start, so a rate over a window that saw the first
+            # prediction counts it (Prometheus cannot see an increase from a missing series).
+            names = stats.class_names(int(outputs[0].shape[1]))
+            self._by_class = [classes.labels(**self._labels, **{"class": name}) for name in names]
+
+    def observe_request(self, status: int, seconds: float) -> None:
+        key = str(status)
+        child = self._by_status.get(key)
+        if child is None:  # a handful of statuses at most: bound children are kept
+            child = self._by_status.setdefault(key, self.requests.labels(**self._labels, status=key))
+        child.inc()
+        self.latency.observe(seconds)
+
+    def observe_batch(self, batch, results: dict) -> None:
+        """Batch size, each instance's mean intensity, the predicted classes: aggregates only."""
+        import numpy as np
+
+        self.batch_size.observe(len(batch))
+        for value in stats.mean_intensity(batch).tolist():
+            self.intensity.observe(value)
+        if self._by_class and len(results) == 1:
+            scores = next(iter(results.values()))
+            for k, n in enumerate(np.bincount(scores.argmax(axis=1), minlength=len(self._by_class)).tolist()):
+                if n:
+                    self._by_class[k].inc(n)
+
+    def exposition(self) -> tuple[bytes, str]:
+        from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+
+        # The classic text format (0.0.4), as TF Serving answers: every Prometheus 2.x reads it.
+        return generate_latest(self.registry), CONTENT_TYPE_PLAIN_0_0_4
+
+
 class Handler(BaseHTTPRequestHandler):
     server_version = "fmnist-serve/1"
     protocol_version = "HTTP/1.1"  # keep-alive, as TF Serving
@@ -185,6 +254,7 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         started = time.perf_counter()
         self._note = ""
+        self._predict = False  # set once the request is routed to this model's predict
         try:
             status, payload = self._route(method)
         except ServeError as exc:
@@ -192,13 +262,21 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug or a TF failure: answer, log, keep serving
             status, payload = 500, {"error": f"internal error: {type(exc).__name__}: {exc}"}
         self._send(status, payload)
-        ms = (time.perf_counter() - started) * 1000
+        seconds = time.perf_counter() - started
+        metrics = self.servable.metrics
+        if self._predict and metrics is not None:
+            metrics.observe_request(status, seconds)
+        ms = seconds * 1000
         sys.stderr.write(f'{self.address_string()} "{method} {self.path}" {status} {ms:.1f}ms{self._note}\n')
 
     def _route(self, method: str) -> tuple[int, dict]:
         # Read any body, even on GET: unread bytes would corrupt the next request on this connection.
         body = self._read_body(required=method == "POST")
         path = unquote(urlsplit(self.path).path)
+        if path == METRICS_PATH and self.servable.metrics is not None:
+            if method != "GET":
+                raise ServeError(405, f"{path} needs GET")
+            return 200, self.servable.metrics.exposition()
         match = _ROUTE.match(path)
         if not match:
             raise ServeError(404, f"malformed request: {method} {path}")
@@ -213,6 +291,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise ServeError(405, f"{tail[1:]} needs POST")
             if tail != ":predict":
                 raise ServeError(400, f"method {tail[1:]!r} not supported by this server (only predict)")
+            self._predict = True
             try:
                 request = json.loads(body)
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -236,10 +315,11 @@ class Handler(BaseHTTPRequestHandler):
             raise ServeError(413, f"request body larger than {MAX_BODY_BYTES} bytes")
         return self.rfile.read(int(length))
 
-    def _send(self, status: int, payload: dict) -> None:
-        data = json.dumps(payload).encode()
+    def _send(self, status: int, payload: dict | tuple[bytes, str]) -> None:
+        # A (bytes, content type) pair is sent as is: the metrics exposition.
+        data, ctype = payload if isinstance(payload, tuple) else (json.dumps(payload).encode(), "application/json")
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -251,7 +331,8 @@ class Handler(BaseHTTPRequestHandler):
         sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
 
-def make_server(servable: Servable, host: str, port: int) -> ThreadingHTTPServer:
+def make_server(servable: Servable, host: str, port: int, metrics: bool = True) -> ThreadingHTTPServer:
+    servable.metrics = Metrics(servable) if metrics else None
     handler = type("BoundHandler", (Handler,), {"servable": servable})
     try:
         server = ThreadingHTTPServer((host, port), handler)
@@ -267,11 +348,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model_base_path", default=None, help="directory of numeric version subdirectories")
     parser.add_argument("--rest_api_port", type=int, default=8501, help="0 picks a free port (printed at start)")
     parser.add_argument("--rest_api_host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--no_metrics", action="store_true", help=f"do not collect or serve metrics at {METRICS_PATH}")
     args = parser.parse_args(argv)
     base = args.model_base_path or os.path.join(os.environ.get("MODEL_BASE_PATH", "model"), args.model_name)
     try:
         servable = Servable(args.model_name, base)
-        server = make_server(servable, args.rest_api_host, args.rest_api_port)
+        server = make_server(servable, args.rest_api_host, args.rest_api_port, metrics=not args.no_metrics)
     except StartupError as exc:
         print(f"serve.py: error: {exc}", file=sys.stderr)
         return 1

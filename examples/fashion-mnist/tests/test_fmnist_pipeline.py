@@ -52,6 +52,7 @@ def test_every_output_is_cached_so_the_run_cache_can_restore_stages(trained_proj
         "model/eval/confusion_matrix.png",
         "model/eval/metrics.json",
         "model/eval/plots/confusion.csv",
+        "model/eval/profile.json",
     ]
     assert {d["path"] for d in lock["train"]["deps"]} == {"train.py", "fmnist_data.py", "train_data"}
     assert set(lock["train"]["params"]["params.yaml"]["train"]) == set(train.TRAIN_PARAMS)

@@ -1,0 +1,95 @@
+"""`ci-gen job monitor`: compare live serving statistics with the model's reference profile.
+
+The work is `ci_gen.monitoring.check`; this module parses and checks the flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from ci_gen.components import AUTO, NONE, given
+from ci_gen.errors import UsageError, shown
+from ci_gen.patterns import (KV_MAX_ITEMS, RE_ENV_NAME, RE_GIT_REF, RE_ISSUE_LABEL, RE_KV_KEY,
+                             RE_JOB_HTTP_URL, RE_KV_LIST, RE_KV_VALUE, RE_MODEL_NAME, RE_NUMBER, RE_PATH, RE_WINDOW)
+
+EPILOG = """exit status:
+  0  no drift (every PSI at or below its threshold)
+  1  cannot judge: reference missing or invalid, Prometheus or the service unreachable,
+     GitLab API failure (one line on stderr; no issue, no pipeline)
+  2  bad flags
+  3  drift found: report written, issue opened or updated, retraining started
+  4  not enough traffic in the window (fewer than --min-samples): report written, no alert
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "monitor", help="compare live serving statistics with the reference profile; alert on drift",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Read the served model's statistics over a window (Prometheus' query API, or "
+        "a direct scrape of the service's metrics endpoint), compare each signal of the "
+        "reference profile with PSI, write report.md, report.json and drift.png. On drift: open "
+        "or update the model's one GitLab issue (by label and marker) and start one retraining "
+        "pipeline (CI_GEN_RETRAIN=1) on --ref; needs GITLAB_API_TOKEN (api scope).")
+    p.add_argument("--reference", required=True, metavar="FILE", help="reference profile (profile.json)")
+    p.add_argument("--model-name", required=True, metavar="NAME", help="the served model's name")
+    p.add_argument("--prometheus-url", default=NONE, metavar="URL",
+                   help="Prometheus base URL (default: none, scrape --metrics-url directly)")
+    p.add_argument("--metrics-url", default=AUTO, metavar="URL",
+                   help="the service's metrics endpoint for a direct scrape (default: auto, the "
+                   "current deployment of --environment on this host)")
+    p.add_argument("--environment", default="production", metavar="ENV",
+                   help="environment whose deployment `auto` reads (default: production)")
+    p.add_argument("--window", default="1d", metavar="RANGE", help="PromQL range, e.g. 1h, 1d (default: 1d)")
+    p.add_argument("--threshold", default="0.2", metavar="PSI", help="PSI above which a signal drifts (default: 0.2)")
+    p.add_argument("--signal-thresholds", default=NONE, metavar="NAME=PSI,...",
+                   help="per-signal thresholds (default: none)")
+    p.add_argument("--min-samples", default="100", metavar="N",
+                   help="predictions the window needs before it is judged (default: 100)")
+    p.add_argument("--issue-label", default="model-drift", metavar="LABEL", help="label of the drift issue")
+    p.add_argument("--retrain", choices=("true", "false"), default="true",
+                   help="start a retraining pipeline on drift (default: true)")
+    p.add_argument("--ref", default="main", metavar="BRANCH", help="branch the retraining pipeline runs on")
+    p.add_argument("--out", default="drift", metavar="DIR", help="report directory (default: drift)")
+    p.set_defaults(func=run)
+
+
+def _check(flag: str, value: str, pattern: str) -> str:
+    if not re.match(pattern, value):
+        raise UsageError(f"{flag}: invalid value {shown(value)}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from ci_gen.dotenv import parse_kv_list
+    from ci_gen.monitoring.check import MonitorOptions, monitor
+
+    if not re.fullmatch(RE_NUMBER, args.min_samples) or float(args.min_samples) < 1 \
+            or float(args.min_samples) != int(float(args.min_samples)):
+        raise UsageError(f"--min-samples must be a whole number of at least 1, got {shown(args.min_samples)}")
+    for flag, value, unset in (("--prometheus-url", args.prometheus_url, NONE), ("--metrics-url", args.metrics_url, AUTO)):
+        if value != unset and not re.match(RE_JOB_HTTP_URL, value):
+            raise UsageError(f"{flag} must be {unset} or an http(s) URL without credentials or query, got {shown(value)}")
+    if not re.fullmatch(RE_NUMBER, args.threshold):
+        raise UsageError(f"--threshold must be a number, got {shown(args.threshold)}")
+    opts = MonitorOptions(
+        reference=Path(_check("--reference", args.reference, RE_PATH)),
+        model=_check("--model-name", args.model_name, RE_MODEL_NAME),
+        window=_check("--window", args.window, RE_WINDOW),
+        prometheus_url="" if args.prometheus_url == NONE else args.prometheus_url,
+        metrics_url="" if args.metrics_url == AUTO else args.metrics_url,
+        environment=_check("--environment", args.environment, RE_ENV_NAME),
+        threshold=float(args.threshold),
+        signal_thresholds=parse_kv_list(given(_check("--signal-thresholds", args.signal_thresholds, RE_KV_LIST), NONE),
+                                        "--signal-thresholds", re.compile(RE_KV_KEY), re.compile(RE_KV_VALUE),
+                                        KV_MAX_ITEMS),
+        min_samples=int(float(args.min_samples)),
+        label=_check("--issue-label", args.issue_label, RE_ISSUE_LABEL),
+        retrain=args.retrain == "true",
+        ref=_check("--ref", args.ref, RE_GIT_REF),
+        out_dir=Path(_check("--out", args.out, RE_PATH)),
+    )
+    return monitor(opts, say=lambda line: print(f"ci-gen: monitor: {line}", flush=True),
+                   show=lambda line: print(line, flush=True))
