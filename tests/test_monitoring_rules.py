@@ -43,15 +43,19 @@ def jobs(project: Path, *variables: str) -> set[str]:
 
 
 def test_pipelines_by_source(project):
-    ml = {"mlops-train", "mlops-eval-report", "mlops-docker-build"}
-    promote = {"mlops-dvc-upload", "mlops-deploy", "mlops-stop", "mlops-inference"}
+    ml = {"mlops-train", "mlops-edge-convert", "mlops-edge-gate", "mlops-eval-report", "mlops-docker-build",
+          "mlops-register"}
+    promote = {"mlops-dvc-upload", "mlops-deploy", "mlops-stop", "mlops-inference", "mlops-rollback"}
 
-    assert jobs(project) == set()  # a push that changed nothing the model depends on
+    # A push that changed nothing the model depends on: only the way back, always at hand.
+    assert jobs(project) == {"mlops-rollback"}
     assert jobs(project, "CI_PIPELINE_SOURCE=schedule") == {"mlops-monitor"}
     assert jobs(project, "CI_PIPELINE_SOURCE=api", "CI_GEN_RETRAIN=1") == ml | promote
     # A schedule that sets CI_GEN_RETRAIN=1 retrains on a calendar (and still monitors); promoting
     # its model stays manual.
-    assert jobs(project, "CI_PIPELINE_SOURCE=schedule", "CI_GEN_RETRAIN=1") == ml | promote | {"mlops-monitor"}
+    # The way back stays in the default branch's own pipelines.
+    assert jobs(project, "CI_PIPELINE_SOURCE=schedule", "CI_GEN_RETRAIN=1") == (
+        ml | promote | {"mlops-monitor"}) - {"mlops-rollback"}
 
 
 def test_run_schedule_and_mr_are_different_pipelines(capsys):

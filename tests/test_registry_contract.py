@@ -86,9 +86,9 @@ def job_env(sha: str, **extra: str) -> dict[str, str]:
             "CI_JOB_URL": "https://gitlab.example.com/mlops/demo/-/jobs/991", **extra}
 
 
-def do(reg, name, model, sha, tag="", metrics=None):
+def do(reg, name, model, sha, tag="", metrics=None, data="a1b2.dir"):
     env = job_env(sha)
-    return register(reg, name, bundle.pack(model), tags=lineage.tags(env, data="a1b2.dir"),
+    return register(reg, name, bundle.pack(model), tags=lineage.tags(env, data=data),
                     params={"train.epochs": "2", "train.batch": "128"},
                     metrics=metrics or {"accuracy": 0.81, "loss": 0.52}, env=env, tag=tag,
                     log=lambda _: None)
@@ -127,7 +127,10 @@ def test_same_commit_is_idempotent_and_the_next_commit_gets_the_next_patch(backe
     assert (again.created, again.completed, again.version.semver) == (False, False, "0.1.0")
     second = do(reg, name, model, SHA2, metrics={"accuracy": 0.85})
     assert second.version.semver == "0.1.1"
-    assert [v.semver for v in catalog.versions(reg, name)] == ["0.1.0", "0.1.1"]
+    # A retraining pipeline on the same commit, with refreshed data: a new version.
+    retrained = do(reg, name, model, SHA2, data="c3d4.dir")
+    assert (retrained.created, retrained.version.semver) == (True, "0.1.2")
+    assert [v.semver for v in catalog.versions(reg, name)] == ["0.1.0", "0.1.1", "0.1.2"]
 
 
 def test_tag_pipelines_register_the_tags_semver(backend, tmp_path):

@@ -28,8 +28,10 @@ def experiment_name(model: str) -> str:
     return f"[model]{model}"
 
 
-def choose(existing: list[Version], commit: str, tag: str) -> tuple[Version | None, str]:
-    """This commit's version if there is one, else the SemVer a new one gets."""
+def choose(existing: list[Version], commit: str, tag: str, data: str = "") -> tuple[Version | None, str]:
+    """This commit's version if there is one, else the SemVer a new one gets. Off a tag, a
+    version is this commit's only if it was trained on the same data too: a retraining
+    pipeline (the monitor's) refreshes the data on an unchanged commit."""
     if tag:
         wanted = semver.from_tag(tag)
         same = [v for v in existing if v.semver == wanted]
@@ -38,7 +40,8 @@ def choose(existing: list[Version], commit: str, tag: str) -> tuple[Version | No
                                 f"{same[0].tags.get(lineage.COMMIT, '?')[:12]}, not this "
                                 f"commit {commit[:12]}")
         return (same[0] if same else None), wanted
-    mine = [v for v in existing if v.tags.get(lineage.COMMIT) == commit]
+    mine = [v for v in existing if v.tags.get(lineage.COMMIT) == commit
+            and v.tags.get(lineage.DATA, "") == data]
     if mine:
         return max(mine, key=lambda v: semver.parse(v.semver) or ()), mine[0].semver
     return None, semver.next_patch(v.semver for v in existing)
@@ -59,7 +62,7 @@ def register(reg: Registry, name: str, pack: bundle.Bundle, *, tags: Mapping[str
     commit = tags[lineage.COMMIT]
     if reg.ensure_model(name, "Registered by ci-gen's register component"):
         log(f"register: created the registered model {name}")
-    found, number = choose(reg.list_versions(name), commit, tag)
+    found, number = choose(reg.list_versions(name), commit, tag, tags.get(lineage.DATA, ""))
     if found is not None and is_complete(reg, found):
         return Outcome(found, created=False, completed=False)
     created = found is None
