@@ -91,9 +91,12 @@ class ProcessEngine(Engine):
         return self.environ.get("CI_GEN_DEPLOY_PYTHON") or sys.executable
 
     def prepare(self, spec: Spec, rel: Release, rdir: Path) -> Release:
-        # The release owns its copy: the job's workspace is wiped after the job.
+        # The release owns its copy: the job's workspace is wiped after the job. The script's
+        # sibling modules come along, since a serve script may import them (the example's
+        # serve.py takes its metric buckets from fmnist_profile.py).
         script = rdir / Path(spec.serve_script).name
-        shutil.copy2(spec.serve_script, script)
+        for module in Path(spec.serve_script).resolve().parent.glob("*.py"):
+            shutil.copy2(module, rdir / module.name)
         shutil.copytree(spec.model_path, rdir / "model", symlinks=False)
         cmd = [self.python(), str(script), "--model_name", spec.model_name,
                "--model_base_path", str(rdir / "model"), "--rest_api_port", str(rel.port)]

@@ -133,6 +133,10 @@ NASTY_VALID: dict[str, list[str]] = {
                       ",".join(f"K{i}=v" for i in range(32))],
     desc.RE_COMMAND: ["python", "python  -c   x=1", "python ./a.py --x=-y /etc/passwd", "python " + "a" * 190],
     desc.RE_LOADER: ["os:system", "a.b.c.d.e.f.g.h:_", "_" * 64 + ":" + "x" * 64],
+    desc.RE_PROMETHEUS_URL: ["none", "http://-.-:99999/", "https://x/../../etc/passwd"],
+    desc.RE_METRICS_URL: ["auto", "http://127.0.0.1:1/-/..", "https://a" + "/~" * 50],
+    desc.RE_WINDOW: ["1s", "999999w"],
+    desc.RE_ISSUE_LABEL: ["a", "x:-.", "Z" * 64],
 }
 
 
