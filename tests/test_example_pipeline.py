@@ -102,7 +102,8 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, mlflow_
     assert status == {"mlops-train": "passed", "mlops-edge-convert": "passed", "mlops-edge-gate": "passed",
                       "mlops-eval-report": "passed", "mlops-docker-build": "passed",
                       "mlops-register": "passed", "mlops-dvc-upload": "passed", "mlops-deploy": "passed",
-                      "mlops-inference": "passed", "mlops-stop": "passed", "mlops-rollback": "excluded"}
+                      "mlops-inference": "passed", "mlops-stop": "passed", "mlops-rollback": "excluded",
+                      "mlops-monitor": "excluded"}
     assert _train_line(project).startswith("trained (ran train, evaluate: no dvc.lock entry")
     assert "Epoch 2/2" in job_log(project, "mlops-train")
     runtime = f"the ci-gen {__version__} runtime environment"
