@@ -187,6 +187,9 @@ def test_drift_without_a_gitlab_token_writes_the_report_and_says_why_no_issue(wo
     assert psi["mean_intensity"]["drifted"] and psi["mean_intensity"]["psi"] > 1
     assert not psi["predicted_class"]["drifted"] and psi["predicted_class"]["threshold"] == 10
     assert "drift in mean_intensity" in out and "no GitLab token" in out
+    # What a job with a token does instead, in so many words (a local `ci-gen run --schedule`).
+    assert ('a GitLab job with a token opens or updates the issue "Model drift: fashion-mnist" (label '
+            "model-drift) and starts a pipeline on main with CI_GEN_RETRAIN=1; here the report stays") in out
 
 
 def test_too_little_traffic_is_not_judged(workdir, service, capsys, job_env, gitlab_fake):  # noqa: F811

@@ -36,7 +36,7 @@ def raise_alert(report: DriftReport, plot: Path, *, label: str, retrain: bool, r
     if token is None or not (env.get("CI_SERVER_URL") or env.get("CI_API_V4_URL")) or not env.get("CI_PROJECT_ID"):
         why = ("no GitLab token (GITLAB_API_TOKEN or REPO_TOKEN)" if token is None
                else "not in a GitLab job (CI_SERVER_URL/CI_PROJECT_ID unset)")
-        say(f"{why}: no issue opened and no retraining started; the report is the job's artifact")
+        say(f"{why}: {_would_do(report, label, retrain, ref)}; here the report stays the job's artifact")
         return {"issue": "skipped", "pipeline": None}
     gl = api.connect(None, token, action="open the drift issue", env=env)
     project = api.get_project(gl, env["CI_PROJECT_ID"])
@@ -50,6 +50,12 @@ def raise_alert(report: DriftReport, plot: Path, *, label: str, retrain: bool, r
                                   description=body, label=label)
     say(f"{action} issue #{issue.iid} ({getattr(issue, 'web_url', '')})")
     return {"issue": action, "iid": issue.iid, "pipeline": pipeline_id}
+
+
+def _would_do(report: DriftReport, label: str, retrain: bool, ref: str) -> str:
+    """What a job with a token does on drift, for a run without one (e.g. `ci-gen run --schedule`)."""
+    issue = f"a GitLab job with a token opens or updates the issue \"Model drift: {report.model}\" (label {label})"
+    return issue + (f" and starts a pipeline on {ref} with {RETRAIN_VARIABLE}=1" if retrain else "")
 
 
 def _retrain(gl: Any, project: Any, existing: Any | None, ref: str, say: Callable[[str], None]) -> int:

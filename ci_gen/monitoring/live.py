@@ -6,13 +6,13 @@ signals. `ScrapeSource` reads the service's own metrics endpoint once: with no P
 between, the "window" is the service's lifetime (its counters since it started).
 
 Both return, per signal, the counts in the reference's bins. Failures are one line: Prometheus
-or the service unreachable or answering an error, buckets that differ from the reference's.
+or the service unreachable or answering an error, buckets that differ from the reference's, and
+TensorFlow Serving's own metrics where serve.py's were expected (`tfserving`: no input statistics).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 import urllib.error
 import urllib.parse
@@ -20,6 +20,7 @@ import urllib.request
 from typing import Protocol
 
 from ci_gen.errors import CiGenError, shown
+from ci_gen.monitoring import tfserving
 from ci_gen.monitoring.reference import Signal
 
 TIMEOUT = 15.0
@@ -45,10 +46,6 @@ def _get(url: str, what: str) -> bytes:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise SourceError(f"cannot reach {what} ({reason})") from None
-
-
-def _le(value: str) -> float:
-    return math.inf if value in ("+Inf", "Inf", "inf") else float(value)
 
 
 def per_bucket(cumulative: dict[float, float], signal: Signal, what: str) -> tuple[float, ...]:
@@ -95,12 +92,31 @@ class PrometheusSource:
         selector = f'{{model="{model}"}}'
         if signal.kind == "histogram":
             rows = self.query(f"sum by (le) (increase({signal.metric}_bucket{selector}[{self.window}]))")
-            cumulative = {_le(r["metric"].get("le", "")): float(r["value"][1]) for r in rows if "le" in r["metric"]}
+            cumulative = {tfserving.le_bound(r["metric"].get("le", "")): float(r["value"][1])
+                          for r in rows if "le" in r["metric"]}
             if not cumulative:
+                self._not_tf_serving(model)
                 return tuple(0.0 for _ in signal.bins)  # no series in the window: no traffic
             return per_bucket(cumulative, signal, self.description)
         rows = self.query(f"sum by ({signal.label}) (increase({signal.metric}{selector}[{self.window}]))")
+        if not rows:
+            self._not_tf_serving(model)
         return per_category({r["metric"].get(signal.label, ""): float(r["value"][1]) for r in rows}, signal)
+
+    def _not_tf_serving(self, model: str) -> None:
+        """No series of a signal: is Prometheus scraping TF Serving's own endpoint instead of serve.py's?"""
+        # `{__name__=...}`: TF Serving's names start with `:`, which a bare PromQL name may not.
+        selector = f'{{__name__="%s",model_name="{model}"}}'
+        rows = self.query(f"sum by (status) (increase({selector % tfserving.REQUESTS}[{self.window}]))")
+        if not rows:
+            return
+        latency = self.query(f"sum by (le) (increase({selector % (tfserving.LATENCY + '_bucket')}[{self.window}]))")
+        summary = tfserving.summarise(
+            {r["metric"].get("status", ""): float(r["value"][1]) for r in rows},
+            {tfserving.le_bound(r["metric"]["le"]): float(r["value"][1]) for r in latency if "le" in r["metric"]})
+        raise SourceError(tfserving.explain(
+            f"Prometheus at {self.url} has TensorFlow Serving's own metrics over the last {self.window}, "
+            "none of serve.py's", summary, model))
 
 
 class ScrapeSource:
@@ -108,6 +124,7 @@ class ScrapeSource:
         self.url = metrics_url
         self.description = f"{metrics_url} (counters since the service started)"
         self._samples: list | None = None
+        self._families: set[str] = set()
 
     def _read(self) -> list:
         if self._samples is None:
@@ -115,18 +132,24 @@ class ScrapeSource:
 
             text = _get(self.url, f"the metrics endpoint {self.url}").decode("utf-8", "replace")
             try:
-                self._samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+                families = list(text_string_to_metric_families(text))
             except ValueError as exc:
                 raise SourceError(f"{self.url} is not in Prometheus' text format ({exc})") from None
+            self._families = {f.name for f in families}
+            self._samples = [s for f in families for s in f.samples]
         return self._samples
 
     def counts(self, signal: Signal, model: str) -> tuple[float, ...]:
-        samples = [s for s in self._read() if s.labels.get("model") == model]
+        read = self._read()
+        if not any(s.name.startswith(signal.metric) for s in read) and tfserving.recognised(self._families):
+            raise SourceError(tfserving.explain(f"{self.url} is TensorFlow Serving's own metrics endpoint",
+                                                tfserving.from_samples(read, model), model))
+        samples = [s for s in read if s.labels.get("model") == model]
         if signal.kind == "histogram":
             cumulative: dict[float, float] = {}
             for s in samples:
                 if s.name == f"{signal.metric}_bucket":
-                    bound = _le(s.labels["le"])
+                    bound = tfserving.le_bound(s.labels["le"])
                     cumulative[bound] = cumulative.get(bound, 0.0) + s.value
             if not cumulative:
                 return tuple(0.0 for _ in signal.bins)

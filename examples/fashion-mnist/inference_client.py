@@ -4,7 +4,8 @@
 
 Waits (bounded, exponential backoff) until GET /v1/models/NAME reports a version AVAILABLE,
 sends the N images in one `:predict` request ({"instances": [28x28 floats in [0, 1], ...]}),
-prints each prediction next to the true label and then the sample accuracy.
+prints each prediction next to the true label and then the sample accuracy. `--invert` sends
+the images inverted (1 - pixel): traffic the model never saw, to rehearse the drift monitor.
 Exit 0 on success; 1 with one clear line if the service is unreachable, answers something that
 is not a valid prediction, or the sample accuracy is below --min-accuracy.
 
@@ -128,6 +129,8 @@ def sample(data_dir: str, n: int, seed: int | None) -> tuple[np.ndarray, np.ndar
 def run(args: argparse.Namespace) -> float:
     url = args.url.rstrip("/")
     idx, images, labels = sample(args.data_dir, args.samples, args.seed)
+    if args.invert:
+        images = 1.0 - images
     started = time.monotonic()
     version = wait_until_available(url, args.model_name, args.timeout)
     print(f"{url}: model '{args.model_name}' version {version} is AVAILABLE")
@@ -172,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default="train_data", help="directory with the t10k IDX files (default: train_data)")
     parser.add_argument("--seed", type=int, default=None, help="sample seed (default: a new sample each run)")
     parser.add_argument("--timeout", type=_positive(float), default=60.0, help="seconds to wait for the service (default: 60)")
+    parser.add_argument("--invert", action="store_true",
+                        help="send the images inverted (1 - pixel): drifted traffic, for the monitor")
     args = parser.parse_args(argv)
     if not Path(args.data_dir).is_dir():
         print(f"inference_client.py: error: {args.data_dir}: no such data directory (dvc pull train_data.dvc?)", file=sys.stderr)

@@ -8,6 +8,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import numpy as np
 import pytest
 
 import fmnist_data
@@ -96,6 +97,7 @@ class Stub:
     def __init__(self, status_body: bytes, predict_body=None, predict_code: int = 200):
         stub = self
         self.requests: list[str] = []
+        self.instances: list[list] = []  # what each predict request sent
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self, code: int, body: bytes) -> None:
@@ -111,6 +113,7 @@ class Stub:
             def do_POST(self):
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 stub.requests.append("POST " + self.path)
+                stub.instances.append(request["instances"])
                 body = predict_body(len(request["instances"])) if callable(predict_body) else predict_body
                 self._answer(predict_code, body)
 
@@ -198,6 +201,19 @@ def test_accuracy_below_the_threshold_fails_after_printing_the_predictions(stub,
 
     assert_one_line_error(proc, "below --min-accuracy 0.5")
     assert "sample accuracy: " in proc.stdout and proc.stdout.count("WRONG") >= 10
+
+
+def test_invert_sends_the_same_sample_inverted(stub, small_data):
+    service = stub(STATUS_OK, _always_class(0))
+
+    plain = client(service.url, small_data, "--samples", "4", "--seed", "5")
+    inverted = client(service.url, small_data, "--samples", "4", "--seed", "5", "--invert")
+
+    assert plain.returncode == inverted.returncode == 0, plain.stderr + inverted.stderr
+    sent, flipped = (np.asarray(x, dtype=np.float64) for x in service.instances)
+    assert sent.shape == flipped.shape == (4, 28, 28)
+    assert np.allclose(flipped, 1.0 - sent, atol=1e-5)
+    assert flipped.mean() > 0.5 > sent.mean()  # dark garments on black become light on white
 
 
 def test_missing_data_dir_and_bad_arguments(tmp_path):
