@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,32 @@ def _assert_not_trained(project: Path, how: str) -> None:
     assert _train_line(project) == how
     log = job_log(project, "mlops-train")
     assert "Epoch " not in log and "installing requirements.txt" not in log
+
+
+def _scheduled_monitor_sees_drift(project: Path, warm_out: str) -> None:
+    """Issue 14, acceptance 2, after the main demo: drifted traffic (inverted images) to the kept
+    deployment, then `ci-gen run --schedule` prints the drift report and says what a GitLab job
+    would do (no token here); then the environment is stopped."""
+    assert "environment production left running (--keep-deployed)" in warm_out
+    url = re.search(r"^mlops-deploy environment: \{ name: production, url: (http://127\.0\.0\.1:\d+) \}$",
+                    warm_out, re.M).group(1)
+    client = subprocess.run([sys.executable, "inference_client.py", "--url", url, "--model-name", "fashion-mnist",
+                             "--samples", "300", "--seed", "2", "--invert"], cwd=project, capture_output=True, text=True)
+    assert client.returncode == 0, client.stderr
+    try:
+        code, status, out = run_pipeline(project, quiet=False, host_env=False, schedule=True)
+    finally:
+        stop = run_pipeline(project, job="mlops-stop")
+    assert stop[0] == 0 and stop[1]["mlops-stop"] == "passed", stop[2][-2000:]
+    assert "scheduled pipeline for main" in out
+    assert {k: v for k, v in status.items() if v != "excluded"} == {"mlops-monitor": "warning"}, out[-3000:]
+    assert "## Model monitoring: fashion-mnist: drift found" in out
+    assert re.search(r"^\| mean_intensity \| \d+\.\d{3} \| 0\.2 \| \*\*drift\*\* \|$", out, re.M), out[-3000:]
+    assert "ci-gen: monitor: drift in mean_intensity" in out
+    assert ('a GitLab job with a token opens or updates the issue "Model drift: fashion-mnist" (label model-drift) '
+            "and starts a pipeline on main with CI_GEN_RETRAIN=1") in out
+    with pytest.raises(OSError):  # stopped: nothing answers any more
+        urllib.request.urlopen(url + "/v1/models/fashion-mnist", timeout=5)
 
 
 def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, mlflow_server, monkeypatch):
@@ -147,7 +174,8 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, mlflow_
 
     # (a) main again after pulling the pointer commit: restored, and the jobs after it pass.
     _git(project, "pull", "-q", "--ff-only", str(origin), "main")
-    code, status, out = run_pipeline(project, quiet=False, host_env=False)  # warm, runner-like
+    # warm, runner-like; the deployment is kept for the scheduled pipeline below (issue 14)
+    code, status, out = run_pipeline(project, quiet=False, host_env=False, keep_deployed=True)
     assert code == 0, out
     assert re.search(r"^mlops-train +imported cache '0_pip-", out, re.M), out[-3000:]  # GitLab's cache:
     assert status["mlops-eval-report"] == "passed" and status["mlops-dvc-upload"] == "passed"
@@ -160,6 +188,7 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, mlflow_
                 and any(s.encode() in p.read_bytes() for s in (AWS_KEY, AWS_SECRET))]
     # The same model: edge-convert reuses its measurements from GitLab's cache.
     assert "reused the measurements of an earlier run" in job_log(project, "mlops-edge-convert")
+    _scheduled_monitor_sees_drift(project, out)
 
     # (b) a merge request that changes only serve.py: restored, not retrained.
     _git(project, "checkout", "-qb", "serve-tweak")

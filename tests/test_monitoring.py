@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -36,24 +37,13 @@ def profile(**change) -> dict:
     return doc
 
 
-class Service:
-    """A metrics endpoint like serve.py's: prometheus-client's exposition of a registry."""
+class MetricsEndpoint:
+    """A loopback /monitoring/prometheus/metrics answering each GET with `body()`."""
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.intensity = Histogram("serving_input_mean_intensity", "mean intensity", ["model", "version"],
-                                   buckets=(*BOUNDS, 1.0), registry=self.registry).labels(MODEL, "1")
-        self.classes = Counter("serving_predicted_class", "classes", ["model", "version", "class"],
-                               registry=self.registry)
-        for name in CLASSES:  # series from the start, as serve.py has them
-            self.classes.labels(MODEL, "1", name)
-        # Another model's series on the same endpoint must not count.
-        Histogram("serving_input_mean_intensity_other", "x", registry=self.registry)
-        service = self
-
+    def __init__(self, body: Callable[[], bytes]) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
-                data = generate_latest(service.registry)
+                data = body()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
                 self.send_header("Content-Length", str(len(data)))
@@ -66,6 +56,26 @@ class Service:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/monitoring/prometheus/metrics"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Service(MetricsEndpoint):
+    """A metrics endpoint like serve.py's: prometheus-client's exposition of a registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.intensity = Histogram("serving_input_mean_intensity", "mean intensity", ["model", "version"],
+                                   buckets=(*BOUNDS, 1.0), registry=self.registry).labels(MODEL, "1")
+        self.classes = Counter("serving_predicted_class", "classes", ["model", "version", "class"],
+                               registry=self.registry)
+        for name in CLASSES:  # series from the start, as serve.py has them
+            self.classes.labels(MODEL, "1", name)
+        # Another model's series on the same endpoint must not count.
+        Histogram("serving_input_mean_intensity_other", "x", registry=self.registry)
+        super().__init__(lambda: generate_latest(self.registry))
 
     def traffic(self, intensities: list[float], classes: list[str]) -> None:
         for value in intensities:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import yaml
 
 from ci_gen import cli
 from gitlab_fake import PROJECT_ID, clean_env, gitlab_fake, job_env  # noqa: F401  (fixtures)
+from test_monitoring_tfserving import tf_serving_endpoint, tf_serving_exposition
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +33,7 @@ sys.path.insert(0, str(EXAMPLE))
 import fmnist_data  # noqa: E402
 
 MODEL = "fashion-mnist"
+TFS_MODEL = "tfs-model"  # served by the TF Serving-format target only
 N_TEST = 512
 BATCH = 32
 
@@ -78,7 +81,7 @@ def stack(tmp_path_factory):
 
     serve = _started([sys.executable, "serve.py", "--model_name", MODEL, "--model_base_path", "model/fashion-mnist",
                       "--rest_api_port", "0"], project, work / "serve.log")
-    prometheus = None
+    prometheus = tf_serving = None
     try:
         line = serve.stdout.readline()
         assert " at http://" in line, (line, (work / "serve.log").read_text())
@@ -87,6 +90,11 @@ def stack(tmp_path_factory):
         config = yaml.safe_load((EXAMPLE / "monitoring/prometheus.yml").read_text())
         config["global"]["scrape_interval"] = "1s"
         config["scrape_configs"][0]["static_configs"][0]["targets"] = [service.removeprefix("http://")]
+        # A second target in TF Serving's own format (its model answers 10 more requests a scrape).
+        tf_serving = tf_serving_endpoint(_growing_tf_serving(TFS_MODEL))
+        config["scrape_configs"].append({
+            "job_name": "tf-serving", "metrics_path": "/monitoring/prometheus/metrics",
+            "static_configs": [{"targets": [tf_serving.url.split("/")[2]]}]})
         (work / "prometheus.yml").write_text(yaml.safe_dump(config))
         port = _free_port()
         prometheus = _started(["prometheus", f"--config.file={work / 'prometheus.yml'}",
@@ -99,10 +107,23 @@ def stack(tmp_path_factory):
         yield {"project": project, "service": service, "prometheus": url,
                "images": images.astype(np.float32) / 255.0, "labels": labels}
     finally:
+        if tf_serving is not None:
+            tf_serving.close()
         for proc in (prometheus, serve):
             if proc is not None:
                 proc.terminate()
                 proc.wait(timeout=30)
+
+
+def _growing_tf_serving(model: str):
+    scrapes = [0]
+
+    def text() -> str:
+        scrapes[0] += 1
+        n = 10 * scrapes[0]
+        return tf_serving_exposition(model, ok=n, failed=0, latencies_us=[2500.0] * n)
+
+    return text
 
 
 def _free_port() -> int:
@@ -202,3 +223,25 @@ def test_buckets_that_differ_from_the_reference_are_one_line(stack, capsys, tmp_
 
     err = capsys.readouterr().err
     assert code == 1 and "has no bucket le=0.33 of the reference" in err and err.count("\n") == 1
+
+
+def test_prometheus_with_only_tf_servings_metrics_for_the_model_says_what_they_show(
+        stack, capsys, tmp_path, monkeypatch):
+    """Prometheus scrapes TF Serving's own endpoint for this model, not serve.py's: one line
+    naming it, with the requests and latency it does show, instead of "not enough traffic"."""
+    monkeypatch.chdir(tmp_path)
+    up = f'up{{job="tf-serving"}}'
+    _wait("Prometheus to scrape the TF Serving target twice",
+          lambda: (_query(stack["prometheus"], f"count_over_time({up}[1m])") or 0) >= 2)
+    profile = json.loads((stack["project"] / "model/eval/profile.json").read_text())
+    (tmp_path / "profile.json").write_text(json.dumps({**profile, "model": TFS_MODEL}))
+
+    code = cli.main(["job", "monitor", "--reference", "profile.json", "--model-name", TFS_MODEL,
+                     "--prometheus-url", stack["prometheus"], "--window", "5m"])
+
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"Prometheus at {stack['prometheus']} has TensorFlow Serving's own metrics over the last 5m" in err
+    assert re.search(rf"\({TFS_MODEL}: [1-9][0-9]* requests, 0\.0 % not OK, latency p50 [0-9.]+ ms", err), err
+    assert "no input or prediction statistics, so drift cannot be judged" in err
+    assert not (tmp_path / "drift").exists()

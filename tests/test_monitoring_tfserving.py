@@ -13,15 +13,14 @@ request_latency / runtime_latency samplers in microseconds (exponential buckets,
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ci_gen import cli
 from ci_gen.monitoring import tfserving
-from test_monitoring import MODEL, profile
+from test_monitoring import MODEL, MetricsEndpoint, profile
 
 LATENCY_BOUNDS = tuple(10 * 1.8 ** i for i in range(33))  # TF's Buckets::Exponential(10, 1.8, 33)
 
@@ -57,30 +56,10 @@ def tf_serving_exposition(model: str, ok: int, failed: int, latencies_us: list[f
     return "\n".join(lines) + "\n"
 
 
-class TFServingEndpoint:
-    """A loopback HTTP server answering GET with a fixed exposition."""
-
-    def __init__(self, text: str) -> None:
-        body = text.encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/monitoring/prometheus/metrics"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def tf_serving_endpoint(text: str | Callable[[], str]) -> MetricsEndpoint:
+    """An endpoint answering with an exposition: a text, or a function giving the next one
+    (counters that grow between scrapes)."""
+    return MetricsEndpoint(lambda: (text() if callable(text) else text).encode())
 
 
 # 40 successful requests: 20 at 1.5 ms, 19 at 3 ms, one slow at 40 ms; 3 refused.
@@ -89,7 +68,7 @@ LATENCIES = [1500.0] * 20 + [3000.0] * 19 + [40000.0]
 
 @pytest.fixture
 def endpoint():
-    made = TFServingEndpoint(tf_serving_exposition(MODEL, ok=40, failed=3, latencies_us=LATENCIES))
+    made = tf_serving_endpoint(tf_serving_exposition(MODEL, ok=40, failed=3, latencies_us=LATENCIES))
     yield made
     made.close()
 
@@ -134,7 +113,7 @@ def test_a_tf_serving_endpoint_is_named_with_what_it_shows_in_one_line(tmp_path,
 def test_tf_serving_without_requests_for_the_model_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "profile.json").write_text(json.dumps(profile()))
-    other = TFServingEndpoint(tf_serving_exposition("other-model", ok=5, failed=0, latencies_us=[900.0] * 5))
+    other = tf_serving_endpoint(tf_serving_exposition("other-model", ok=5, failed=0, latencies_us=[900.0] * 5))
     try:
         code = cli.main(["job", "monitor", "--reference", "profile.json", "--model-name", MODEL,
                          "--metrics-url", other.url])
