@@ -17,6 +17,7 @@ from ci_gen.patterns import (KV_MAX_ITEMS, RE_ENV_NAME, RE_GIT_REF, RE_ISSUE_LAB
 EPILOG = """exit status:
   0  no drift (every PSI at or below its threshold)
   1  cannot judge: reference missing or invalid, Prometheus or the service unreachable,
+     only TensorFlow Serving's own metrics (requests and latency, no input statistics),
      GitLab API failure (one line on stderr; no issue, no pipeline)
   2  bad flags
   3  drift found: report written, issue opened or updated, retraining started

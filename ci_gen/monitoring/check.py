@@ -2,8 +2,9 @@
 
 Exit codes (also in `ci-gen job monitor --help` and the README):
     0  no drift: every signal's PSI is at or below its threshold
-    1  cannot judge: reference missing or invalid, Prometheus or the service unreachable, a
-       GitLab API failure (one line on stderr; no issue, no pipeline)
+    1  cannot judge: reference missing or invalid, Prometheus or the service unreachable, only
+       TensorFlow Serving's own metrics (`tfserving`), a GitLab API failure (one line on stderr;
+       no issue, no pipeline)
     3  drift found: report written; issue opened or updated, retraining started (when allowed)
     4  not enough traffic in the window (fewer than min-samples predictions): report written,
        nothing judged, no alert
