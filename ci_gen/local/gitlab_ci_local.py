@@ -229,6 +229,7 @@ class Progress:
         self.env_url = env_url
         self.started: dict[str, float] = {}
         self.results: dict[str, tuple[str, float]] = {}
+        self.codes: dict[str, int] = {}  # exit code of each job that failed (allowed or not)
         self.setup: dict[str, float] = {}
         self.tail: list[str] = []
 
@@ -264,6 +265,8 @@ class Progress:
             secs = time.monotonic() - self.started.get(name, time.monotonic())
             status = {"FAIL": "failed", "WARN": "warning"}.get(fin["st"] or "", "passed")
             self.results[name] = (status, secs)
+            if fin["code"]:
+                self.codes[name] = int(fin["code"])
             code = f", exit code {fin['code']}" if fin["code"] else ""
             self.say(f"{name}: {status} in {fmt_seconds(secs)}{code}")
 

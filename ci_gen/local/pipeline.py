@@ -296,7 +296,7 @@ def _summarise(run: _Run, results: list[gcl.JobResult], progress: gcl.Progress, 
     # green, but a local run is a rehearsal the user asked for: it fails the run, and says so.
     failed = [r for r in results if r.status in ("failed", "warning")]
     if failed:
-        _say_failed(run, failed)
+        _say_failed(run, failed, progress.codes)
         return RunOutcome(1, results, report)
     if rc != 0:
         out.say(f"gitlab-ci-local exited with {rc}: {gcl.tool_error(chr(10).join(progress.tail))}")
@@ -304,12 +304,15 @@ def _summarise(run: _Run, results: list[gcl.JobResult], progress: gcl.Progress, 
     return RunOutcome(0, results, report)
 
 
-def _say_failed(run: _Run, failed: list[gcl.JobResult]) -> None:
+def _say_failed(run: _Run, failed: list[gcl.JobResult], codes: dict[str, int]) -> None:
     out = run.out
     for r in failed:
         log = run.ctx.state_dir / "output" / f"{r.name}.log"
-        allowed = " (allowed to fail on GitLab)" if r.status == "warning" else ""
-        out.say(f"{r.name} failed{allowed}; its log: {log}")
+        if r.status == "warning":  # e.g. monitor's exit 3 (drift): a warning on GitLab
+            code = f" with exit code {codes[r.name]}" if r.name in codes else ""
+            out.say(f"{r.name} failed{code}, which it is allowed to (a warning on GitLab); its log: {log}")
+        else:
+            out.say(f"{r.name} failed; its log: {log}")
         if run.opts.quiet and log.is_file():
             for line in log.read_text(errors="replace").splitlines()[-8:]:
                 out.stream.write(f"  > {gcl.ANSI.sub('', line)}\n")
