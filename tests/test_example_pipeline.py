@@ -83,7 +83,8 @@ def _scheduled_monitor_sees_drift(project: Path, warm_out: str) -> None:
     assert "scheduled pipeline for main" in out
     assert {k: v for k, v in status.items() if v != "excluded"} == {"mlops-monitor": "warning"}, out[-3000:]
     assert "## Model monitoring: fashion-mnist: drift found" in out
-    assert re.search(r"^\| mean_intensity \| \d+\.\d{3} \| 0\.2 \| \*\*drift\*\* \|$", out, re.M), out[-3000:]
+    assert re.search(r"^mlops-monitor > \| mean_intensity \| \d+\.\d{3} \| 0\.2 \| \*\*drift\*\* \|$", out, re.M), \
+        out[-3000:]
     assert "ci-gen: monitor: drift in mean_intensity" in out
     assert ('a GitLab job with a token opens or updates the issue "Model drift: fashion-mnist" (label model-drift) '
             "and starts a pipeline on main with CI_GEN_RETRAIN=1") in out
