@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ci_gen.registry import lineage, semver
-from ci_gen.registry.client import NotFound, Registry, configured, tracking_uri
+from ci_gen.registry.client import NotFound, Registry, configured
 
 
 def lookup(env: Mapping[str, str], name: str) -> dict[str, Any] | None:
@@ -21,7 +21,7 @@ def lookup(env: Mapping[str, str], name: str) -> dict[str, Any] | None:
     RegistryError (one line)."""
     if not name or not configured(env):
         return None
-    reg = Registry.from_env(tracking_uri(env), env)
+    reg = Registry.for_job(env)  # waits for `ci-gen run`'s server when it is still starting
     try:
         found = reg.list_versions(name)
     except NotFound:
