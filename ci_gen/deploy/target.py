@@ -4,7 +4,8 @@ The state is on the target, nowhere else: each release is a container named
 `ci-gen-<project>-<environment>-<n>` and labelled with the project, environment, release
 number, commit, URL, model and the registered model version it serves (when known).
 The serving release ("current") is the newest running one; "previous" is the newest stopped
-one before it that serves another registered version (else the newest stopped one before it). So any job, on any runner, in any work tree, finds the same releases.
+one before it that serves another registered version (else the newest stopped one before
+it). So any job, on any runner, in any work tree, finds the same releases.
 
 deploy: pull (credentials in the request only) → create → stop current → start → health at
 the real URL; unhealthy: remove it and start the previous one again. Old releases beyond
