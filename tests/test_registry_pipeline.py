@@ -21,7 +21,7 @@ import yaml
 
 from ci_gen import __version__
 from ci_gen.local import registry as local
-from ci_gen.registry import catalog, lineage
+from ci_gen.registry import catalog, lineage, links
 from ci_gen.registry.client import Registry
 from gitlab_fake import PROJECT_ID, FakeGitLab
 from servers import free_port
@@ -292,6 +292,10 @@ def _deploy_by_version(tmp_path: Path, server) -> None:
     text = (report / "r" / "report.md").read_text()
     assert f"| A merge registers | [`tiny` 0.1.3]({server.url}/#/models/tiny) |" in text
     assert "| Compare with | [`tiny` 0.1.2](" in text and "the latest registered version" in text
+    # A re-run on a registered commit registers nothing new: the report says which it is.
+    again = links.lookup({"MLFLOW_TRACKING_URI": server.url, "CI_COMMIT_SHA": "3" * 40}, "tiny")
+    assert (again["next"], again["registered"]) == ("0.1.2", True)
+    assert "| This pipeline registers | [`tiny` 0.1.2](" in links.markdown(again)
     # No registry configured: no section, quietly.
     bare = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     out = _ok(subprocess.run([sys.executable, "-m", "ci_gen", "job", "eval-report", "--metrics",

@@ -56,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
                    extra=[("model registry", registry)] if registry else [])
     print(f"eval-report: wrote {out / 'report.md'} and {out / 'report.json'} "
           f"({len(report['metrics'])} metrics)")
-    if report["sections"]:
-        print(f"eval-report: added {', '.join(report['sections'])} from {args.sections}")
+    files = [name for name in report["sections"] if name.endswith(".md")]
+    if files:
+        print(f"eval-report: added {', '.join(files)} from {args.sections}")
     if report["baseline"] is not None:
         print(f"eval-report: compared with {report['baseline_ref']}")
     else:
