@@ -26,6 +26,7 @@ from ci_gen.patterns import (  # the descriptor's patterns live there
     RE_ENV_NAME,
     RE_HOST,
     RE_MODEL_NAME,
+    RE_MODEL_VERSION,
     RE_HEALTH_PATH,
     RE_KV_LIST,
     KV_MAX_ITEMS,
@@ -255,6 +256,10 @@ _register(Component(
               type="number", default=0.01),
         Input("gate-direction", "Which way the gate metric is better: `higher` (accuracy) or `lower` (loss).",
               default="higher", options=("higher", "lower")),
+        Input("model-name", "Registered model the report links: the version a merge would register and "
+              "the latest registered one to compare with, when a model registry is configured "
+              "(`MLFLOW_TRACKING_URI`, or `MLFLOW_TRACKING_TOKEN` for GitLab's); `none`: no link.",
+              default="fashion-mnist", regex=RE_MODEL_NAME),
     ),
 ))
 
@@ -341,8 +346,14 @@ _register(Component(
               "127.0.0.1 (`process` only).",
               default=AUTO, regex=RE_HOST),
         Input("port", "Host port the service listens on.", type="number", default=8501),
-        Input("model-name", "Model name served (TF Serving's `MODEL_NAME`).",
+        Input("model-name", "Model name served (TF Serving's `MODEL_NAME`); also the registered model "
+              "`model-version` names.",
               default="fashion-mnist", regex=RE_MODEL_NAME),
+        Input("model-version", "Registered version to deploy: a SemVer version or `latest`, downloaded from "
+              "the model registry with every hash checked (`process`: its model directory; `docker`/"
+              "`podman`: the image its lineage records). `none`: this pipeline's model. The variable "
+              "`CI_GEN_DEPLOY_MODEL_VERSION` overrides it for one pipeline run.",
+              default=NONE, regex=RE_MODEL_VERSION),
         Input("model-path", "Exported model directory, used by the `process` engine.",
               default="model/fashion-mnist", regex=RE_PATH),
         Input("serve-script", "Script started by the `process` engine, with TF Serving's flags.",

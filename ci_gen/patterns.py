@@ -37,6 +37,10 @@ RE_KV_LIST = rf"^(none|{_KV}(,{_KV})*)$"
 KV_MAX_ITEMS = 32
 # A Python function of the project as MODULE:FUNCTION (edge-convert's sample loader).
 RE_LOADER = r"^[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,7}:[A-Za-z_][A-Za-z0-9_]{0,63}$"
+# A registered model version to deploy: `none` (this pipeline's model), `latest` (the highest
+# registered version) or a SemVer version as the registry holds it (see RE_SEMVER below).
+_SEMVER_CORE = r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]{1,40})?"
+RE_MODEL_VERSION = rf"^(none|latest|{_SEMVER_CORE})$"
 # A command made of plain words: the project's own script and its fixed arguments.
 RE_COMMAND = r"^[A-Za-z0-9_./][A-Za-z0-9_./= -]{0,199}$"
 
@@ -66,7 +70,7 @@ RE_DIGEST = r"^sha256:[a-f0-9]{64}$"
 
 # `ci-gen init`: GitLab project paths (group(s)/project, each part a plain name), versions.
 RE_PROJECT = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}){1,9}"
-RE_SEMVER = r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]{1,40})?"
+RE_SEMVER = _SEMVER_CORE
 # A release tag: X.Y.Z exactly (the tag pipeline publishes nothing else).
 RE_RELEASE_TAG = r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
 # The trusted-publishing exchange: an index base URL (https, or http on loopback for a rehearsal).
@@ -92,6 +96,9 @@ RE_KV_VALUE = rf"^{_KV_VALUE}$"
 RE_JOB_HEALTH_PATH = rf"^({_HEALTH_PATH})?$"
 # The job gets the image expanded (`$CI_REGISTRY_IMAGE:$CI_COMMIT_SHA`): any tag, no `$`.
 RE_JOB_IMAGE = r"^[a-z0-9][A-Za-z0-9._/:-]{0,299}(@sha256:[a-f0-9]{64})?$"
+# An image by digest, as docker-build publishes it (CI_GEN_IMAGE) and a registered version's
+# lineage records it: what a deploy by registry version pulls.
+RE_IMAGE_BY_DIGEST = r"^[a-z0-9][A-Za-z0-9._/:-]{0,299}@sha256:[a-f0-9]{64}$"
 # The job gets paths expanded too: `$CI_PROJECT_DIR/model` is absolute and may be longer.
 RE_JOB_PATH = r"^/?[A-Za-z0-9_.][A-Za-z0-9_./-]{0,299}$"
 # A deploy target's engine API (DEPLOY_ENGINE_HOST): a socket path, TLS over TCP, or ssh.

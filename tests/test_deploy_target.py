@@ -23,6 +23,10 @@ import pytest
 import servers
 from ci_gen.deploy.engine_api import demux, registry_of, split_image
 from ci_gen.deploy.target import registry_auth
+from ci_gen.registry import bundle, lineage
+from ci_gen.registry.client import Registry
+from ci_gen.registry.register import register
+from gitlab_fake import PROJECT_ID, FakeGitLab
 
 MODEL = "fashion-mnist"
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -60,8 +64,10 @@ def images(registry, tmp_path_factory) -> dict[str, str]:
             'ENTRYPOINT ["/bin/busybox", "httpd", "-f", "-p", "8501", "-h", "/www"]\n')
         ref = f"{registry.host}/ml/demo:{tag}"
         b.run("bud", "--isolation", "chroot", "-t", ref, str(ctx))
-        b.run("push", "--tls-verify=false", ref)
+        b.run("push", "--tls-verify=false", "--digestfile", str(work / f"{tag}.digest"), ref)
         out[tag] = ref
+        # By digest, as docker-build publishes it (CI_GEN_IMAGE) for the registry's lineage.
+        out[f"{tag}@"] = f"{registry.host}/ml/demo@{(work / f'{tag}.digest').read_text().strip()}"
     return out
 
 
@@ -168,6 +174,58 @@ def test_releases_live_on_the_target_deploy_replace_roll_back_stop(engine, image
     with pytest.raises(OSError):
         job.serving()
     assert "nothing deployed in environment production" in _ok(job.run("stop"))
+
+
+@pytest.fixture(scope="module")
+def model_registry():
+    """The GitLab stand-in's model registry (in-process, token required)."""
+    fake = FakeGitLab().start()
+    fake.add_project(PROJECT_ID, "ml/demo")
+    yield Registry(f"{fake.url}/api/v4/projects/{PROJECT_ID}/ml/mlflow", fake.token)
+    fake.stop()
+
+
+def test_deploy_by_registry_version_runs_the_image_its_lineage_records(engine, images, registry,
+                                                                       model_registry, tmp_path):
+    """Versions 1.0.0-1.0.2 record the v1-v3 images by digest: deploy 1.0.0, then 1.0.1, then
+    the unhealthy 1.0.2 (back on 1.0.1); a redeploy of 1.0.1 and the manual rollback return to
+    1.0.0, the previous registered version, not the previous container."""
+    name = f"demo-{os.getpid()}-{tmp_path.name[-6:]}".lower()
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "saved_model.pb").write_bytes(b"x")
+    for n, tag in enumerate(("v1", "v2", "v3")):
+        env = {"CI_COMMIT_SHA": f"{n}" * 40}
+        register(model_registry, name, bundle.pack(tmp_path / "model"), params={}, metrics={},
+                 tags=lineage.tags(env, image=images[f"{tag}@"]), env=env, tag=f"v1.0.{n}",
+                 log=lambda _: None)
+    job = Job(tmp_path, registry, {"DEPLOY_ENGINE_HOST": engine.url, "NO_PROXY": "127.0.0.1",
+                                   "MLFLOW_TRACKING_URI": model_registry.uri,
+                                   "MLFLOW_TRACKING_TOKEN": model_registry._token})
+
+    def deploy(version: str, timeout: str = "20") -> subprocess.CompletedProcess:
+        return job.run("deploy", "--image", "ignored.example.com/x:1", "--host", "127.0.0.1",
+                       "--port", str(job.port), "--model-name", name, "--health-path",
+                       f"/v1/models/{MODEL}", "--health-timeout", timeout, "--model-version",
+                       version, "--dotenv", "deploy.env")
+
+    def label(n: int) -> tuple[str, str]:
+        info = json.loads(engine.podman("inspect", f"ci-gen-ml-demo-production-{n}").stdout)[0]
+        return info["Config"]["Labels"]["ci-gen.model-version"], info["ImageDigest"]
+
+    out = _ok(deploy("1.0.0"))
+    assert f"runs the image its lineage records: {images['v1@']}" in out
+    assert job.serving() == "one" and label(1) == ("1.0.0", images["v1@"].split("@")[1])
+    assert job.last_dotenv().endswith("DEPLOY_MODEL_VERSION=1.0.0\n")
+    _ok(deploy("1.0.1"))
+    assert job.serving() == "two" and label(2)[0] == "1.0.1"
+    line = _one_line_error(deploy("latest", timeout="3"))
+    assert "model version 1.0.2" in line and line.endswith("release 2 restored")
+    assert job.serving() == "two"
+    _ok(deploy("1.0.1"))
+    back = _ok(job.run("rollback", "--health-timeout", "20", "--dotenv", "deploy.env"))
+    assert "starting release 1 (" in back and job.serving() == "one"
+    assert job.last_dotenv().endswith("DEPLOY_MODEL_VERSION=1.0.0\n")
+    _ok(job.run("stop"))
 
 
 def test_wrong_registry_password_changes_nothing_on_the_target(engine, images, registry, tmp_path):

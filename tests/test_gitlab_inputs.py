@@ -95,7 +95,8 @@ def test_the_unset_words_are_accepted_by_their_inputs():
     assert unset == {("eval-report", "gate-metric"): "none", ("docker-build", "build-args"): "none",
                      ("dvc-upload", "remote"): "default", ("deploy", "health-path"): "auto",
                      ("deploy", "env"): "none", ("deploy", "host"): "auto", ("monitor", "prometheus-url"): "none",
-                     ("monitor", "metrics-url"): "auto", ("monitor", "signal-thresholds"): "none"}
+                     ("monitor", "metrics-url"): "auto", ("monitor", "signal-thresholds"): "none",
+                     ("deploy", "model-version"): "none"}
     for comp, inp in (("eval-report", "confusion-matrix"), ("inference", "data")):
         resolve(desc.get(comp), {inp: "none"})
 
@@ -103,7 +104,7 @@ def test_the_unset_words_are_accepted_by_their_inputs():
 @pytest.mark.parametrize("component, name", [
     ("eval-report", "gate-metric"), ("eval-report", "confusion-matrix"), ("dvc-upload", "remote"),
     ("deploy", "health-path"), ("deploy", "env"), ("docker-build", "build-args"), ("inference", "data"),
-    ("monitor", "prometheus-url"), ("monitor", "signal-thresholds"),
+    ("monitor", "prometheus-url"), ("monitor", "signal-thresholds"), ("deploy", "model-version"),
 ])
 def test_an_empty_value_is_refused_naming_the_input(component, name):
     with pytest.raises(InputError) as info:

@@ -352,6 +352,9 @@ def test_port_held_by_another_program_is_refused(project):
     ("--image", "Bad Image"),
     ("--dotenv", "x\ny"),
     ("--engine", "kubernetes"),
+    ("--model-version", "1.0"),
+    ("--model-version", "v1.0.0"),
+    ("--model-version", "1.0.0;id"),
 ])
 def test_bad_flags_are_usage_errors(flag, value, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("CI_GEN_STATE_DIR", str(tmp_path))
@@ -365,6 +368,28 @@ def test_bad_flags_are_usage_errors(flag, value, capsys, tmp_path, monkeypatch):
     assert code == 2
     assert err.startswith("ci-gen: error: ") and err.count("\n") == 1
     assert not (tmp_path / "deploy").exists()
+
+
+@pytest.mark.parametrize("flag, environ, expected", [
+    ("none", {}, ("", False)),
+    ("", {}, ("", False)),                                        # an old pipeline's empty flag
+    ("1.2.0", {}, ("1.2.0", True)),
+    ("latest", {}, ("latest", True)),
+    ("none", {"CI_GEN_DEPLOY_MODEL_VERSION": "0.1.3"}, ("0.1.3", True)),  # set for one run
+    # register.env of this pipeline: recorded, not fetched, and only for the same model.
+    ("none", {"CI_GEN_MODEL_NAME": "fashion-mnist", "CI_GEN_MODEL_VERSION": "0.1.4"}, ("0.1.4", False)),
+    ("none", {"CI_GEN_MODEL_NAME": "other", "CI_GEN_MODEL_VERSION": "0.1.4"}, ("", False)),
+    ("none", {"CI_GEN_MODEL_NAME": "fashion-mnist", "CI_GEN_MODEL_VERSION": "x;y"}, ("", False)),
+])
+def test_model_version_flag_and_variables(flag, environ, expected):
+    spec = make_spec("review", "process", model_name="fashion-mnist", model_version=flag,
+                     environ=environ)
+    assert (spec.model_version, spec.from_registry) == expected
+
+
+def test_bad_model_version_override_is_refused():
+    with pytest.raises(UsageError, match="CI_GEN_DEPLOY_MODEL_VERSION"):
+        make_spec("review", "process", environ={"CI_GEN_DEPLOY_MODEL_VERSION": "$(id)"})
 
 
 def test_bad_port_override_is_refused():

@@ -1,11 +1,18 @@
 """The model registry end to end in gitlab-ci-local: `ci-gen run` starts a real MLflow server,
 two default-branch pipelines of one small DVC project (plain Python, no TensorFlow) register
-two versions with their lineage, and the files downloaded back match the trained ones."""
+two versions with their lineage and edge files, and the files downloaded back match the
+trained ones. Then deploy by registry version (`ci-gen job deploy`, process engine, on the
+same server): version 1, then 2, then an unhealthy 3 → back on 2; a manual rollback to the
+previous registered version; bad input (unknown version, registry down, wrong token,
+corrupted download, no image for a container engine) leaves the running release untouched;
+the MR report links the next and the latest version."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import urllib.request
 import sys
 from pathlib import Path
 
@@ -14,8 +21,10 @@ import yaml
 
 from ci_gen import __version__
 from ci_gen.local import registry as local
-from ci_gen.registry import catalog, lineage
+from ci_gen.registry import catalog, lineage, links
 from ci_gen.registry.client import Registry
+from gitlab_fake import PROJECT_ID, FakeGitLab
+from servers import free_port
 from support.cli import cli
 from support.git import git, make_project
 from support.pipeline import gitlab_ci_local, job_log, run_pipeline
@@ -26,7 +35,7 @@ include:
   - component: gitlab.example.com/mlops/ci-gen/train@{__version__}
     inputs:
       data: data.dvc
-      artifacts: [model/, eval/, dvc.lock]
+      artifacts: [model/, eval/, edge/, dvc.lock]
       push-run-cache: false
   - component: gitlab.example.com/mlops/ci-gen/register@{__version__}
     inputs:
@@ -45,6 +54,8 @@ FILES = {
         pathlib.Path("model/weights").mkdir(parents=True, exist_ok=True)
         pathlib.Path("model/weights/w.bin").write_bytes(bytes(range(256)) * epochs)
         pathlib.Path("model/config.txt").write_text(f"epochs={epochs}\\n")
+        pathlib.Path("edge").mkdir(exist_ok=True)
+        pathlib.Path("edge/model-int8.tflite").write_bytes(bytes([epochs]) * 100)
         pathlib.Path("eval").mkdir(exist_ok=True)
         pathlib.Path("eval/metrics.json").write_text(json.dumps({"accuracy": 0.5 + epochs / 10}))
         """,
@@ -54,9 +65,37 @@ FILES = {
             cmd: python make.py
             deps: [make.py, data]
             params: [train]
-            outs: [model, eval/metrics.json]
+            outs: [model, edge, eval/metrics.json]
         """,
 }
+
+
+# A serve script with TF Serving's flags that serves the model's config.txt; a model whose
+# config says "broken" never becomes healthy (it exits).
+SERVE = """\
+import argparse, http.server, json, pathlib, sys
+ap = argparse.ArgumentParser()
+for flag in ("--model_name", "--model_base_path", "--rest_api_host"):
+    ap.add_argument(flag, default="127.0.0.1")
+ap.add_argument("--rest_api_port", type=int)
+a = ap.parse_args()
+config = (pathlib.Path(a.model_base_path) / "config.txt").read_text().strip()
+if "broken" in config:
+    sys.exit("cannot load the model: " + config)
+
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"model_version_status": [{"version": "1", "state": "AVAILABLE"}],
+                           "config": config}).encode()
+        self.send_response(200 if self.path == "/v1/models/" + a.model_name else 404)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+http.server.HTTPServer((a.rest_api_host, a.rest_api_port), H).serve_forever()
+"""
 
 
 def _dvc(project: Path, *args: str) -> None:
@@ -95,6 +134,7 @@ def test_two_pipelines_register_two_versions_with_lineage(tmp_path, monkeypatch)
             f"--project {project}") in out
     shas = [git(project, "rev-parse", "HEAD")]
     models = [_tree(artifacts / "model")]
+    edges = [_tree(artifacts / "edge")]
 
     # 2. The same store served once more (as `ci-gen models --project` does), named by
     #    MLFLOW_TRACKING_URI: the run uses it instead of starting its own.
@@ -109,11 +149,12 @@ def test_two_pipelines_register_two_versions_with_lineage(tmp_path, monkeypatch)
         assert "register: tiny 0.1.1 registered for commit" in job_log(project, "mlops-register")
         shas.append(git(project, "rev-parse", "HEAD"))
         models.append(_tree(artifacts / "model"))
+        edges.append(_tree(artifacts / "edge"))
 
         reg = Registry(server.url)
         found = catalog.versions(reg, "tiny")
         assert [v.semver for v in found] == ["0.1.0", "0.1.1"]
-        for v, sha, model, epochs in zip(found, shas, models, (1, 2)):
+        for v, sha, model, edge, epochs in zip(found, shas, models, edges, (1, 2)):
             assert v.tags[lineage.COMMIT] == sha and v.tags[lineage.DATA] == md5
             assert v.tags[lineage.TOOL] == __version__ and v.tags[lineage.REF] == "main"
             assert "/pipelines/" in v.tags[lineage.PIPELINE] and "/jobs/" in v.tags[lineage.JOB]
@@ -123,8 +164,141 @@ def test_two_pipelines_register_two_versions_with_lineage(tmp_path, monkeypatch)
             assert {t["key"] for t in data["tags"]} >= {lineage.JOB_ID, lineage.COMMIT}
             path, manifest = catalog.download(reg, v, tmp_path / f"v{epochs}")
             assert _tree(path) == model  # byte-identical to what the pipeline trained
+            assert manifest["edge"] == ["model-int8.tflite"]
+            assert _tree(path.parent / "edge") == edge == {"model-int8.tflite": bytes([epochs]) * 100}
         shown = cli("models", "show", "tiny", "0.1.0", "--tracking-uri", server.url)
         assert shown.returncode == 0 and f"commit: {shas[0]}" in shown.stdout, shown.stderr
+        got = cli("models", "download", "tiny", "0.1.1", "--tracking-uri", server.url,
+                  "--out", str(tmp_path / "cli"))
+        assert got.returncode == 0 and "edge models in" in got.stdout, got.stderr
+        assert _tree(tmp_path / "cli" / "edge") == edges[1]
+
+        _deploy_by_version(tmp_path, server)
     finally:
         server.stop()
     assert git(project, "status", "--porcelain") == ""
+
+
+class Deploys:
+    """`ci-gen job deploy` and `rollback` by registry version (process engine) in a job
+    workspace that has the serve script and no model: the model comes from the registry."""
+
+    def __init__(self, root: Path, uri: str) -> None:
+        self.work, self.state, self.port = root / "deploy", root / "state", free_port()
+        self.work.mkdir()
+        (self.work / "serve.py").write_text(SERVE)
+        self.env = {"MLFLOW_TRACKING_URI": uri, "CI_GEN_STATE_DIR": str(self.state),
+                    "CI_GEN_DEPLOY_PORT": str(self.port), "CI_GEN_REGISTRY_RETRIES": "1",
+                    "CI_GEN_REGISTRY_MAX_WAIT": "0", "NO_PROXY": "127.0.0.1"}
+
+    def job(self, job: str, *args: str, **env: str):
+        (self.work / "deploy.env").unlink(missing_ok=True)
+        flags = ("--model-name", "tiny", "--model-path", "model", "--serve-script", "serve.py",
+                 "--health-timeout", "4") if job == "deploy" else ("--health-timeout", "4")
+        return cli("job", job, "--environment", "production", "--engine", "process", *flags,
+                   "--dotenv", "deploy.env", *args, cwd=self.work, env={**self.env, **env})
+
+    def serving(self) -> str:
+        """The config.txt of the model that answers, and the version the state records."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"http://127.0.0.1:{self.port}/v1/models/tiny", timeout=5) as resp:
+            config = json.loads(resp.read())["config"]
+        current = json.loads((self.state / "deploy" / "production" / "current.json").read_text())
+        return f"{config} {current['model_version']}"
+
+    def dotenv(self) -> str:
+        path = self.work / "deploy.env"
+        return path.read_text() if path.exists() else ""
+
+    def stop(self) -> None:
+        assert cli("job", "stop", "--environment", "production", "--engine", "process",
+                   cwd=self.work, env=self.env).returncode == 0
+
+
+def _ok(proc):
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def _one_line(proc, text: str) -> None:
+    assert proc.returncode != 0, proc.stdout
+    assert proc.stderr.count("\n") == 1 and text in proc.stderr, proc.stderr
+
+
+def _deploy_by_version(tmp_path: Path, server) -> None:
+    # A third version whose model never becomes healthy, registered by the job directly.
+    broken = tmp_path / "broken"
+    (broken / "model").mkdir(parents=True)
+    (broken / "model" / "config.txt").write_text("broken\n")
+    _ok(cli("job", "register", "--model-name", "tiny", "--model-path", "model", cwd=broken,
+            env={"MLFLOW_TRACKING_URI": server.url, "CI_COMMIT_SHA": "3" * 40}))
+
+    d = Deploys(tmp_path, server.url)
+    try:
+        out = _ok(d.job("deploy", "--model-version", "0.1.0"))
+        assert "tiny 0.1.0 downloaded from the model registry" in out and "sha256 checked" in out
+        assert d.serving() == "epochs=1 0.1.0"
+        assert d.dotenv() == f"DEPLOY_URL=http://127.0.0.1:{d.port}\nDEPLOY_MODEL_VERSION=0.1.0\n"
+        _ok(d.job("deploy", "--model-version", "0.1.1"))
+        assert d.serving() == "epochs=2 0.1.1"
+        # The health gate fails for 0.1.2: back on 0.1.1.
+        failed = d.job("deploy", "--model-version", "latest")
+        assert failed.returncode == 1 and "previous release" in failed.stderr, failed.stderr
+        assert "cannot load the model: broken" in failed.stdout
+        assert d.serving() == "epochs=2 0.1.1" and d.dotenv() == ""
+
+        # Bad input: one line each, nothing deployed, the running release untouched.
+        before = (d.state / "deploy" / "production" / "current.json").read_text()
+        _one_line(d.job("deploy", "--model-version", "9.9.9"), "has no version '9.9.9'")
+        _one_line(d.job("deploy", "--model-version", "0.1.0",
+                        MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}"), "is not reachable")
+        gl = FakeGitLab().start()
+        try:
+            gl.add_project(PROJECT_ID, "mlops/tiny")
+            _one_line(d.job("deploy", "--model-version", "0.1.0", MLFLOW_TRACKING_TOKEN="wrong",
+                            MLFLOW_TRACKING_URI=f"{gl.url}/api/v4/projects/{PROJECT_ID}/ml/mlflow"),
+                      "401")
+        finally:
+            gl.stop()
+        run_id = catalog.find(Registry(server.url), "tiny", "0.1.2").run_id
+        archive, = (p for p in (server.root / "artifacts").rglob("model.tar.gz") if run_id in p.parts)
+        data = bytearray(archive.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        archive.write_bytes(bytes(data))
+        _one_line(d.job("deploy", "--model-version", "0.1.2"), "hash mismatch for model.tar.gz")
+        _one_line(d.job("deploy", "--model-version", "0.1.0", "--engine", "podman",
+                        "--host", "127.0.0.1"), "records no image by digest")
+        _one_line(d.job("deploy", "--model-version", "1.0"), "--model-version '1.0' is not allowed")
+        assert (d.state / "deploy" / "production" / "current.json").read_text() == before
+        assert d.serving() == "epochs=2 0.1.1" and d.dotenv() == ""
+
+        # A redeploy of 0.1.1, then the manual rollback: back to 0.1.0, the previous version.
+        _ok(d.job("deploy", "--model-version", "0.1.1"))
+        out = _ok(d.job("rollback"))
+        assert "(model version 0.1.0) serves production" in out
+        assert d.serving() == "epochs=1 0.1.0"
+        assert d.dotenv().endswith("DEPLOY_MODEL_VERSION=0.1.0\n")
+    finally:
+        d.stop()
+
+    # The MR report links the version a merge would register and the latest registered one.
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "metrics.json").write_text('{"accuracy": 0.9}')
+    env = {"MLFLOW_TRACKING_URI": server.url, "CI_MERGE_REQUEST_IID": "7"}
+    out = _ok(cli("job", "eval-report", "--metrics", "metrics.json", "--out", "r",
+                  "--model-name", "tiny", cwd=report, env=env))
+    assert "next version 0.1.3, compared with 0.1.2" in out
+    text = (report / "r" / "report.md").read_text()
+    assert f"| A merge registers | [`tiny` 0.1.3]({server.url}/#/models/tiny) |" in text
+    assert "| Compare with | [`tiny` 0.1.2](" in text and "the latest registered version" in text
+    # A re-run on a registered commit registers nothing new: the report says which it is.
+    again = links.lookup({"MLFLOW_TRACKING_URI": server.url, "CI_COMMIT_SHA": "3" * 40}, "tiny")
+    assert (again["next"], again["registered"]) == ("0.1.2", True)
+    assert "| This pipeline registers | [`tiny` 0.1.2](" in links.markdown(again)
+    # No registry configured: no section, quietly.
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    out = _ok(subprocess.run([sys.executable, "-m", "ci_gen", "job", "eval-report", "--metrics",
+                              "metrics.json", "--out", "q", "--model-name", "tiny"], cwd=report,
+                             env=bare, capture_output=True, text=True))
+    assert "registry" not in out and "Model registry" not in (report / "q" / "report.md").read_text()

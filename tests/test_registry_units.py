@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ci_gen.registry import bundle, semver
-from ci_gen.registry.client import Registry, RegistryError, Version
+from ci_gen.registry import bundle, lineage, links, semver
+from ci_gen.registry.client import Registry, RegistryError, Version, configured, tracking_uri
 
 
 @pytest.mark.parametrize("existing, expected", [
@@ -53,6 +53,49 @@ def test_bundle_is_reproducible_and_checked(tmp_path):
     assert (out / "sub" / "b.txt").read_text() == "b\n"
     with pytest.raises(RegistryError, match="already exists"):
         bundle.unpack(first.files[bundle.ARCHIVE], first.manifest, tmp_path / "out", "m 1.0.0")
+
+
+def test_edge_files_travel_beside_the_archive(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "w").write_bytes(b"w")
+    (tmp_path / "edge").mkdir()
+    for name in ("model-int8.tflite", "model-float32.tflite", "edge.json"):
+        (tmp_path / "edge" / name).write_bytes(name.encode())
+    edge = bundle.edge_files(tmp_path / "edge")
+    assert [p.name for p in edge] == ["model-float32.tflite", "model-int8.tflite"]  # no edge.json
+    assert bundle.edge_files(tmp_path / "absent") == []
+    pack = bundle.pack(tmp_path / "m", edge)
+    assert list(pack.files) == [bundle.ARCHIVE, "model-float32.tflite", "model-int8.tflite",
+                                bundle.MANIFEST]
+    assert bundle.edge_names(pack.manifest, "m 1") == ["model-float32.tflite", "model-int8.tflite"]
+    files = {n: pack.files[n] for n in pack.manifest["edge"]}
+    out = bundle.unpack(pack.files[bundle.ARCHIVE], pack.manifest, tmp_path / "out", "m 1", files)
+    assert (out.parent / "edge" / "model-int8.tflite").read_bytes() == b"model-int8.tflite"
+    with pytest.raises(RegistryError, match="hash mismatch for model-int8.tflite"):
+        bundle.check("model-int8.tflite", b"x", pack.manifest, "m 1")
+    forged = {**pack.manifest, "edge": ["../x.tflite"]}
+    with pytest.raises(RegistryError, match="lists edge files it does not describe"):
+        bundle.edge_names(forged, "m 1")
+
+
+def test_image_by_digest_only():
+    digest = "registry.example.com/g/p@sha256:" + "a" * 64
+    assert lineage.image_ref(digest) == digest
+    for other in ("registry.example.com/g/p@", "registry.example.com/g/p:1.0", "", "x@sha256:$(id)"):
+        assert lineage.image_ref(other) == ""
+
+
+def test_the_report_section_needs_a_configured_registry():
+    gitlab_job = {"CI_API_V4_URL": "https://gitlab.example.com/api/v4", "CI_PROJECT_ID": "5"}
+    assert tracking_uri(gitlab_job) == "https://gitlab.example.com/api/v4/projects/5/ml/mlflow"
+    assert not configured(gitlab_job)  # every GitLab job has these; the token says "in use"
+    assert configured({**gitlab_job, "MLFLOW_TRACKING_TOKEN": "t"})
+    assert configured({"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"})
+    assert links.lookup(gitlab_job, "fashion-mnist") is None
+    info = {"model": "m", "model_url": "U", "next": "0.1.0", "compare": None, "compare_url": None,
+            "compare_commit": "", "merge_request": False}
+    assert "| This pipeline registers | [`m` 0.1.0](U) |" in links.markdown(info)
+    assert "nothing registered yet | 0.1.0 is the first" in links.markdown(info)
 
 
 def test_a_symlink_or_an_empty_model_is_refused(tmp_path):

@@ -150,9 +150,12 @@ def test_needs_on_jobs_a_pipeline_may_leave_out_are_optional():
         ("mlops-docker-build", "mlops-eval-report"): True,
         ("mlops-register", "mlops-train"): False,
         ("mlops-register", "mlops-eval-report"): True,
+        ("mlops-register", "mlops-edge-convert"): True,  # its .tflite files, when there are some
+        ("mlops-register", "mlops-docker-build"): True,  # CI_GEN_IMAGE, the image by digest
         ("mlops-dvc-upload", "mlops-train"): False,
         ("mlops-deploy", "mlops-train"): False,
         ("mlops-deploy", "mlops-docker-build"): True,
+        ("mlops-deploy", "mlops-register"): True,  # register.env: the version to record
         ("mlops-inference", "mlops-deploy"): False,
     }
 

@@ -63,4 +63,7 @@ def _run(args: argparse.Namespace, uri: str) -> int:
     path, manifest = catalog.download(reg, version, Path(args.out))
     print(f"models: {version.name} {version.semver} downloaded to {path} "
           f"({len(manifest['contents'])} files, sha256 checked)")
+    edge = manifest.get("edge") or []
+    if edge:
+        print(f"models: edge models in {path.parent / 'edge'}: {', '.join(edge)} (sha256 checked)")
     return 0

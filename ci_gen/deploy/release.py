@@ -27,19 +27,27 @@ from ci_gen.deploy.state import (
     locked,
     new_release_id,
     prune,
+    publish,
     read_release,
     write_release,
 )
 from ci_gen.errors import CiGenError
-from ci_gen.files import atomic_write
 
 Say = Callable[[str], None]
 
 
 def deploy(spec: Spec, environ: dict[str, str] | None = None, say: Say = print) -> Release | None:
     """Deploy one release with a health gate; returns the process engine's record, raises on
-    failure."""
+    failure. A registry version is fetched and checked first: nothing changes on the target
+    until it is."""
+    from ci_gen.deploy.by_version import fetched
+
     environ = os.environ if environ is None else environ
+    with fetched(spec, environ, say) as ready:
+        return _deploy(ready, environ, say)
+
+
+def _deploy(spec: Spec, environ: dict[str, str], say: Say) -> Release | None:
     if spec.engine in CONTAINER_ENGINES:
         from ci_gen.deploy import target  # http.client and ssh: not for `ci-gen --help`
 
@@ -97,9 +105,9 @@ def rollback(environment: str, engine_name: str, health_timeout: float, dotenv: 
     with locked(edir, say):
         current, previous = _recorded_previous(edir)
         engine = engine_for("process", environ)
-        say(f"rollback: stopping release {current.release}")
+        say(f"rollback: stopping release {current.release}{_version(current)}")
         engine.stop(current, remove=True)
-        say(f"rollback: starting release {previous.release}")
+        say(f"rollback: starting release {previous.release}{_version(previous)}")
         restored = engine.restart(previous)
         ok, why = wait_healthy(lambda: engine.alive(restored), restored.release,
                                restored.health_url, health_timeout, say)
@@ -111,9 +119,26 @@ def rollback(environment: str, engine_name: str, health_timeout: float, dotenv: 
                              f"release {current.release} started again")
         write_release(edir / "current.json", restored)
         write_release(edir / "releases" / restored.release / "release.json", restored)
-        if dotenv:
-            atomic_write(dotenv, f"DEPLOY_URL={restored.url}\n")
-        say(f"rollback: release {restored.release} serves {environment} at {restored.url}")
+        publish(dotenv, restored.url, restored.model_version)
+        say(f"rollback: release {restored.release}{_version(restored)} serves {environment} "
+            f"at {restored.url}")
+
+
+def _version(rel: Release) -> str:
+    return f" (model version {rel.model_version})" if rel.model_version else ""
+
+
+def _rollback_point(edir: Path, rel: Release, previous: Release | None) -> str | None:
+    """The release a rollback from `rel` returns to: the one it replaced, unless that one
+    serves the same registered version (a redeploy), whose own rollback point is then
+    inherited, so a rollback goes back to the previous registered version."""
+    if previous is None:
+        return None
+    earlier = previous.extra.get("previous")
+    if (rel.model_version and previous.model_version == rel.model_version
+            and isinstance(earlier, str) and (edir / "releases" / earlier).is_dir()):
+        return earlier
+    return previous.release
 
 
 def _recorded_previous(edir: Path) -> tuple[Release, Release]:
@@ -155,7 +180,8 @@ class _Rollout:
         rel = Release(release=rid, environment=spec.environment, engine=self.engine.name,
                       host=spec.host, port=port, url=url, health_url=url + spec.health,
                       model_name=spec.model_name, health_timeout=spec.health_timeout,
-                      created=_dt.datetime.now().isoformat(timespec="seconds"))
+                      created=_dt.datetime.now().isoformat(timespec="seconds"),
+                      model_version=spec.model_version or None)
         try:
             rel = self.engine.prepare(spec, rel, rdir)
             write_release(rdir / "release.json", rel)
@@ -175,8 +201,8 @@ class _Rollout:
     def start(self, rel: Release) -> tuple[Release, bool, str]:
         """Start the new release and wait for its health URL: (record, healthy, why)."""
         note = f"; {self.spec.engine_note}" if self.spec.engine_note else ""
-        self.say(f"deploy: starting release {rel.release} with engine {self.engine.name}{note} "
-                 f"on {rel.url}")
+        self.say(f"deploy: starting release {rel.release}{_version(rel)} with engine "
+                 f"{self.engine.name}{note} on {rel.url}")
         if port_in_use(rel.host, rel.port):
             return rel, False, f"port {rel.port} on {rel.host} is already in use by another program"
         try:
@@ -190,15 +216,15 @@ class _Rollout:
     def promote(self, rel: Release) -> Release:
         """The healthy release becomes current; the previous one and old releases go."""
         previous = self.previous
-        if previous:  # what a rollback returns to
-            rel = dataclasses.replace(rel, extra={**rel.extra, "previous": previous.release})
+        point = _rollback_point(self.edir, rel, previous)
+        if point:  # what a rollback returns to
+            rel = dataclasses.replace(rel, extra={**rel.extra, "previous": point})
             write_release(self.releases / rel.release / "release.json", rel)
         write_release(self.edir / "current.json", rel)
-        if self.spec.dotenv:
-            atomic_write(self.spec.dotenv, f"DEPLOY_URL={rel.url}\n")
-        removed = prune(self.releases, {rel.release, previous.release} if previous else {rel.release})
-        self.say(f"deploy: release {rel.release} is healthy at {rel.url}"
-                 + (f" (replaced {previous.release})" if previous else ""))
+        publish(self.spec.dotenv, rel.url, rel.model_version)
+        removed = prune(self.releases, {rel.release, point} if point else {rel.release})
+        self.say(f"deploy: release {rel.release}{_version(rel)} is healthy at {rel.url}"
+                 + (f" (replaced {previous.release}{_version(previous)})" if previous else ""))
         if removed:
             self.say(f"deploy: pruned old releases {', '.join(removed)}")
         return rel
@@ -235,6 +261,7 @@ class _Rollout:
         if not ok:
             raise CiGenError(f"release {rid} never became healthy in {waited}; previous "
                              f"release {previous.release} could not be restored ({why})")
-        self.say(f"deploy: previous release {previous.release} is serving again at {previous.url}")
+        self.say(f"deploy: previous release {previous.release}{_version(previous)} is serving "
+                 f"again at {previous.url}")
         raise CiGenError(f"release {rid} never became healthy in {waited}; "
                          f"previous release {previous.release} restored")

@@ -26,9 +26,11 @@ from ci_gen.patterns import (
     RE_KV_KEY,
     RE_KV_VALUE,
     RE_MODEL_NAME,
+    RE_MODEL_VERSION,
 )
 
 ENGINES = ("docker", "podman", "process")
+LATEST = "latest"  # model-version: the highest registered version
 CONTAINER_ENGINES = ("docker", "podman")
 
 # The pattern of each kind of value, by the name the checks and error messages use.
@@ -37,6 +39,7 @@ PATTERNS = {
     "image": re.compile(RE_JOB_IMAGE),
     "host": re.compile(RE_HOST),
     "model_name": re.compile(RE_MODEL_NAME),
+    "model_version": re.compile(RE_MODEL_VERSION),
     "path": re.compile(RE_JOB_PATH),
     "health_path": re.compile(RE_JOB_HEALTH_PATH),
     "env_key": re.compile(RE_KV_KEY),
@@ -61,6 +64,10 @@ class Spec:
     env: dict[str, str] = field(default_factory=dict)
     dotenv: str = ""
     engine_note: str = ""  # why the engine differs from --engine, when it does
+    # The registered version this release runs ("" when unknown). With `from_registry` it is
+    # the one asked for (a SemVer or `latest`) until ci_gen.deploy.by_version fetches it.
+    model_version: str = ""
+    from_registry: bool = False
 
     @property
     def health(self) -> str:
@@ -119,8 +126,10 @@ def _host(host: str, engine: str) -> str:
 def make_spec(environment: str, engine: str, *, image: str = "local", host: str = AUTO,
               port: str | int = "8501", model_name: str = "model", model_path: str = "model",
               serve_script: str = "serve.py", health_path: str = "", health_timeout: str | float = "120",
-              env: str = "", dotenv: str = "", environ: dict[str, str] | None = None) -> Spec:
-    """Validate every flag (and the CI_GEN_DEPLOY_ENGINE / _PORT overrides) into a Spec."""
+              env: str = "", dotenv: str = "", model_version: str = NONE,
+              environ: dict[str, str] | None = None) -> Spec:
+    """Validate every flag (and the CI_GEN_DEPLOY_ENGINE / _PORT / _MODEL_VERSION overrides)
+    into a Spec."""
     environ = os.environ if environ is None else environ
     flag_engine, engine = engine, environ.get("CI_GEN_DEPLOY_ENGINE") or engine
     # The job log echoes the component's --engine; say which engine really runs, and why.
@@ -142,6 +151,23 @@ def make_spec(environment: str, engine: str, *, image: str = "local", host: str 
         env=parse_env(given(env, NONE)),
         dotenv=check("path", dotenv, "--dotenv") if dotenv else "",
         engine_note=note,
+        **_model_version(model_version, model_name, environ),
     )
     # Last, so a bad value of any other flag is named first.
     return dataclasses.replace(spec, host=_host(spec.host, engine))
+
+
+def _model_version(value: str, model_name: str, environ: dict[str, str]) -> dict[str, object]:
+    """A registered version to fetch (the flag, or CI_GEN_DEPLOY_MODEL_VERSION set when the
+    pipeline is run), or else the version this pipeline's register job gave its model
+    (register.env), recorded but not fetched."""
+    override = environ.get("CI_GEN_DEPLOY_MODEL_VERSION", "")
+    flag = "CI_GEN_DEPLOY_MODEL_VERSION" if override else "--model-version"
+    wanted = given(check("model_version", override or value or NONE, flag), NONE)
+    if wanted:
+        return {"model_version": wanted, "from_registry": True}
+    mine = environ.get("CI_GEN_MODEL_VERSION", "")
+    if environ.get("CI_GEN_MODEL_NAME") == model_name and PATTERNS["model_version"].fullmatch(mine) \
+            and mine not in (NONE, LATEST):
+        return {"model_version": mine}
+    return {}

@@ -5,7 +5,9 @@ Under `$CI_GEN_STATE_DIR` (default `~/.local/state/ci-gen`), `deploy/<environmen
     current.json            the release that serves now (engine, pid or container, port, ...)
     releases/<id>/          one per release; for the process engine a copy of the serve script
                             and the model (a later job's workspace cleanup cannot break it),
-                            its log (serve.log) and release.json (how to start it again)
+                            its log (serve.log) and release.json (how to start it again; its
+                            `model_version`: the registered version it serves; `previous`:
+                            the release a rollback returns to)
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ KEEP_RELEASES = 3
 _SHORT_SHA = re.compile(RE_SHORT_SHA)
 # Written only when set: a process release has no container, a container no pid, and a
 # process release gets its pid (and start_ticks, possibly null) only once started.
-_OPTIONAL = ("cmd", "cwd", "log", "env", "container", "image")
+_OPTIONAL = ("cmd", "cwd", "log", "env", "container", "image", "model_version")
 
 
 @dataclass
@@ -55,6 +57,7 @@ class Release:
     image: str | None = None
     pid: int | None = None  # process engine, once started
     start_ticks: int | None = None  # tells a reused pid from ours
+    model_version: str | None = None  # the registered version it serves, when known
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
 
     def to_json(self) -> dict[str, Any]:
@@ -100,6 +103,14 @@ def read_release(path: Path) -> Release | None:
         return None
     except (OSError, ValueError) as exc:
         raise CiGenError(f"deploy state {path} is unreadable ({exc}); remove it to start over") from None
+
+
+def publish(dotenv: str, url: str, model_version: str | None = "") -> None:
+    """The deploy job's dotenv: DEPLOY_URL, and DEPLOY_MODEL_VERSION when the release serves
+    a registered version."""
+    if dotenv:
+        atomic_write(dotenv, f"DEPLOY_URL={url}\n"
+                     + (f"DEPLOY_MODEL_VERSION={model_version}\n" if model_version else ""))
 
 
 def write_release(path: Path, rel: Release) -> None:

@@ -2,9 +2,10 @@
 
 The state is on the target, nowhere else: each release is a container named
 `ci-gen-<project>-<environment>-<n>` and labelled with the project, environment, release
-number, commit, URL and model (`ci-gen.model-version` is reserved for the model registry).
+number, commit, URL, model and the registered model version it serves (when known).
 The serving release ("current") is the newest running one; "previous" is the newest stopped
-one before it. So any job, on any runner, in any work tree, finds the same releases.
+one before it that serves another registered version (else the newest stopped one before
+it). So any job, on any runner, in any work tree, finds the same releases.
 
 deploy: pull (credentials in the request only) → create → stop current → start → health at
 the real URL; unhealthy: remove it and start the previous one again. Old releases beyond
@@ -22,8 +23,8 @@ from ci_gen.deploy.endpoint import from_environ
 from ci_gen.deploy.engine_api import EngineAPI, EngineError, registry_of
 from ci_gen.deploy.health import bind_addr, wait_healthy
 from ci_gen.deploy.spec import Spec
+from ci_gen.deploy.state import publish
 from ci_gen.errors import CiGenError, shown
-from ci_gen.files import atomic_write
 from ci_gen.patterns import RE_COMMIT_SHA, RE_PROJECT_SLUG
 
 Say = Callable[[str], None]
@@ -32,7 +33,7 @@ KEEP_RELEASES = 3  # the serving one and two to roll back to
 LABEL = "ci-gen."
 PROJECT, ENVIRONMENT, NUMBER, COMMIT = (LABEL + k for k in ("project", "environment", "release", "commit"))
 URL, HEALTH_PATH, MODEL_NAME = (LABEL + k for k in ("url", "health-path", "model-name"))
-MODEL_VERSION = LABEL + "model-version"  # reserved: set by the model registry's deploys
+MODEL_VERSION = LABEL + "model-version"  # the registered version the release serves
 _SLUG, _SHA = re.compile(RE_PROJECT_SLUG), re.compile(RE_COMMIT_SHA)
 
 
@@ -55,7 +56,8 @@ class TargetRelease:
 
     def describe(self) -> str:
         commit = f", commit {self.commit[:8]}" if self.commit else ""
-        return f"release {self.number} ({self.name}{commit})"
+        version = f", model version {self.model_version}" if self.model_version else ""
+        return f"release {self.number} ({self.name}{commit}{version})"
 
     @classmethod
     def from_listing(cls, item: dict[str, Any]) -> TargetRelease | None:
@@ -100,7 +102,10 @@ class Target:
     def previous(releases: list[TargetRelease], before: TargetRelease | None) -> TargetRelease | None:
         limit = before.number if before else None
         older = [r for r in releases if not r.running and (limit is None or r.number < limit)]
-        return older[-1] if older else None
+        # A redeploy of the same registered version is skipped: back to the previous version.
+        other = [r for r in older if before and before.model_version
+                 and r.model_version != before.model_version]
+        return (other or older or [None])[-1]
 
     def alive(self, rel: TargetRelease) -> tuple[bool, str]:
         info = self.api.inspect(rel.cid)
@@ -135,7 +140,8 @@ class Target:
     def prune(self, keep: int = KEEP_RELEASES) -> list[str]:
         releases = self.releases()
         current = self.current(releases)
-        old = [r for r in releases if r is not current][:max(0, len(releases) - keep)]
+        point = self.previous(releases, current)  # what a rollback returns to stays
+        old = [r for r in releases if r not in (current, point)][:max(0, len(releases) - keep)]
         for rel in old:
             self.api.remove(rel.cid)
         return [r.name for r in old]
@@ -172,6 +178,8 @@ def container_config(spec: Spec, number: int, url: str, environ: dict[str, str],
     commit = environ.get("CI_COMMIT_SHA", "")
     labels = {PROJECT: project, ENVIRONMENT: spec.environment, NUMBER: str(number), URL: url,
               HEALTH_PATH: spec.health, MODEL_NAME: spec.model_name}
+    if spec.model_version:
+        labels[MODEL_VERSION] = spec.model_version
     if _SHA.fullmatch(commit):
         labels[COMMIT] = commit
     port = f"{CONTAINER_PORT}/tcp"
@@ -206,7 +214,7 @@ def deploy(spec: Spec, environ: dict[str, str], say: Say) -> TargetRelease:
         if not ok:
             target.discard(rel, why)
             _restore(target, current, rel, spec.health_timeout)
-        _publish(spec.dotenv, url)
+        publish(spec.dotenv, url, spec.model_version)
         removed = target.prune()
         say(f"deploy: {rel.describe()} is healthy at {url}"
             + (f" (replaced release {current.number})" if current else ""))
@@ -232,7 +240,8 @@ def _pull_and_create(target: Target, spec: Spec, environ: dict[str, str],
         cid = target.api.create(name, config)
     except EngineError as exc:
         raise CiGenError(f"cannot create {name} on the target: {exc}") from None
-    return TargetRelease(cid, name, number, False, url, spec.health, config["Labels"].get(COMMIT, ""))
+    return TargetRelease(cid, name, number, False, url, spec.health, config["Labels"].get(COMMIT, ""),
+                         spec.model_version)
 
 
 def _restore(target: Target, previous: TargetRelease | None, failed: TargetRelease,
@@ -246,11 +255,6 @@ def _restore(target: Target, previous: TargetRelease | None, failed: TargetRelea
                          f"could not be restored ({why})")
     target.say(f"deploy: {previous.describe()} is serving again at {previous.url}")
     raise CiGenError(f"{failed.describe()} never became healthy; release {previous.number} restored")
-
-
-def _publish(dotenv: str, url: str) -> None:
-    if dotenv:
-        atomic_write(dotenv, f"DEPLOY_URL={url}\n")
 
 
 def rollback(engine: str, environment: str, environ: dict[str, str], say: Say,
@@ -276,7 +280,7 @@ def rollback(engine: str, environment: str, environ: dict[str, str], say: Say,
                              + (f"release {current.number} started again" if current else "nothing serves"))
         if current:
             target.api.remove(current.cid)
-        _publish(dotenv, previous.url)
+        publish(dotenv, previous.url, previous.model_version)
         say(f"rollback: {previous.describe()} serves {environment} at {previous.url}"
             + (f"; release {current.number} removed" if current else ""))
         return previous

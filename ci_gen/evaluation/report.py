@@ -167,11 +167,13 @@ def _comparison_section(report: Mapping[str, Any], blocks: Mapping[str, dict[str
 def build(metrics: Path, out: Path, image: str = "", baseline: str = "",
           params: Path = Path("params.yaml"), repo: Path = Path("."),
           env: Mapping[str, str] | None = None, gate_metric: str = "",
-          gate_direction: str = "higher", sections: Path | None = None) -> dict[str, Any]:
+          gate_direction: str = "higher", sections: Path | None = None,
+          extra: list[tuple[str, str]] = ()) -> dict[str, Any]:
     """Write out/report.md and out/report.json; return the JSON document.
 
     Every `*.md` in `sections` (other jobs' parts of the report, e.g. edge-convert's table,
     passed on as artifacts) is appended in name order; a missing directory adds nothing.
+    `extra` sections (name, markdown) come after them.
     """
     env = os.environ if env is None else env
     image, gate_metric = given(image, NONE), given(gate_metric, NONE)
@@ -187,7 +189,8 @@ def build(metrics: Path, out: Path, image: str = "", baseline: str = "",
     rows, params_note = params_diff(params, ref, repo)
     image_name, image_note = _copy_image(image, out)
 
-    extra = sorted(sections.glob("*.md")) if sections is not None and sections.is_dir() else []
+    extra, more = (sorted(sections.glob("*.md")) if sections is not None and sections.is_dir()
+                   else []), list(extra)
     changes = deltas(current, base)
     report = {
         "metrics": current,
@@ -204,9 +207,10 @@ def build(metrics: Path, out: Path, image: str = "", baseline: str = "",
         "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "commit": env.get("CI_COMMIT_SHA") or None,
         "pipeline_url": env.get("CI_PIPELINE_URL") or None,
-        "sections": [p.name for p in extra],
+        "sections": [p.name for p in extra] + [name for name, _ in more],
     }
     texts = [p.read_text(encoding="utf-8", errors="replace") for p in extra]
+    texts += [text for _, text in more]
     _write(out / "report.md", render_markdown(report, nested, env, texts))
     _write(out / "report.json", json.dumps(report, indent=2, sort_keys=False) + "\n")
     return report

@@ -44,7 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seconds to wait for health (default: 120)")
     p.add_argument("--env", default="none", metavar="K=V,K2=V2",
                    help="service environment (default: none)")
-    p.add_argument("--dotenv", default="", metavar="FILE", help="write DEPLOY_URL=... here")
+    p.add_argument("--model-version", default="none", metavar="VERSION",
+                   help="registered version of --model-name to deploy (SemVer or latest), "
+                   "downloaded from the model registry (MLFLOW_TRACKING_URI, else GitLab's; "
+                   "token MLFLOW_TRACKING_TOKEN) with every hash checked; process engine: its "
+                   "model directory is served; docker/podman: the image its lineage records. "
+                   "none (default): this pipeline's model. CI_GEN_DEPLOY_MODEL_VERSION overrides")
+    p.add_argument("--dotenv", default="", metavar="FILE",
+                   help="write DEPLOY_URL=... (and DEPLOY_MODEL_VERSION=... when known) here")
     p.set_defaults(func=run)
 
 
@@ -53,6 +60,6 @@ def run(args: argparse.Namespace) -> int:
         args.environment, args.engine, image=args.image, host=args.host, port=args.port,
         model_name=args.model_name, model_path=args.model_path, serve_script=args.serve_script,
         health_path=args.health_path, health_timeout=args.health_timeout, env=args.env,
-        dotenv=args.dotenv)
+        dotenv=args.dotenv, model_version=args.model_version)
     deploy(spec, say=lambda line: print(line, flush=True))
     return 0

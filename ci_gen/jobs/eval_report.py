@@ -7,11 +7,15 @@ parses and reports.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 from pathlib import Path
 
 from ci_gen.components import NONE, given
+from ci_gen.errors import UsageError, shown
 from ci_gen.evaluation.gate import DIRECTIONS
 from ci_gen.evaluation.report import build
+from ci_gen.patterns import RE_MODEL_NAME
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,20 +39,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sections", default="report.d", metavar="DIR",
                    help="append every DIR/*.md to the report, e.g. edge-convert's table "
                    "(default: report.d; a missing directory adds nothing)")
+    p.add_argument("--model-name", default=NONE, metavar="NAME",
+                   help="registered model: the report links the version this pipeline (a "
+                   "merge) would register and the latest registered one, when a model registry "
+                   "is configured (MLFLOW_TRACKING_URI, or MLFLOW_TRACKING_TOKEN for GitLab's); "
+                   "none (default): no registry section")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
+    registry = _registry_section(given(args.model_name, NONE))
     report = build(Path(args.metrics), out, image=given(args.image, NONE), baseline=args.baseline,
                    params=Path(args.params), gate_metric=args.gate_metric,
-                   gate_direction=args.gate_direction, sections=Path(args.sections))
+                   gate_direction=args.gate_direction, sections=Path(args.sections),
+                   extra=[("model registry", registry)] if registry else [])
     print(f"eval-report: wrote {out / 'report.md'} and {out / 'report.json'} "
           f"({len(report['metrics'])} metrics)")
-    if report["sections"]:
-        print(f"eval-report: added {', '.join(report['sections'])} from {args.sections}")
+    files = [name for name in report["sections"] if name.endswith(".md")]
+    if files:
+        print(f"eval-report: added {', '.join(files)} from {args.sections}")
     if report["baseline"] is not None:
         print(f"eval-report: compared with {report['baseline_ref']}")
     else:
         print(f"eval-report: {report['baseline_note']}")
     return 0
+
+
+def _registry_section(name: str) -> str:
+    """The model registry's section, or "" (none configured: quietly; the registry failing:
+    one line in the log, the report goes on without it)."""
+    if not name:
+        return ""
+    if not re.fullmatch(RE_MODEL_NAME, name):
+        raise UsageError(f"--model-name {shown(name)} is not a model name")
+    from ci_gen.registry import links
+    from ci_gen.registry.client import RegistryError
+
+    try:
+        info = links.lookup(os.environ, name)
+    except RegistryError as exc:
+        print(f"eval-report: no model registry section: {exc}")
+        return ""
+    if info is None:
+        return ""
+    print(f"eval-report: model registry: next version {info['next']}, compared with "
+          f"{info['compare'] or 'nothing registered yet'}")
+    return links.markdown(info)

@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="params file logged on the version (default: params.yaml; missing: none)")
     p.add_argument("--data", default=NONE, metavar="PATH",
                    help="DVC pointer of the training data, whose md5 is recorded (none: not recorded)")
+    p.add_argument("--edge", default=NONE, metavar="DIR",
+                   help="edge-convert's output directory: its .tflite files are registered "
+                   "beside the model, when the directory is there (none: no edge files)")
     p.add_argument("--out", default="register.env", metavar="PATH",
                    help="dotenv file written with the model name and version")
     p.set_defaults(func=run)
@@ -42,18 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _check(args: argparse.Namespace) -> None:
     if not re.fullmatch(RE_MODEL_NAME, args.model_name):
         raise UsageError(f"--model-name {shown(args.model_name)} is not a model name")
-    for flag in ("model_path", "metrics", "params", "data", "out"):
+    for flag in ("model_path", "metrics", "params", "data", "edge", "out"):
         value = getattr(args, flag)
         if value != NONE and not re.fullmatch(RE_PATH, value):
             raise UsageError(f"--{flag.replace('_', '-')} {shown(value)} is not a relative path")
-
-
-def tracking_uri(env) -> str:
-    if env.get("MLFLOW_TRACKING_URI"):
-        return env["MLFLOW_TRACKING_URI"]
-    if env.get("CI_API_V4_URL") and env.get("CI_PROJECT_ID"):
-        return f"{env['CI_API_V4_URL']}/projects/{env['CI_PROJECT_ID']}/ml/mlflow"
-    return ""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,26 +59,24 @@ def run(args: argparse.Namespace) -> int:
 
     _check(args)
     env = dict(os.environ)
-    reg = Registry.from_env(tracking_uri(env), env)
-    wait = env.get("CI_GEN_REGISTRY_WAIT", "")
-    if wait:  # `ci-gen run`'s server starts while the first jobs run
-        if not re.fullmatch(r"[0-9]{1,4}", wait):
-            raise UsageError(f"CI_GEN_REGISTRY_WAIT must be a number of seconds, not {shown(wait)}")
-        reg.wait_until_up(float(wait))
+    reg = Registry.for_job(env)
     data = given(args.data, NONE)
     tags = lineage.tags(env, data=lineage.data_hash(Path(data)) if data else "",
-                        image=env.get("CI_GEN_IMAGE", ""))
+                        image=lineage.image_ref(env.get("CI_GEN_IMAGE", "")))
     metrics_file = given(args.metrics, NONE)
     metrics = lineage.metrics(Path(metrics_file)) if metrics_file else {}
     params = lineage.params(Path(args.params))
-    pack = bundle.pack(Path(args.model_path))
+    edge_dir = given(args.edge, NONE)
+    edge = bundle.edge_files(Path(edge_dir)) if edge_dir else []
+    pack = bundle.pack(Path(args.model_path), edge)
     done = do_register(reg, args.model_name, pack, tags=tags, params=params, metrics=metrics,
                        env=env, tag=env.get("CI_COMMIT_TAG", ""))
     v = done.version
     if done.created:
         print(f"register: {v.name} {v.semver} registered for commit {tags[lineage.COMMIT][:12]} "
               f"({len(params)} params, {len(metrics)} metrics, "
-              f"{len(pack.files[bundle.ARCHIVE])} bytes of model files)")
+              f"{len(pack.files[bundle.ARCHIVE])} bytes of model files"
+              + (f", edge models {', '.join(p.name for p in edge)}" if edge else "") + ")")
     elif done.completed:
         print(f"register: {v.name} {v.semver} was incomplete for this commit; finished it")
     else:

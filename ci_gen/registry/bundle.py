@@ -5,6 +5,10 @@ manifest lists every uploaded file's hash and size and every archived file's has
 download is checked byte for byte. The archive is reproducible (sorted, no times, no
 owners): the same files give the same bytes. The manifest is uploaded last: a version
 without it is incomplete.
+
+Edge models (edge-convert's `.tflite` files) travel next to the archive as flat files of
+their own, listed in the manifest's `files` (hash, size) and `edge` (their names); a
+download puts them in `edge/` beside the model directory, as the pipeline had them.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -26,7 +31,9 @@ from ci_gen.registry.client import RegistryError
 
 ARCHIVE = "model.tar.gz"
 MANIFEST = "manifest.json"
+EDGE_DIR = "edge"
 FORMAT = 1
+_FLAT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
 def sha256(data: bytes) -> str:
@@ -53,8 +60,14 @@ def _members(root: Path) -> list[Path]:
     return out
 
 
-def pack(model: Path) -> Bundle:
-    """Archive `model` (a directory or one file) and describe it."""
+def edge_files(directory: Path) -> list[Path]:
+    """The `.tflite` files of edge-convert's output directory; none when it is absent."""
+    directory = Path(directory)
+    return sorted(p for p in directory.glob("*.tflite") if p.is_file()) if directory.is_dir() else []
+
+
+def pack(model: Path, edge: list[Path] = ()) -> Bundle:
+    """Archive `model` (a directory or one file) and describe it, with `edge` files beside."""
     model = Path(model)
     base = model.name
     contents: dict[str, str] = {}
@@ -68,11 +81,27 @@ def pack(model: Path) -> Bundle:
             tar.addfile(info, io.BytesIO(data))
             contents[rel] = sha256(data)
     archive = gzip.compress(raw.getvalue(), mtime=0)
+    files = {ARCHIVE: archive}
+    for path in edge:
+        if not _FLAT.fullmatch(path.name) or path.name in (ARCHIVE, MANIFEST):
+            raise RegistryError(f"edge file name {shown(path.name)} cannot be a registry file")
+        files[path.name] = path.read_bytes()
     manifest = {"format": FORMAT, "model": base,
-                "files": {ARCHIVE: {"sha256": sha256(archive), "size": len(archive)}},
+                "files": {n: {"sha256": sha256(d), "size": len(d)} for n, d in files.items()},
                 "contents": contents}
+    if edge:
+        manifest["edge"] = [p.name for p in edge]
     text = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
-    return Bundle({ARCHIVE: archive, MANIFEST: text}, manifest)
+    return Bundle({**files, MANIFEST: text}, manifest)
+
+
+def edge_names(manifest: dict[str, Any], where: str) -> list[str]:
+    """The edge files a manifest lists (each one also in its `files`)."""
+    names = manifest.get("edge") or []
+    if not isinstance(names, list) or any(not isinstance(n, str) or not _FLAT.fullmatch(n)
+                                          or n not in manifest["files"] for n in names):
+        raise RegistryError(f"{MANIFEST} of {where} lists edge files it does not describe")
+    return names
 
 
 def read_manifest(data: bytes, where: str) -> dict[str, Any]:
@@ -95,14 +124,17 @@ def check(name: str, data: bytes, manifest: dict[str, Any], where: str) -> None:
                             "(corrupted download or changed file); nothing was written")
 
 
-def unpack(archive: bytes, manifest: dict[str, Any], dest: Path, where: str) -> Path:
+def unpack(archive: bytes, manifest: dict[str, Any], dest: Path, where: str,
+           edge: dict[str, bytes] | None = None) -> Path:
     """Extract into `dest`/<model> after checking every file against the manifest; the
-    directory appears whole (renamed into place) or not at all."""
+    directory appears whole (renamed into place) or not at all. `edge` files (checked by the
+    caller) go to `dest`/edge/ the same way."""
     dest = Path(dest)
     target = dest / manifest["model"]
-    if target.exists():
-        raise RegistryError(f"{shown(str(target))} already exists; remove it or choose "
-                            "another --out")
+    for there in (target, dest / EDGE_DIR) if edge else (target,):
+        if there.exists():
+            raise RegistryError(f"{shown(str(there))} already exists; remove it or choose "
+                                "another --out")
     dest.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest, prefix=".ci-gen-download-"))
     try:
@@ -120,6 +152,11 @@ def unpack(archive: bytes, manifest: dict[str, Any], dest: Path, where: str) -> 
         if seen != manifest.get("contents"):
             raise RegistryError(f"the files in {ARCHIVE} of {where} do not match its manifest; "
                                 "nothing was written")
+        if edge:
+            (tmp / ".edge").mkdir()
+            for name, data in edge.items():
+                (tmp / ".edge" / name).write_bytes(data)
+            os.replace(tmp / ".edge", dest / EDGE_DIR)
         os.replace(tmp / manifest["model"], target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

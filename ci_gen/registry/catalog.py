@@ -46,7 +46,11 @@ def download(reg: Registry, version: Version, dest: Path) -> tuple[Path, dict]:
                             "finish (re-run its register job)") from None
     archive = reg.get_file(base, bundle.ARCHIVE)
     bundle.check(bundle.ARCHIVE, archive, manifest, where)
-    return bundle.unpack(archive, manifest, dest, where), manifest
+    edge = {}
+    for name in bundle.edge_names(manifest, where):
+        edge[name] = reg.get_file(base, name)
+        bundle.check(name, edge[name], manifest, where)
+    return bundle.unpack(archive, manifest, dest, where, edge), manifest
 
 
 def when(ms: int) -> str:

@@ -77,6 +77,22 @@ def _env_number(name: str, default: float) -> float:
         raise RegistryError(f"{name} must be a number, not {shown(raw)}") from None
 
 
+def tracking_uri(env: Mapping[str, str]) -> str:
+    """MLFLOW_TRACKING_URI, else this project's GitLab model registry (in a GitLab job)."""
+    if env.get("MLFLOW_TRACKING_URI"):
+        return env["MLFLOW_TRACKING_URI"]
+    if env.get("CI_API_V4_URL") and env.get("CI_PROJECT_ID"):
+        return f"{env['CI_API_V4_URL']}/projects/{env['CI_PROJECT_ID']}/ml/mlflow"
+    return ""
+
+
+def configured(env: Mapping[str, str]) -> bool:
+    """Whether the project uses a registry at all: a URI named, or GitLab's registry with its
+    token (every GitLab job has CI_API_V4_URL, and GitLab's registry needs the token)."""
+    return bool(env.get("MLFLOW_TRACKING_URI") or
+                (env.get("MLFLOW_TRACKING_TOKEN") and tracking_uri(env)))
+
+
 class Registry:
     """One tracking server: `uri` is MLFLOW_TRACKING_URI, `token` MLFLOW_TRACKING_TOKEN."""
 
@@ -101,14 +117,33 @@ class Registry:
                                 "--tracking-uri")
         return cls(uri, env.get("MLFLOW_TRACKING_TOKEN") or None)
 
+    @classmethod
+    def for_job(cls, env: Mapping[str, str]) -> Registry:
+        """The registry a CI job uses (tracking_uri), waiting first for `ci-gen run`'s local
+        server when CI_GEN_REGISTRY_WAIT says so: it starts while the first jobs run."""
+        reg = cls.from_env(tracking_uri(env), env)
+        wait = env.get("CI_GEN_REGISTRY_WAIT", "")
+        if wait:
+            if not re.fullmatch(r"[0-9]{1,4}", wait):
+                raise RegistryError(f"CI_GEN_REGISTRY_WAIT must be a number of seconds, not "
+                                    f"{shown(wait)}")
+            reg.wait_until_up(float(wait))
+        return reg
+
     def version_url(self, version: Version) -> str:
         """Where a person sees the version: GitLab's page (the version's `source`), or the
         MLflow UI's."""
         if self.gitlab and version.source.startswith("http"):
             return version.source
         if self.gitlab:
+            return self.model_url(version.name)
+        return f"{self.model_url(version.name)}/versions/{version.ident}"
+
+    def model_url(self, name: str) -> str:
+        """Where a person sees the model's versions."""
+        if self.gitlab:
             return re.sub(r"/api/v4/projects/.*$", "", self.uri) + "/-/ml/models"
-        return f"{self.uri}/#/models/{urllib.parse.quote(version.name)}/versions/{version.ident}"
+        return f"{self.uri}/#/models/{urllib.parse.quote(name)}"
 
     @property
     def where(self) -> str:

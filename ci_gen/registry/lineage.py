@@ -9,6 +9,7 @@ file, through the same reader as eval-report.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -16,8 +17,10 @@ import yaml
 
 from ci_gen import __version__
 from ci_gen.errors import shown
+from ci_gen.patterns import RE_IMAGE_BY_DIGEST
 from ci_gen.registry.client import RegistryError
 
+_IMAGE_BY_DIGEST = re.compile(RE_IMAGE_BY_DIGEST)
 COMMIT = "ci_gen.commit"
 REF = "ci_gen.ref"
 PIPELINE = "ci_gen.pipeline_url"
@@ -44,6 +47,12 @@ def data_hash(pointer: Path) -> str:
     if not md5:
         raise RegistryError(f"{shown(str(pointer))} records no md5 for its data")
     return str(md5)
+
+
+def image_ref(value: str) -> str:
+    """docker-build's CI_GEN_IMAGE when it names an image by digest (what a deploy of this
+    version pulls); "" otherwise, so a half-written value is never recorded."""
+    return value if _IMAGE_BY_DIGEST.fullmatch(value or "") else ""
 
 
 def tags(env: Mapping[str, str], *, data: str = "", image: str = "") -> dict[str, str]:
