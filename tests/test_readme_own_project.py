@@ -106,8 +106,13 @@ def test_readme_own_project_block_runs_as_pasted(tmp_path):
     # The pipeline ran to its end: the deployed model's predictions on screen.
     assert re.search(r"predicted", proc.stdout), out[-6000:]
     assert re.search(r"sample accuracy: [01]\.[0-9]{3} \(\d+/\d+\)", proc.stdout), out[-6000:]
-    assert (work / "my-project" / ".gitlab-ci-local" / "artifacts" / "mlops-eval-report"
-            / "report" / "report.md").is_file()
+    project = work / "my-project"
+    assert (project / ".gitlab-ci-local" / "artifacts" / "mlops-eval-report" / "report" / "report.md").is_file()
+    # The default local store, relative to the project: the train job's copy pulled the data
+    # from, and pushed its run cache to, the project's own .dvc-storage/.
+    train_log = (project / ".gitlab-ci-local" / "output" / "mlops-train.log").read_text()
+    assert "remote 'data' (local): wrote url to .dvc/config.local" in train_log
+    assert any((project / ".dvc-storage" / "models" / "runs").rglob("*"))
     shutil.rmtree(home, ignore_errors=True)  # a 1.6 GB venv; kept only when the test fails
 
 

@@ -107,7 +107,10 @@ def _job_env(tmp: Path) -> dict[str, str]:
     here = str(Path(sys.executable).parent)
     path = [str(jobs_venv / "bin")] + [p for p in os.environ["PATH"].split(os.pathsep) if p != here]
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV" and not k.startswith("CI_")}
-    return {**env, **IDENTITY, "PATH": os.pathsep.join(path)}
+    # PIP_REQUIRE_VIRTUALENV: a job's pip that resolves to a Python outside a venv (a machine's
+    # pyenv shim, say) refuses to install instead of changing that Python.
+    return {**env, **IDENTITY, "PATH": os.pathsep.join(path), "VIRTUAL_ENV": str(jobs_venv),
+            "PIP_REQUIRE_VIRTUALENV": "1"}
 
 
 def _gitlab_ci_local(project: Path, env: dict[str, str], variables: dict[str, str], *jobs: str):
