@@ -12,6 +12,8 @@ PY := $(VENV)/bin/python
 CIGEN := $(VENV)/bin/ci-gen
 DEMO_DIR ?= .work/demo
 PYTEST_ARGS ?=
+# Two workers: most of the suite waits on subprocesses (pipelines, pip, servers); see conftest.py.
+TEST_WORKERS ?= 2
 RUN_ARGS ?=
 
 .PHONY: bootstrap test demo bench templates check constraints
@@ -20,7 +22,7 @@ bootstrap:
 	@CI_GEN_VENV="$(abspath $(VENV))" scripts/bootstrap.sh
 
 test: bootstrap
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # A fresh folder each time: .work/ is ours (gitignored) and is cleared; any other DEMO_DIR
 # must not exist yet, so nothing of the user's is ever deleted.

@@ -7,7 +7,9 @@
 # a second run takes well under a second. Works on an existing .venv: pip only adds what lacks.
 #
 # Environment: CI_GEN_VENV (default: <repo>/.venv), CI_GEN_EXTRAS (default: dvc,example,monitor,test),
-# PYTHON (default: python3), CI_GEN_SKIP_APT=1 (never touch Debian packages).
+# PYTHON (default: python3), CI_GEN_SKIP_APT=1 (never touch Debian packages),
+# CI_GEN_VENV_READONLY=1 (use CI_GEN_VENV as it is: fail instead of installing into it; for a
+# job that borrows another checkout's venv, which must never be re-pointed at the job's tree).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -62,6 +64,8 @@ py_hash="$(hash_of "extras=$EXTRAS $("$PYTHON" -c 'import sys; print(sys.version
 if [ -x "$VENV/bin/python" ] && [ -f "$PY_STAMP" ] && [ "$(cat "$PY_STAMP")" = "$py_hash" ] \
         && "$VENV/bin/python" -c 'import ci_gen' >/dev/null 2>&1; then
     log "python venv: up to date ($VENV)"
+elif [ "${CI_GEN_VENV_READONLY:-}" = "1" ]; then
+    die "python venv $VENV is not up to date for $ROOT (CI_GEN_VENV_READONLY=1: nothing installed; run scripts/bootstrap.sh in the venv's own checkout)"
 else
     if [ ! -x "$VENV/bin/python" ]; then
         log "python venv: creating $VENV"

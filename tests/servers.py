@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -312,7 +313,9 @@ def start_podman_service(workdir: Path, insecure_registry: str):
         f'[[registry]]\nlocation = "{insecure_registry}"\ninsecure = true\n')
     env = {"CONTAINERS_CONF": str(workdir / "containers.conf"),
            "CONTAINERS_REGISTRIES_CONF": str(workdir / "registries.conf")}
-    args = ["--root", str(workdir / "root"), "--runroot", str(workdir / "run"),
+    # podman refuses a runroot longer than 50 characters: a short one of its own under /tmp.
+    runroot = Path(tempfile.mkdtemp(prefix="ci-gen-podman-"))
+    args = ["--root", str(workdir / "root"), "--runroot", str(runroot),
             "--tmpdir", str(workdir / "tmp"), "--storage-driver", "vfs"]
     sock = workdir / "podman.sock"
     svc = PodmanService(sock, args, env)
@@ -330,6 +333,7 @@ def start_podman_service(workdir: Path, insecure_registry: str):
     finally:
         svc.podman("rm", "-a", "-f", "-t", "0", check=False)
         end_process(proc, log)
+        shutil.rmtree(runroot, ignore_errors=True)
 
 
 # -- sshd on loopback ----------------------------------------------------------------------

@@ -251,18 +251,14 @@ def test_s3_outage_before_and_during_the_pipeline(tmp_path, s3_proxy, moto_serve
     assert git(origin, "rev-parse", "main") == head
     assert _keys(moto_server) == stream.keys_at_outage
 
-    # 4. The remote is back: the default pipeline passes, train restores from the run cache
-    #    pushed in 2, and dvc-upload commits the pointers exactly once, with [skip ci].
+    # 4. The remote is back: train restores from the run cache pushed in 2, and dvc-upload
+    #    commits the pointers exactly once, with [skip ci]. (The rest of the pipeline after a
+    #    recovery is the example's end-to-end test.)
     s3_proxy.up()
-    code, status, out = run_pipeline(project)
+    code, status, out = run_pipeline(project, job="mlops-dvc-upload")
     outputs.append(out)
     assert code == 0, out
-    assert status == {"mlops-train": "passed", "mlops-edge-convert": "passed", "mlops-edge-gate": "passed",
-                      "mlops-eval-report": "passed",
-                      "mlops-docker-build": "passed", "mlops-register": "passed", "mlops-dvc-upload": "passed",
-                      "mlops-deploy": "passed", "mlops-inference": "passed", "mlops-stop": "passed",
-                      "mlops-rollback": "excluded",
-                      "mlops-monitor": "excluded"}
+    assert status == {"mlops-train": "passed", "mlops-dvc-upload": "passed"}
     assert "ci-gen: train: reused from the run cache" in job_log(project, "mlops-train")
     new = git(origin, "rev-list", f"{head}..main").split()
     assert len(new) == 1

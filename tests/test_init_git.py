@@ -323,22 +323,3 @@ def test_lint_warns_once_about_local_dvc_remotes(tmp_path, data, models, warned)
     assert ("'data'" in warnings[0]) == (first == "data")  # a reachable remote is not named
     assert f"`dvc remote modify {first} url s3://BUCKET/PREFIX/{first}`" in warnings[0]
     assert res.stdout.strip().endswith("1 warning(s)")
-
-
-@pytest.mark.slow
-def test_local_run_uses_the_relative_store(tmp_path, git_env):
-    """`ci-gen run` on the default local store: the train job's copy of the project pulls the
-    data from, and pushes its run cache to, the project's `.dvc-storage/` (one lean job)."""
-    import yaml
-
-    project = tmp_path / "p"
-    assert cli("init", str(project), "--example", "fashion-mnist", env=git_env).returncode == 0
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["train"]["epochs"] = 1
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    git(project, "commit", "-qam", "1 epoch", env=git_env)
-    res = cli("run", str(project), "--job", "mlops-train", "--host-env", env=git_env)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr
-    log = (project / ".gitlab-ci-local" / "output" / "mlops-train.log").read_text()
-    assert "remote 'data' (local): wrote url to .dvc/config.local" in log
-    assert any((project / ".dvc-storage" / "models" / "runs").rglob("*"))  # run cache pushed home

@@ -91,8 +91,9 @@ def test_readme_own_project_block_runs_as_pasted(tmp_path):
     (work / "ci-gen").symlink_to(REPO, target_is_directory=True)  # "the folder holding your clone"
     env = _fresh_env(home)
     started = time.monotonic()
-    assert block.rstrip().endswith("\nci-gen run                  # the whole pipeline, locally, in gitlab-ci-local")
-    block = block.rstrip() + " --host-env\n"
+    last = "\nci-gen run                  # the whole pipeline, locally, in gitlab-ci-local"
+    assert block.rstrip().endswith(last)
+    block = block.rstrip()[: -len(last)] + "\nci-gen run --host-env\n"
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=work, env=env,
                           capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL)
     took = time.monotonic() - started
@@ -106,8 +107,14 @@ def test_readme_own_project_block_runs_as_pasted(tmp_path):
     # The pipeline ran to its end: the deployed model's predictions on screen.
     assert re.search(r"predicted", proc.stdout), out[-6000:]
     assert re.search(r"sample accuracy: [01]\.[0-9]{3} \(\d+/\d+\)", proc.stdout), out[-6000:]
-    assert (work / "my-project" / ".gitlab-ci-local" / "artifacts" / "mlops-eval-report"
-            / "report" / "report.md").is_file()
+    project = work / "my-project"
+    assert (project / ".gitlab-ci-local" / "artifacts" / "mlops-eval-report" / "report" / "report.md").is_file()
+    # The default local store, relative to the project: the train job's copy pulled the data
+    # from, and pushed its run cache to, the project's own .dvc-storage/.
+    train_log = (project / ".gitlab-ci-local" / "output" / "mlops-train.log").read_text()
+    assert "remote 'data' (local): wrote url to .dvc/config.local" in train_log
+    assert "ci-gen run: image" not in train_log  # --host-env took: the job ran in the block's venv
+    assert any((project / ".dvc-storage" / "models" / "runs").rglob("*"))
     shutil.rmtree(home, ignore_errors=True)  # a 1.6 GB venv; kept only when the test fails
 
 

@@ -107,7 +107,10 @@ def _job_env(tmp: Path) -> dict[str, str]:
     here = str(Path(sys.executable).parent)
     path = [str(jobs_venv / "bin")] + [p for p in os.environ["PATH"].split(os.pathsep) if p != here]
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV" and not k.startswith("CI_")}
-    return {**env, **IDENTITY, "PATH": os.pathsep.join(path)}
+    # PIP_REQUIRE_VIRTUALENV: a job's pip that resolves to a Python outside a venv (a machine's
+    # pyenv shim, say) refuses to install instead of changing that Python.
+    return {**env, **IDENTITY, "PATH": os.pathsep.join(path), "VIRTUAL_ENV": str(jobs_venv),
+            "PIP_REQUIRE_VIRTUALENV": "1"}
 
 
 def _gitlab_ci_local(project: Path, env: dict[str, str], variables: dict[str, str], *jobs: str):
@@ -201,8 +204,11 @@ def test_unit_tests_job_passes_the_cases_that_failed_inside_ci(release_commit, t
     this one (VENV), already bootstrapped, so the job installs nothing into it."""
     env = _job_env(tmp_path_factory.getbasetemp())
     start = time.monotonic()
-    proc = _gitlab_ci_local(release_commit, env, {"VENV": str(Path(sys.executable).parents[1]),
-                                                  "PYTEST_ARGS": INSIDE_CI}, "unit-tests")
+    # CI_GEN_VENV_READONLY: the job's bootstrap must never re-point this venv at its build dir.
+    # TEST_WORKERS=0: three tests need no xdist workers.
+    proc = _gitlab_ci_local(release_commit, {**env, "CI_GEN_VENV_READONLY": "1"},
+                            {"VENV": str(Path(sys.executable).parents[1]), "PYTEST_ARGS": INSIDE_CI,
+                             "TEST_WORKERS": "0"}, "unit-tests")
     print(f"unit-tests job: {time.monotonic() - start:.1f} s")
     out = proc.stdout + proc.stderr
     assert _passed(out, "unit-tests"), out[-4000:]

@@ -96,7 +96,8 @@ if [ -n "${{CI_JOB_NAME:-}}" ] && [ -z "${{{MARK}:-}}" ]; then
     export PATH="$__cg_env/bin:$PATH"
     __cg_what="a fresh empty Python environment"
   fi
-  export VIRTUAL_ENV="$__cg_env" {MARK}="$__cg_image"
+  # A pip outside the job's venv (the machine's own, next on PATH) refuses to install.
+  export VIRTUAL_ENV="$__cg_env" {MARK}="$__cg_image" PIP_REQUIRE_VIRTUALENV=1
   echo "ci-gen run: image $__cg_image: $__cg_what" \
     "(set up in $(awk -v a="$__cg_t0" -v b="$EPOCHREALTIME" 'BEGIN {{printf "%.1f", b - a}}') s)"
   unset __cg_env __cg_rt __cg_image __cg_t0 __cg_what

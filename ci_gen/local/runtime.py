@@ -258,14 +258,33 @@ def _job_bin(venv: Path) -> None:
     interpreter, so what a job installs lands in its own venv, never in the shared runtime."""
     out = job_bin(venv)
     out.mkdir(exist_ok=True)
-    ours = f"#!{venv / 'bin'}/python".encode()
+    python = f"{venv / 'bin'}/python".encode()
     for script in sorted((venv / "bin").iterdir()):
         if not script.is_file() or script.name.startswith(("python", "activate", "Activate")):
             continue
-        data = script.read_bytes()
-        first, sep, rest = data.partition(b"\n")
-        if first.startswith(ours):
-            atomic_write(out / script.name, b"#!/usr/bin/env python" + sep + rest, mode=0o755)
+        body = script_body(script.read_bytes(), python)
+        if body is not None:
+            atomic_write(out / script.name, b"#!/usr/bin/env python\n" + body, mode=0o755)
+
+
+_TRAMPOLINE_END = b"' " + b"'" * 3  # the third line of pip's /bin/sh trampoline
+
+
+def script_body(data: bytes, python: bytes) -> bytes | None:
+    """A console script's code after the lines that start PYTHON; None for any other file.
+    pip writes `#!PYTHON`, or, for a path too long for a shebang line (127 bytes on Linux)
+    or one with spaces, a /bin/sh trampoline: `#!/bin/sh`, an `exec` of PYTHON, then a line
+    that closes the trampoline's Python string."""
+    first, _, rest = data.partition(b"\n")
+    if first.startswith(b"#!" + python):
+        return rest
+    if first == b"#!/bin/sh":
+        second, _, after = rest.partition(b"\n")
+        third, _, body = after.partition(b"\n")
+        execs = (b"'" * 3 + b"exec' " + python, b"'" * 3 + b"exec' \"" + python)
+        if second.startswith(execs) and third == _TRAMPOLINE_END:
+            return body
+    return None
 
 
 def _run(cmd: list[str], what: str) -> None:
