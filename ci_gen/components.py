@@ -455,6 +455,7 @@ ORDER = ("train", "sweep", "edge-convert", "eval-report", "docker-build", "regis
 assert tuple(COMPONENTS) == ORDER
 # Components `ci-gen init` writes only when asked (`--sweep`); the others are always included.
 OPT_IN = ("sweep",)
+INCLUDED = tuple(n for n in ORDER if n not in OPT_IN)
 
 
 def get(name: str) -> Component:

@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ci_gen.jobs.sweep_cell import check_flags
     from ci_gen.sweep.apply import open_mr
 
+    check_flags(args, ("params",))
     open_mr(args.leaderboard, args.params, say=lambda line: print(f"ci-gen: {line}", flush=True))
     return 0

@@ -6,9 +6,13 @@ The work is `ci_gen.sweep.cell`; this module only parses and reports.
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from ci_gen.components import NONE, given
+from ci_gen.errors import UsageError, shown
+from ci_gen.evaluation.metrics import check_metric_name
+from ci_gen.patterns import RE_PATH
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,9 +49,23 @@ def _count(text: str) -> int:
     return int(value)
 
 
+def check_flags(args: argparse.Namespace, paths: tuple[str, ...]) -> None:
+    """The flags that take the component's inputs, checked as the descriptor checks them,
+    before anything is read or run (a job run by hand gets the same refusals as GitLab)."""
+    if getattr(args, "metric", None) is not None:
+        check_metric_name(args.metric, "--metric")
+        if not args.metric:
+            raise UsageError("--metric must name a metric")
+    for name in paths:
+        value = str(getattr(args, name))
+        if value and not re.fullmatch(RE_PATH, value):
+            raise UsageError(f"--{name.replace('_', '-')} {shown(value)} is not a path relative to the project")
+
+
 def run(args: argparse.Namespace) -> int:
     from ci_gen.sweep.cell import Options, run as run_cell
 
+    check_flags(args, ("params", "metrics", "data", "requirements"))
     data = given(args.data, NONE)
     opts = Options(params=args.params, metrics=args.metrics, metric=args.metric, max_cells=args.max_cells,
                    out=args.out, data=[data] if data else [], requirements=args.requirements or None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ci_gen.jobs.sweep_cell import _count
+from ci_gen.jobs.sweep_cell import _count, check_flags
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cells", type=Path, default=Path("sweep/cells"), metavar="DIR",
                    help="the cells' results (default: sweep/cells)")
     p.add_argument("--metric", required=True, help="metric the cells are ranked by")
-    p.add_argument("--direction", required=True, help="higher or lower: which way the metric is better")
+    p.add_argument("--direction", required=True, choices=("higher", "lower"),
+                   help="which way the metric is better")
     p.add_argument("--max-cells", type=_count, required=True, metavar="N",
                    help="refuse a sweep of more than N cells")
     p.add_argument("--out", type=Path, default=Path("sweep"), metavar="DIR",
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from ci_gen.sweep.grid import label
     from ci_gen.sweep.leaderboard import collect
 
+    check_flags(args, ())
     board = collect(args.cells, args.out, args.section, metric=args.metric, direction=args.direction,
                     max_cells=args.max_cells)
     best = board["best"]

@@ -94,7 +94,7 @@ _OPT_IN = {"sweep": ("a hyperparameter sweep in merge requests, its leaderboard 
 
 def components(opt_in: tuple[str, ...] = ()) -> list[str]:
     """The components a project's pipeline includes: all but the opt-in ones not asked for."""
-    return [n for n in desc.ORDER if n not in desc.OPT_IN or n in opt_in]
+    return [n for n in desc.ORDER if n in desc.INCLUDED or n in opt_in]
 
 
 def pipeline(templates_project: str, version: str, mode: str, inputs: dict | None = None,
