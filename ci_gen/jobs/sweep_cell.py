@@ -12,6 +12,7 @@ from pathlib import Path
 from ci_gen.components import NONE, given
 from ci_gen.errors import UsageError, shown
 from ci_gen.evaluation.metrics import check_metric_name
+from ci_gen.jobs.edge_convert import _count  # a whole number as GitLab writes a number input
 from ci_gen.patterns import RE_PATH
 
 
@@ -36,17 +37,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("sweep/cells"), metavar="DIR",
                    help="where the cell's result goes (default: sweep/cells)")
     p.set_defaults(func=run)
-
-
-def _count(text: str) -> int:
-    """A whole number as GitLab interpolates a number input (`8` or `8.0`)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
-    if not value.is_integer():
-        raise argparse.ArgumentTypeError(f"not a whole number: {text}")
-    return int(value)
 
 
 def check_flags(args: argparse.Namespace, paths: tuple[str, ...]) -> None:
