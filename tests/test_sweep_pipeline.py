@@ -43,6 +43,12 @@ def _board(project: Path) -> dict:
     return json.loads((project / ".gitlab-ci-local/artifacts" / COLLECT / "sweep/leaderboard.json").read_text())
 
 
+def _cell_logs(project: Path) -> list[str]:
+    """The logs of the last pipeline's cells (gitlab-ci-local encodes a matrix job's name)."""
+    logs = [p.read_text(errors="replace") for p in (project / ".gitlab-ci-local/output").glob("*.log")]
+    return [text for text in logs if "ci-gen: sweep: cell " in text]
+
+
 def _by_params(board: dict) -> dict[tuple, dict]:
     return {(c["params"]["train.learning_rate"], c["params"]["train.dropout"]): c for c in board["cells"]}
 
@@ -82,6 +88,8 @@ def test_sweep_cold_then_warm_then_apply_best(tmp_path, gitlab_fake, monkeypatch
     best = cold["best"]
     assert best["metrics"]["accuracy"] == max(accuracy) and best["index"] == cold["cells"][0]["index"]
     assert sorted(c["index"] for c in cold["cells"]) == [1, 2, 3, 4]
+    logs = _cell_logs(project)
+    assert len(logs) == 4 and all("Epoch 1/1" in text for text in logs)
     section = (project / ".gitlab-ci-local/artifacts" / COLLECT / "report.d/sweep.md").read_text()
     assert section.count("🏆") == 1 and f"Best: **{grid.label(best['params'])}**" in section
 
@@ -94,6 +102,8 @@ def test_sweep_cold_then_warm_then_apply_best(tmp_path, gitlab_fake, monkeypatch
     assert [c["how"] for c in warm.values()] == ["reused"] * 4, [c["summary"] for c in warm.values()]
     for key, cell in _by_params(cold).items():
         assert warm[key]["metrics"] == cell["metrics"]
+    logs = _cell_logs(project)
+    assert len(logs) == 4 and not any("Epoch " in text or "installing requirements" in text for text in logs)
     cold_s = sum(c["seconds"] for c in cold["cells"])
     warm_s = sum(c["seconds"] for c in warm.values())
     print(f"sweep cells: cold {cold_s:.1f} s, warm {warm_s:.1f} s (sum of 4 cells)")
