@@ -238,10 +238,11 @@ def _choose(run: _Run, jobs: dict[str, gcl.PlannedJob]) -> tuple[list[str], dict
     """The jobs to run, why each other one is left out, and the gitlab-ci-local command."""
     left: dict[str, str] = {}
     if run.job:
-        if run.job not in jobs:
+        cells = gcl.named(jobs, run.job)  # a `parallel: matrix` job is all its cells
+        if not cells:
             raise CiGenError(f"{run.job} is not part of this {run.kind} (its rules leave it out); "
                              f"jobs: {', '.join(jobs) or 'none'}")
-        chosen = gcl.needs_closure(jobs, run.job)
+        chosen = list(dict.fromkeys(n for cell in cells for n in gcl.needs_closure(jobs, cell)))
         manual = [n for n in chosen if jobs[n].when == "manual" and n != run.job]
         if manual and not run.opts.manual:
             raise CiGenError(f"{run.job} needs the manual job(s) {', '.join(manual)}; drop --no-manual")
