@@ -35,6 +35,10 @@ def run_once(project: Path) -> tuple[float, float, list[str]]:
     elapsed = time.perf_counter() - start
     if outcome.exit_code != 0:
         sys.stderr.write(out.getvalue())
+        for log in (project / ".gitlab-ci-local/output").glob("*.log"):  # the cells' own logs
+            text = log.read_text(errors="replace")
+            if "ci-gen: sweep: cell " in text:
+                sys.stderr.write("".join(text.splitlines(keepends=True)[-15:]))
         raise SystemExit("the sweep failed")
     board = json.loads((project / ".gitlab-ci-local/artifacts" / COLLECT / "sweep/leaderboard.json").read_text())
     return elapsed, sum(c["seconds"] for c in board["cells"]), [c["how"] for c in board["cells"]]

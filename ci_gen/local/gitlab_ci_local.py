@@ -198,6 +198,15 @@ def select(jobs: dict[str, PlannedJob], run_manual: bool) -> tuple[list[str], di
     return chosen, left
 
 
+def log_path(state_dir: Path, name: str) -> Path:
+    """Where gitlab-ci-local keeps a job's log: each run of characters other than word
+    characters and `-` in the name (a matrix cell's `: [a,b]`) written as unpadded base64."""
+    import base64
+
+    safe = re.sub(r"[^\w-]+", lambda m: base64.urlsafe_b64encode(m.group().encode()).decode().rstrip("="), name)
+    return state_dir / "output" / f"{safe}.log"
+
+
 def named(jobs: dict[str, PlannedJob], name: str | None) -> list[str]:
     """The jobs `needs: NAME` means: NAME, or every cell of a `parallel: matrix` job NAME
     (gitlab-ci-local, like GitLab, names each cell `NAME: [value, ...]`)."""

@@ -308,7 +308,7 @@ def _summarise(run: _Run, results: list[gcl.JobResult], progress: gcl.Progress, 
 def _say_failed(run: _Run, failed: list[gcl.JobResult]) -> None:
     out = run.out
     for r in failed:
-        log = run.ctx.state_dir / "output" / f"{r.name}.log"
+        log = gcl.log_path(run.ctx.state_dir, r.name)
         allowed = " (allowed to fail on GitLab)" if r.status == "warning" else ""
         out.say(f"{r.name} failed{allowed}; its log: {log}")
         if run.opts.quiet and log.is_file():
