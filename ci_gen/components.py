@@ -80,6 +80,9 @@ class Input:
     regex: str | None = None
     # Values no longer offered, each with the message that names what replaces it.
     retired: tuple[tuple[str, str], ...] = ()
+    # What an array holds: one-word strings, or `parallel: matrix` entries (the sweep's grid,
+    # checked by ci_gen.inputs.check_matrix: GitLab has no `regex` for arrays).
+    items: str = "word"
 
     @property
     def required(self) -> bool:
@@ -200,6 +203,38 @@ _register(Component(
         Input("push-run-cache", "Push outputs and the run cache to the default DVC remote after "
               "training, so the next unchanged run restores instead of retraining. Needs a writable remote.",
               type="boolean", default=True),
+    ),
+))
+
+# The example's sweep: its learning rate and dropout, 2 x 2 cells.
+SWEEP_EXAMPLE_MATRIX = [{"train__learning_rate": ["0.001", "0.003"], "train__dropout": ["0.1", "0.3"]}]
+SWEEP_MAX_CELLS = 8
+
+_register(Component(
+    name="sweep",
+    stage="train",
+    summary="Merge requests, opt-in: a hyperparameter sweep as `parallel: matrix` cells, each training "
+            "with its params set (an unchanged cell is restored from DVC's run cache); a leaderboard in "
+            "the MR report with the best cell marked; a manual job opens a follow-up MR with its params.",
+    image=RUNTIME_IMAGE,
+    inputs=_common("train", RUNTIME_IMAGE) + (
+        Input("matrix", "The grid, as GitLab's `parallel: matrix` entries: each variable names a params.yaml "
+              "key with `__` for nesting (`train__learning_rate`), each value is one plain word. The "
+              "default is the example's learning rate x dropout.",
+              type="array", default=SWEEP_EXAMPLE_MATRIX, items="matrix"),
+        Input("max-cells", "Largest number of cells the sweep may have (checked by `ci-gen lint` and by "
+              "every cell at run time).", type="number", default=SWEEP_MAX_CELLS),
+        Input("metric", "Metric the cells are ranked by.", default="accuracy", regex=RE_METRIC),
+        Input("direction", "Which way the metric is better: `higher` (accuracy) or `lower` (loss).",
+              default="higher", options=("higher", "lower")),
+        Input("metrics", "Metrics JSON each cell's pipeline writes.",
+              default="model/eval/metrics.json", regex=RE_PATH),
+        Input("params", "The params file the cells override and the follow-up MR changes.",
+              default="params.yaml", regex=RE_PATH),
+        Input("requirements", "pip requirements file of the project, installed only when a cell must really train.",
+              default="requirements.txt", regex=RE_PATH),
+        Input("data", "DVC pointer of the training data, pulled first.",
+              default="train_data.dvc", regex=RE_PATH),
     ),
 ))
 
@@ -426,9 +461,12 @@ _register(Component(
 ))
 
 # Pipeline order; also the order of `stages:` that `ci-gen init` writes.
-ORDER = ("train", "edge-convert", "eval-report", "docker-build", "register", "dvc-upload", "deploy", "inference",
+ORDER = ("train", "sweep", "edge-convert", "eval-report", "docker-build", "register", "dvc-upload", "deploy", "inference",
          "monitor")
 assert tuple(COMPONENTS) == ORDER
+# Components `ci-gen init` writes only when asked (`--sweep`); the others are always included.
+OPT_IN = ("sweep",)
+INCLUDED = tuple(n for n in ORDER if n not in OPT_IN)
 
 
 def get(name: str) -> Component:

@@ -14,10 +14,13 @@ from typing import Any
 
 from ci_gen.components import KV_MAX_ITEMS, RE_KV_LIST, Component, Input
 from ci_gen.errors import InputError, UsageError, shown
-from ci_gen.patterns import RE_ARRAY_ITEM, RE_NUMBER
+from ci_gen.patterns import RE_ARRAY_ITEM, RE_NUMBER, RE_SWEEP_VALUE, RE_SWEEP_VARIABLE
 
 _NUMBER = re.compile(RE_NUMBER)
 _ARRAY_ITEM = re.compile(RE_ARRAY_ITEM)
+# The bound on a sweep's grid: the input that holds it, and GitLab's own cap on a matrix.
+MAX_CELLS_INPUT = "max-cells"
+GITLAB_MATRIX_LIMIT = 200
 
 
 def parse_number(text: str, what: str) -> int | float:
@@ -133,6 +136,8 @@ def coerce(inp: Input, raw: Any, where: str) -> Any:
                 ) from None
         if not isinstance(raw, list):
             raise InputError(f"{where}: input '{inp.name}' must be an array, got {shown(raw, limit=60)}")
+        if inp.items == "matrix":
+            return check_matrix(raw, f"{where}: input '{inp.name}'")
         for item in raw:
             if not isinstance(item, str) or not item or "\n" in item or len(item) > 200:
                 raise InputError(
@@ -145,6 +150,43 @@ def coerce(inp: Input, raw: Any, where: str) -> Any:
                 )
         return raw
     raise AssertionError(f"unknown input type {inp.type}")
+
+
+def check_matrix(raw: Any, where: str) -> list[dict[str, list[str]]]:
+    """A `parallel: matrix` (list of {VARIABLE: value or [values]}) as GitLab takes it, each
+    name and value checked: -> the same entries with every value a list of strings."""
+    if not isinstance(raw, list) or not raw:
+        raise InputError(f"{where}: empty sweep: give at least one entry of VARIABLE: [values]")
+    out: list[dict[str, list[str]]] = []
+    for entry in raw:
+        if not isinstance(entry, dict) or not entry:
+            raise InputError(f"{where}: each entry must map variables to values, got {shown(entry, limit=60)}")
+        cleaned: dict[str, list[str]] = {}
+        for name, values in entry.items():
+            if not isinstance(name, str) or not re.fullmatch(RE_SWEEP_VARIABLE, name):
+                raise InputError(f"{where}: variable {shown(name, limit=60)} does not name a params key "
+                                 f"(letters, digits and `_`; nesting as `__`, e.g. train__learning_rate)")
+            values = values if isinstance(values, list) else [values]
+            if not values:
+                raise InputError(f"{where}: {name} has no values")
+            words = []
+            for value in values:
+                text = value if isinstance(value, str) else (
+                    ruby_number(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None)
+                if text is None or not re.fullmatch(RE_SWEEP_VALUE, text):
+                    raise InputError(f"{where}: {name}: value {shown(value, limit=60)} is not one plain word "
+                                     f"(a number, true/false or a name: letters, digits, `_.+-`)")
+                words.append(text)
+            if len(set(words)) != len(words):
+                raise InputError(f"{where}: {name} lists a value twice")
+            cleaned[name] = words
+        out.append(cleaned)
+    return out
+
+
+def matrix_size(matrix: list[dict[str, list[str]]]) -> int:
+    """How many jobs GitLab makes of a matrix: each entry's product of value counts, summed."""
+    return sum(math.prod(len(v) for v in entry.values()) for entry in matrix)
 
 
 def check(inp: Input, value: Any, where: str, *, default: bool = False) -> None:
@@ -186,4 +228,19 @@ def resolve(component: Component, given: dict[str, Any], where: str | None = Non
                 check(inp, inp.default, f"{where} (the component's own default)", default=True)
             check(inp, value, where, default=inp.name not in given)
         values[inp.name] = value
+    _check_bounds(component, values, where)
     return values
+
+
+def _check_bounds(component: Component, values: dict[str, Any], where: str) -> None:
+    """A sweep's grid is no larger than its `max-cells` (nor GitLab's own matrix cap)."""
+    for inp in component.inputs:
+        if inp.items != "matrix" or MAX_CELLS_INPUT not in values:
+            continue
+        cells, bound = matrix_size(values[inp.name]), values[MAX_CELLS_INPUT]
+        if not (isinstance(bound, int) or float(bound).is_integer()) or not 1 <= bound <= GITLAB_MATRIX_LIMIT:
+            raise InputError(f"{where}: input '{MAX_CELLS_INPUT}' must be a whole number from 1 to "
+                             f"{GITLAB_MATRIX_LIMIT}, got {shown(bound, limit=60)}")
+        if cells > bound:
+            raise InputError(f"{where}: the sweep has {cells} cells, more than {MAX_CELLS_INPUT} "
+                             f"({int(bound)}): shrink the matrix or raise {MAX_CELLS_INPUT}")

@@ -127,3 +127,14 @@ RE_ISSUE_LABEL = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 # Names in a reference profile that end up in a PromQL query.
 RE_PROM_METRIC = r"^[A-Za-z_:][A-Za-z0-9_:]{0,199}$"
 RE_PROM_LABEL = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
+
+# ---- `sweep` component / `ci-gen job sweep-*` (ci_gen.sweep) -------------------------------
+# The `matrix` input is an array of `parallel: matrix` entries (GitLab allows no `regex` on an
+# array input): its variable names and values are checked in code (ci_gen.inputs, lint, the
+# cell job) with these. A variable names a params.yaml key, nesting written as `__`
+# (`train__learning_rate` is train.learning_rate), so it is a shell-safe name; a value is one
+# plain word (a number, `true`, `relu`), written into params.yaml, never through a shell.
+RE_SWEEP_VARIABLE = r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*(__[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*){0,7}$"
+RE_SWEEP_VALUE = r"^[A-Za-z0-9_.+-]{1,64}$"
+# The branch apply-best opens its merge request from: ci-gen's prefix and the commit.
+RE_SWEEP_BRANCH = r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,199}$"

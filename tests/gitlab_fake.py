@@ -1,7 +1,8 @@
 """A loopback stand-in for the GitLab REST API v4, for driving python-gitlab for real.
 
 It answers exactly the endpoints ci-gen uses (notes, uploads, commit comments, CI lint,
-variables, issues, pipeline creation), with GitLab's documented paths, field names,
+variables, issues, pipeline creation, commits with actions on a new branch, merge requests
+created and listed), with GitLab's documented paths, field names,
 headers and status codes (docs.gitlab.com/api/): `PRIVATE-TOKEN` auth (401
 {"message": "401 Unauthorized"}), project ids numeric or URL-encoded paths, 201 on create,
 offset pagination headers (X-Page, X-Next-Page, X-Total, ..., Link), multipart uploads,
@@ -96,6 +97,10 @@ class FakeGitLab:
         self.issues: dict[int, list[dict[str, Any]]] = {}
         self.pipelines: dict[int, list[dict[str, Any]]] = {}
         self.branches: dict[int, set[str]] = {}  # refs a pipeline can be created on
+        # The repository, as far as the Commits API needs it: commit sha -> {"files": {path:
+        # content}, "parent_ids", ...}, and each branch's head sha.
+        self.commits: dict[int, dict[str, dict[str, Any]]] = {}
+        self.heads: dict[int, dict[str, str]] = {}
         self.variables: dict[int, list[dict[str, Any]]] = {}
         self.can_admin_variables = True
         self.repository_files: set[str] = set()  # what `include: local:` can find (ci/lint)
@@ -157,6 +162,95 @@ class FakeGitLab:
               "sha": sha, "web_url": f"{self.projects[pid]['web_url']}/-/merge_requests/{iid}"}
         self.merge_requests[(pid, iid)] = mr
         self.notes.setdefault((pid, iid), [])
+        return mr
+
+    def add_commit(self, pid: int, sha: str, files: dict[str, str], *, branch: str | None = None) -> None:
+        """A commit of the repository with these files (and, with `branch`, that branch's head)."""
+        self.commits.setdefault(pid, {})[sha] = {"id": sha, "files": dict(files), "parent_ids": [],
+                                                 "message": "seed", "branch": branch}
+        if branch:
+            self.heads.setdefault(pid, {})[branch] = sha
+            self.branches.setdefault(pid, set()).add(branch)
+
+    def new_commit(self, pid: int, form: dict[str, Any]) -> dict[str, Any]:
+        """POST /projects/:id/repository/commits (docs.gitlab.com/api/commits/, "Create a commit
+        with multiple files and actions"): `branch`, `commit_message`, `actions` required; a new
+        branch starts from `start_branch` or `start_sha` (mutually exclusive); an existing
+        branch cannot be started again."""
+        missing = [k for k in ("branch", "commit_message", "actions") if not form.get(k)]
+        if missing:
+            raise HttpError(400, {"error": ", ".join(f"{k} is missing" for k in missing)})
+        if form.get("start_branch") and form.get("start_sha"):
+            raise HttpError(400, {"error": "start_branch, start_sha are mutually exclusive"})
+        heads, commits = self.heads.setdefault(pid, {}), self.commits.setdefault(pid, {})
+        branch, start = form["branch"], form.get("start_sha") or heads.get(form.get("start_branch") or "")
+        if (form.get("start_branch") or form.get("start_sha")) and branch in heads and not _bool(form.get("force")):
+            raise HttpError(400, {"message": f"A branch called '{branch}' already exists. Switch to that "
+                                             "branch in order to make changes"})
+        base = start if (form.get("start_branch") or form.get("start_sha")) else heads.get(branch)
+        if base not in commits:
+            raise HttpError(400, {"message": "You can only create or edit files when you are on a branch"
+                                  if not form.get("start_sha") else "Invalid start_sha"})
+        files = dict(commits[base]["files"])
+        actions = form["actions"]
+        if not isinstance(actions, list):
+            raise HttpError(400, {"error": "actions is invalid"})
+        for action in actions:
+            kind, path = action.get("action"), action.get("file_path")
+            if kind not in ("create", "delete", "move", "update", "chmod") or not path:
+                raise HttpError(400, {"error": "actions[action] does not have a valid value"})
+            if kind == "update" and path not in files:
+                raise HttpError(400, {"message": "A file with this name doesn't exist"})
+            if kind == "create" and path in files:
+                raise HttpError(400, {"message": "A file with this name already exists"})
+            if kind in ("create", "update"):
+                if action.get("encoding", "text") not in ("text", "base64") or "content" not in action:
+                    raise HttpError(400, {"error": "actions[content] is missing"})
+                files[path] = action["content"]
+            elif kind == "delete":
+                files.pop(path, None)
+        sha = secrets.token_hex(20)
+        now = _now()
+        title = form["commit_message"].splitlines()[0]
+        commit = {"id": sha, "short_id": sha[:8], "created_at": now, "parent_ids": [base], "title": title,
+                  "message": form["commit_message"], "author_name": self.user["name"],
+                  "author_email": f"{self.user['username']}@noreply.example.com", "authored_date": now,
+                  "committer_name": self.user["name"],
+                  "committer_email": f"{self.user['username']}@noreply.example.com", "committed_date": now,
+                  "trailers": {}, "extended_trailers": {},
+                  "web_url": f"{self.projects[pid]['web_url']}/-/commit/{sha}",
+                  "stats": {"additions": 1, "deletions": 1, "total": 2}, "status": None,
+                  "project_id": pid, "last_pipeline": None}
+        commits[sha] = {**commit, "files": files, "branch": branch, "actions": actions}
+        heads[branch] = sha
+        self.branches.setdefault(pid, set()).add(branch)
+        return commit
+
+    def new_mr(self, pid: int, form: dict[str, Any]) -> dict[str, Any]:
+        """POST /projects/:id/merge_requests: `source_branch`, `target_branch`, `title` required;
+        one open MR per source and target branch (409, as GitLab's validate_branches)."""
+        missing = [k for k in ("source_branch", "target_branch", "title") if not form.get(k)]
+        if missing:
+            raise HttpError(400, {"error": ", ".join(f"{k} is missing" for k in missing)})
+        heads = self.heads.setdefault(pid, {})
+        source, target = form["source_branch"], form["target_branch"]
+        for which, name in (("Source", source), ("Target", target)):
+            if name not in heads:
+                raise HttpError(409, {"message": [f'{which} branch "{name}" does not exist']})
+        if source == target:
+            raise HttpError(409, {"message": ["You can't use same project/branch for source and target"]})
+        for (p, iid), mr in self.merge_requests.items():
+            if p == pid and mr["state"] == "opened" and mr["source_branch"] == source \
+                    and mr["target_branch"] == target:
+                raise HttpError(409, {"message": ["Another open merge request already exists for this "
+                                                  f"source branch: !{iid}"]})
+        iid = max([i for (p, i) in self.merge_requests if p == pid] + [0]) + 1
+        mr = self.add_mr(pid, iid, sha=heads[source], source_branch=source, target_branch=target)
+        now = _now()
+        mr.update(title=form["title"], description=form.get("description") or "", created_at=now,
+                  updated_at=now, author=dict(self.user), draft=False, merge_status="checking",
+                  force_remove_source_branch=_bool(form.get("remove_source_branch")),
+                  source_project_id=pid, target_project_id=pid, labels=[])
         return mr
 
     def add_note(self, pid: int, iid: int, body: str, author: dict[str, Any] | None = None,
@@ -684,6 +778,18 @@ class _Handler(BaseHTTPRequestHandler):
             fake.uploads.append({**info, "project_id": pid, "filename": filename,
                                  "content": content})
             return 201, info, {}
+
+        if rest == "/merge_requests":
+            if method == "POST":
+                return 201, fake.new_mr(pid, self._form(raw)), {}
+            if method == "GET":
+                want = {k: (query.get(k) or [None])[0] for k in ("source_branch", "target_branch", "state")}
+                found = [mr for (p, _), mr in sorted(fake.merge_requests.items(), reverse=True)
+                         if p == pid and all(v in (None, "all") or mr[k] == v for k, v in want.items())]
+                return self._paginate(found, path, query)
+            raise HttpError(405, {"message": "405 Method Not Allowed"})
+        if rest == "/repository/commits" and method == "POST":
+            return 201, fake.new_commit(pid, self._form(raw)), {}
 
         m = re.fullmatch(r"/merge_requests/([^/]+)(/notes(?:/([^/]+))?)?", rest)
         if m:

@@ -19,9 +19,32 @@ def test_minimal_pipeline_includes_all_components_pinned(tmp_path):
     doc = yaml.safe_load((tmp_path / "p" / ".gitlab-ci.yml").read_text())
     assert doc["stages"] == desc.default_stages()
     assert [i["component"] for i in doc["include"]] == [
-        f"$CI_SERVER_FQDN/mlops/ci-gen/{n}@{__version__}" for n in desc.ORDER
+        f"$CI_SERVER_FQDN/mlops/ci-gen/{n}@{__version__}" for n in desc.INCLUDED
     ]
     assert "/.gitlab-ci-local/" in (tmp_path / "p" / ".gitignore").read_text()
+    # The opt-in sweep is named, commented out, with the flag that adds it.
+    text = (tmp_path / "p" / ".gitlab-ci.yml").read_text()
+    assert f"#   - component: $CI_SERVER_FQDN/mlops/ci-gen/sweep@{__version__}" in text
+    assert "`ci-gen init --sweep` adds it" in text
+
+
+def test_sweep_is_opt_in_and_lints(tmp_path):
+    """`init --sweep` includes the sweep after train; lint counts its three jobs and refuses a
+    grid larger than max-cells (GitLab cannot: an array input has no regex)."""
+    res = cli("init", str(tmp_path / "p"), "--sweep")
+    assert res.returncode == 0, res.stderr
+    path = tmp_path / "p" / ".gitlab-ci.yml"
+    doc = yaml.safe_load(path.read_text())
+    assert [i["component"].split("/")[-1] for i in doc["include"]][:2] == [f"train@{__version__}",
+                                                                           f"sweep@{__version__}"]
+    assert "--sweep` adds it" not in path.read_text()
+    lint = cli("lint", str(path))
+    assert lint.returncode == 0 and f"({len(desc.INCLUDED) + 3 + 3} jobs" in lint.stdout, lint.stdout
+    doc["include"][1]["inputs"] = {"max-cells": 3}  # the default grid has 4 cells
+    path.write_text(yaml.safe_dump(doc))
+    lint = cli("lint", str(path))
+    assert lint.returncode == 1
+    assert "sweep@0.2.0: the sweep has 4 cells, more than max-cells (3)" in lint.stdout + lint.stderr
 
 
 def test_project_mode_and_custom_project_and_version(tmp_path):
@@ -93,7 +116,7 @@ def test_example_scaffold_lints_and_second_init_changes_nothing(tmp_path):
     lint = cli("lint", str(target / ".gitlab-ci.yml"))
     assert lint.returncode == 0, lint.stdout + lint.stderr
     # One warning: the default local DVC store is out of a runner's reach.
-    assert lint.stdout.strip().endswith(f"({len(desc.ORDER) + 3} jobs, 1 document), 1 warning(s)")
+    assert lint.stdout.strip().endswith(f"({len(desc.INCLUDED) + 3} jobs, 1 document), 1 warning(s)")
     # The data is tracked by DVC in its own remote, never by git.
     tracked = subprocess.run(["git", "ls-files"], cwd=target, capture_output=True, text=True).stdout.split()
     assert "train_data.dvc" in tracked and not any(p.startswith("train_data/") for p in tracked)

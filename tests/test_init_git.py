@@ -315,7 +315,7 @@ def test_lint_warns_once_about_local_dvc_remotes(tmp_path, data, models, warned)
     assert res.returncode == 0, res.stdout + res.stderr
     warnings = [ln for ln in res.stdout.splitlines() if ": warning: " in ln]
     if not warned:
-        assert warnings == [] and res.stdout.strip().endswith(f"({len(desc.ORDER) + 3} jobs, 1 document)")
+        assert warnings == [] and res.stdout.strip().endswith(f"({len(desc.INCLUDED) + 3} jobs, 1 document)")
         return
     assert len(warnings) == 1 and warnings[0].startswith(f"{tmp_path}/.dvc/config:")
     assert all(w in warnings[0] for w in warned)

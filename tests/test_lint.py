@@ -105,8 +105,9 @@ def test_repo_pipeline_shape_lints_with_its_own_templates(tmp_path):
     f.write_text(f"stages: {json.dumps(desc.default_stages())}\ninclude:\n{include}\n")
     report = lint_file(f, strict=True, root=REPO)
     assert [str(x) for x in report.findings] == []
-    # One job a component, plus deploy's stop and rollback jobs and edge-convert's gate job.
-    assert report.jobs == len(desc.ORDER) + 3
+    # One job a component, plus deploy's stop and rollback jobs, edge-convert's gate job and
+    # the sweep's collect and apply jobs.
+    assert report.jobs == len(desc.ORDER) + 5
     f.write_text(f"stages: {json.dumps(desc.default_stages()[:-1])}\ninclude:\n{include}\n")
     found = [str(x) for x in lint_file(f, root=REPO).findings]
     last = desc.ORDER[-1]  # the one whose stage was left out

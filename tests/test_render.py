@@ -110,7 +110,7 @@ def test_bad_inputs_are_refused(name, given, message):
 
 
 def test_unknown_component():
-    with pytest.raises(InputError, match="unknown component 'trian'; known: train, edge-convert, eval-report"):
+    with pytest.raises(InputError, match="unknown component 'trian'; known: train, sweep, edge-convert, eval-report"):
         render("trian")
 
 
@@ -121,7 +121,8 @@ def _jobs(name: str, given: dict | None = None) -> dict:
 
 
 @pytest.mark.parametrize("name, job", [("dvc-upload", "mlops-dvc-upload"), ("deploy", "mlops-deploy"),
-                                       ("deploy", "mlops-rollback"), ("deploy", "mlops-stop")])
+                                       ("deploy", "mlops-rollback"), ("deploy", "mlops-stop"),
+                                       ("sweep", "mlops-sweep-apply")])
 def test_manual_jobs_do_not_block_the_pipeline(name, job):
     """A manual job in `rules` defaults to `allow_failure: false`: every default-branch pipeline
     would show "blocked" until someone ran it. Upload, deploy and stop are choices (and GitLab's
@@ -143,6 +144,10 @@ def test_needs_on_jobs_a_pipeline_may_leave_out_are_optional():
                 needs[(job, need["job"])] = need.get("optional", False)
     assert needs == {
         ("mlops-eval-report", "mlops-train"): False,
+        # The sweep (opt-in) runs in merge request pipelines only: its leaderboard is optional.
+        ("mlops-eval-report", "mlops-sweep-collect"): True,
+        ("mlops-sweep-collect", "mlops-sweep"): False,
+        ("mlops-sweep-apply", "mlops-sweep-collect"): False,
         ("mlops-edge-convert", "mlops-train"): False,
         ("mlops-edge-gate", "mlops-edge-convert"): False,
         ("mlops-eval-report", "mlops-edge-convert"): True,  # the edge table, when there is one

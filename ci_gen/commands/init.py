@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true",
                    help="overwrite files that exist at the paths init writes (in a git repository: only "
                    "files whose content is committed, so git can restore them)")
+    p.add_argument("--sweep", action="store_true",
+                   help="also include the opt-in sweep component: a hyperparameter grid as parallel:matrix "
+                   "cells in merge request pipelines, a leaderboard in the MR report (README: Sweeps)")
     data = p.add_argument_group("example data (with --example)")
     data.add_argument("--data", type=Path, metavar="PATH",
                       help="directory with the four Fashion-MNIST .gz files (default: generate a small synthetic set)")
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from ci_gen.scaffold.project import init_project
 
     committed = init_project(args.dir, args.example, args.templates_project, args.version, args.include_mode,
-                             args.force, args.data, args.remote, args.endpoint_url, args.commit)
+                             args.force, args.data, args.remote, args.endpoint_url, args.commit,
+                             opt_in=("sweep",) if args.sweep else ())
     if args.example is None or committed:
         print(f"next: cd {args.dir} && ci-gen lint && ci-gen run")
     else:

@@ -189,13 +189,30 @@ def select(jobs: dict[str, PlannedJob], run_manual: bool) -> tuple[list[str], di
         changed = False
         for name in list(chosen):
             for need in jobs[name].needs or []:
-                dep = need.get("job")
-                if dep in jobs and dep not in chosen and not need.get("optional"):
+                dep = next((d for d in named(jobs, need.get("job")) if d not in chosen), None)
+                if dep is not None and not need.get("optional"):
                     chosen.remove(name)
                     left[name] = f"needs {dep}, which is not run"
                     changed = True
                     break
     return chosen, left
+
+
+def log_path(state_dir: Path, name: str) -> Path:
+    """Where gitlab-ci-local keeps a job's log: each run of characters other than word
+    characters and `-` in the name (a matrix cell's `: [a,b]`) written as unpadded base64."""
+    import base64
+
+    safe = re.sub(r"[^\w-]+", lambda m: base64.urlsafe_b64encode(m.group().encode()).decode().rstrip("="), name)
+    return state_dir / "output" / f"{safe}.log"
+
+
+def named(jobs: dict[str, PlannedJob], name: str | None) -> list[str]:
+    """The jobs `needs: NAME` means: NAME, or every cell of a `parallel: matrix` job NAME
+    (gitlab-ci-local, like GitLab, names each cell `NAME: [value, ...]`)."""
+    if not name:
+        return []
+    return [j for j in jobs if j == name or j.startswith(f"{name}: [")]
 
 
 def needs_closure(jobs: dict[str, PlannedJob], name: str) -> list[str]:
@@ -206,7 +223,7 @@ def needs_closure(jobs: dict[str, PlannedJob], name: str) -> list[str]:
         if cur in out or cur not in jobs:
             continue
         out.append(cur)
-        todo.extend(n.get("job") for n in jobs[cur].needs or [])
+        todo.extend(j for n in jobs[cur].needs or [] for j in named(jobs, n.get("job")))
     return out
 
 

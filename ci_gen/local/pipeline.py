@@ -238,10 +238,11 @@ def _choose(run: _Run, jobs: dict[str, gcl.PlannedJob]) -> tuple[list[str], dict
     """The jobs to run, why each other one is left out, and the gitlab-ci-local command."""
     left: dict[str, str] = {}
     if run.job:
-        if run.job not in jobs:
+        cells = gcl.named(jobs, run.job)  # a `parallel: matrix` job is all its cells
+        if not cells:
             raise CiGenError(f"{run.job} is not part of this {run.kind} (its rules leave it out); "
                              f"jobs: {', '.join(jobs) or 'none'}")
-        chosen = gcl.needs_closure(jobs, run.job)
+        chosen = list(dict.fromkeys(n for cell in cells for n in gcl.needs_closure(jobs, cell)))
         manual = [n for n in chosen if jobs[n].when == "manual" and n != run.job]
         if manual and not run.opts.manual:
             raise CiGenError(f"{run.job} needs the manual job(s) {', '.join(manual)}; drop --no-manual")
@@ -307,7 +308,7 @@ def _summarise(run: _Run, results: list[gcl.JobResult], progress: gcl.Progress, 
 def _say_failed(run: _Run, failed: list[gcl.JobResult], codes: dict[str, int]) -> None:
     out = run.out
     for r in failed:
-        log = run.ctx.state_dir / "output" / f"{r.name}.log"
+        log = gcl.log_path(run.ctx.state_dir, r.name)
         if r.status == "warning":  # e.g. monitor's exit 3 (drift): a warning on GitLab
             code = f" with exit code {codes[r.name]}" if r.name in codes else ""
             out.say(f"{r.name} failed{code}, which it is allowed to (a warning on GitLab); its log: {log}")

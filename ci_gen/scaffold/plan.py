@@ -27,6 +27,8 @@ EXAMPLE_INPUTS: dict[str, dict[str, dict]] = {
         "eval-report": {"gate-metric": "accuracy", "max-drop": 0.02},
         # The client needs numpy only, not TensorFlow.
         "inference": {"requirements": "requirements-client.txt"},
+        # With --sweep: the grid written out, so the project shows where to change it.
+        "sweep": {"matrix": desc.SWEEP_EXAMPLE_MATRIX, "max-cells": desc.SWEEP_MAX_CELLS},
     },
 }
 # Files of the example that a project does not need.
@@ -82,15 +84,33 @@ _WORKFLOW = {
 }
 
 
-def pipeline(templates_project: str, version: str, mode: str, inputs: dict | None = None) -> str:
-    """The project's `.gitlab-ci.yml`."""
+_OPT_IN_NOTE = """\
+# Opt-in: {what}
+# (README, "{title}"); `ci-gen init --{name}` adds it:
+#   - component: $CI_SERVER_FQDN/{project}/{name}@{version}
+"""
+_OPT_IN = {"sweep": ("a hyperparameter sweep in merge requests, its leaderboard in the MR report", "Sweeps")}
+
+
+def components(opt_in: tuple[str, ...] = ()) -> list[str]:
+    """The components a project's pipeline includes: all but the opt-in ones not asked for."""
+    return [n for n in desc.ORDER if n in desc.INCLUDED or n in opt_in]
+
+
+def pipeline(templates_project: str, version: str, mode: str, inputs: dict | None = None,
+             opt_in: tuple[str, ...] = ()) -> str:
+    """The project's `.gitlab-ci.yml`; opt-in components left out are named in a comment."""
     inputs = inputs or {}
     doc = {
         "stages": desc.default_stages(),
         "workflow": _WORKFLOW,
-        "include": [_include(n, mode, templates_project, version, inputs.get(n, {})) for n in desc.ORDER],
+        "include": [_include(n, mode, templates_project, version, inputs.get(n, {}))
+                    for n in components(opt_in)],
     }
-    return _HEADER.format(version=__version__) + dump(doc)
+    notes = "".join(_OPT_IN_NOTE.format(name=n, what=_OPT_IN[n][0], title=_OPT_IN[n][1],
+                                        project=templates_project, version=version)
+                    for n in desc.OPT_IN if n not in opt_in)
+    return _HEADER.format(version=__version__) + dump(doc) + notes
 
 
 def example_root(name: str) -> Path:
@@ -127,7 +147,8 @@ __pycache__/
 """
 
 
-def plan(example: str | None, templates_project: str, version: str, mode: str) -> Plan:
+def plan(example: str | None, templates_project: str, version: str, mode: str,
+         opt_in: tuple[str, ...] = ()) -> Plan:
     check_options(templates_project, version, mode)
     p = Plan()
     inputs: dict[str, dict] = {}
@@ -136,9 +157,9 @@ def plan(example: str | None, templates_project: str, version: str, mode: str) -
             raise UsageError(f"unknown example {shown(example)}; available: {', '.join(EXAMPLES)}")
         p.files.update(_example_files(example))
         inputs = EXAMPLE_INPUTS.get(example, {})
-    p.files[".gitlab-ci.yml"] = pipeline(templates_project, version, mode, inputs).encode()
+    p.files[".gitlab-ci.yml"] = pipeline(templates_project, version, mode, inputs, opt_in).encode()
     if mode == "inline":
-        for name in desc.ORDER:
+        for name in components(opt_in):
             p.files[f"{INLINE_DIR}/{name}.yml"] = render(name, inputs.get(name), mode="inline").encode()
     existing = p.files.get(".gitignore", b"").decode()
     p.files[".gitignore"] = (existing.rstrip("\n") + "\n" if existing else "").encode() + (

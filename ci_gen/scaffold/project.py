@@ -31,11 +31,12 @@ def init_project(target: Path, example: str | None = None,
                  templates_project: str = scaffold_plan.DEFAULT_TEMPLATES_PROJECT,
                  version: str = __version__, include_mode: str = "component", force: bool = False,
                  data: Path | None = None, remote: str | None = None, endpoint_url: str | None = None,
-                 commit: bool = False, say: Callable[[str], None] = print) -> bool:
+                 commit: bool = False, opt_in: tuple[str, ...] = (),
+                 say: Callable[[str], None] = print) -> bool:
     """Scaffold `target`; returns whether ci-gen's files are committed (see
     `ci_gen.scaffold.gitrepo`)."""
     plan = _checked_plan(target, example, templates_project, version, include_mode, data, remote,
-                         endpoint_url, commit)
+                         endpoint_url, commit, opt_in)
     created = not target.exists()
     pre = _preflight(target, plan.files, example is not None, force, commit)
     journal = None if created else gitrepo.Journal.start(pre.repo, pre.checked)  # what to put back
@@ -60,13 +61,14 @@ def init_project(target: Path, example: str | None = None,
 
 def _checked_plan(target: Path, example: str | None, templates_project: str, version: str,
                   include_mode: str, data: Path | None, remote: str | None,
-                  endpoint_url: str | None, commit: bool) -> scaffold_plan.Plan:
+                  endpoint_url: str | None, commit: bool,
+                  opt_in: tuple[str, ...] = ()) -> scaffold_plan.Plan:
     """The plan of files, once every option has been checked (nothing is written yet)."""
     if example is None and (data or remote or endpoint_url):
         raise CiGenError("--data, --remote and --endpoint-url only apply with --example")
     if example is None and commit:
         raise CiGenError("--commit only applies with --example (without it, init does not touch git)")
-    plan = scaffold_plan.plan(example, templates_project, version, include_mode)
+    plan = scaffold_plan.plan(example, templates_project, version, include_mode, opt_in)
     example_setup.check_remote(remote, endpoint_url)
     example_setup.check_data(data)
     if example is not None:

@@ -103,7 +103,7 @@ def check_init_options(project: str, version: str, mode: str) -> bool:
     for text in (project, version):
         assert re.fullmatch(r"[A-Za-z0-9_./-]+", text), text
     doc = yaml.safe_load(plan.files[".gitlab-ci.yml"])
-    for name, inc in zip(desc.ORDER, doc["include"]):
+    for name, inc in zip(desc.INCLUDED, doc["include"]):
         if mode == "component":
             assert inc["component"] == f"$CI_SERVER_FQDN/{project}/{name}@{version}"
         elif mode == "project":

@@ -10,6 +10,7 @@ import pytest
 
 from ci_gen.errors import CiGenError
 from ci_gen.local.pipeline import RunOptions, run_local
+from ci_gen.local.gitlab_ci_local import log_path
 from ci_gen.local.tool import find_gitlab_ci_local
 
 from .cli import cli
@@ -56,4 +57,4 @@ def run_pipeline(project: Path, stream: io.StringIO | None = None, quiet: bool =
 
 def job_log(project: Path, job: str) -> str:
     """The log gitlab-ci-local kept of JOB's last run in PROJECT."""
-    return (project / ".gitlab-ci-local" / "output" / f"{job}.log").read_text(errors="replace")
+    return log_path(project / ".gitlab-ci-local", job).read_text(errors="replace")

@@ -1,0 +1,98 @@
+"""apply-best (`ci-gen job sweep-apply`): a follow-up merge request that sets the best cell's
+params in the params file, made with GitLab's API only:
+
+1. `POST /projects/:id/repository/commits` creates a new branch from the pipeline's commit
+   (`branch` + `start_sha`) with one `update` action on the params file;
+2. `POST /projects/:id/merge_requests` opens the MR from it into the branch the sweep ran on
+   (the MR's source branch): the change is reviewed, never pushed to an existing branch.
+
+Run again for the same commit, it finds the open MR of its branch and says so. The token is
+GITLAB_API_TOKEN (api scope); it is never printed, and messages are scrubbed of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ci_gen.errors import CiGenError
+from ci_gen.patterns import RE_SWEEP_BRANCH
+from ci_gen.sweep import grid
+from ci_gen.sweep.leaderboard import markdown
+
+BRANCH_PREFIX = "ci-gen/sweep-best-"
+
+
+def read_best(leaderboard: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(leaderboard, best cell) from sweep-collect's leaderboard.json."""
+    try:
+        board = json.loads(leaderboard.read_text(encoding="utf-8"))
+        best = board["best"]
+        params = best["params"]
+    except OSError as exc:
+        raise CiGenError(f"sweep-apply: cannot read {leaderboard}: {exc.strerror} (did sweep-collect "
+                         f"run and keep its artifacts?)") from None
+    except (ValueError, KeyError, TypeError):
+        raise CiGenError(f"sweep-apply: {leaderboard} is not a leaderboard of ci-gen job sweep-collect") from None
+    if not isinstance(params, dict) or not params:
+        raise CiGenError(f"sweep-apply: {leaderboard}: the best cell has no params")
+    return board, best
+
+
+def target(env: Mapping[str, str]) -> tuple[str, str, str]:
+    """(source branch to create, target branch, start commit) for this pipeline."""
+    sha = env.get("CI_COMMIT_SHA", "")
+    into = env.get("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME") or env.get("CI_COMMIT_BRANCH") or ""
+    if not re.fullmatch(r"[0-9a-f]{40}", sha) or not into:
+        raise CiGenError("sweep-apply: runs in a merge request (or branch) pipeline: CI_COMMIT_SHA and "
+                         "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME are needed")
+    branch = BRANCH_PREFIX + sha[:8]
+    for name in (branch, into):
+        if not re.fullmatch(RE_SWEEP_BRANCH, name) or ".." in name:
+            raise CiGenError(f"sweep-apply: branch name {name[:80]!r} is not a plain branch name")
+    return branch, into, sha
+
+
+def open_mr(leaderboard: Path, params_file: Path, *, env: Mapping[str, str] | None = None,
+            say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Open (or find) the follow-up MR; {"kind": "created"|"found"|"unchanged", ...}."""
+    from ci_gen.gitlab import api
+
+    env = os.environ if env is None else env
+    board, best = read_best(leaderboard)
+    try:
+        text = params_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CiGenError(f"sweep-apply: cannot read {params_file}: {exc.strerror}") from None
+    new = grid.apply(text, best["params"], str(params_file))
+    label = grid.label(best["params"])
+    if grid.leaves(grid.load(new, str(params_file))) == grid.leaves(grid.load(text, str(params_file))):
+        say(f"sweep-apply: {params_file} already has the best cell's params ({label}); nothing to apply")
+        return {"kind": "unchanged"}
+    branch, into, sha = target(env)
+    token = api.require_token("open the follow-up merge request", env)
+    gl = api.connect(None, token, action="open the follow-up merge request", env=env)
+    project = api.get_project(gl, env.get("CI_PROJECT_ID", ""))
+    with api.errors(f"look for an open merge request from {branch}", gl.url):
+        found = project.mergerequests.list(source_branch=branch, target_branch=into, state="opened",
+                                           get_all=False)
+    if found:
+        say(f"sweep-apply: already open: {found[0].web_url}")
+        return {"kind": "found", "web_url": found[0].web_url, "iid": found[0].iid}
+    message = f"sweep: apply the best cell ({label})\n\nBy {board['metric']} ({board['direction']} is better), " \
+              f"from the sweep of {sha[:8]}."
+    with api.errors(f"create branch {branch} with {params_file}", gl.url):
+        commit = project.commits.create({
+            "branch": branch, "start_sha": sha, "commit_message": message,
+            "actions": [{"action": "update", "file_path": params_file.as_posix(), "content": new}]})
+    description = (f"The best cell of the sweep in {env.get('CI_PIPELINE_URL') or 'the pipeline'} "
+                   f"for {sha[:8]}, applied to `{params_file.as_posix()}`.\n\n{markdown(board)}")
+    with api.errors(f"open a merge request from {branch} into {into}", gl.url):
+        mr = project.mergerequests.create({
+            "source_branch": branch, "target_branch": into, "title": f"Apply the best sweep cell: {label}",
+            "description": description, "remove_source_branch": True})
+    say(f"sweep-apply: opened {mr.web_url} ({branch} -> {into}, commit {commit.short_id})")
+    return {"kind": "created", "web_url": mr.web_url, "iid": mr.iid, "commit": commit.id, "branch": branch}
