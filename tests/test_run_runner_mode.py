@@ -112,6 +112,25 @@ def test_host_env_is_todays_behaviour_without_the_ci_leak(project):
     assert "ci-gen before install" in user
 
 
+def test_host_env_jobs_use_the_callers_venv_whatever_bashrc_puts_first(tmp_path):
+    """Debian's bash sources ~/.bashrc when its stdin is a socket (Node's child processes) and
+    SHLVL is unset or 0, as under a process that is not a shell: a pyenv or conda set-up there
+    puts another python first. --host-env jobs must still get the caller's venv."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "python").write_text("#!/bin/sh\necho 'not the caller python'\n")
+    (elsewhere / "python").chmod(0o755)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text(f'echo "bashrc sourced"\nexport PATH="{elsewhere}:$PATH"\n')
+    project = make_project(tmp_path / "p", 'which:\n  script: [\'python -c "import sys; print(sys.prefix)"\']\n')
+    proc = ci_gen_run(project, env={"HOME": str(home), "SHLVL": "0"})
+    log = job_log(project, "which")
+    assert "bashrc sourced" in log  # the case this is about happened
+    assert proc.returncode == 0, log
+    assert sys.prefix in log.splitlines() and "not the caller python" not in log
+
+
 # -- `ci-gen run` after `pip install ci-gen`: no checkout, no node_modules ----------------------
 
 @pytest.fixture(scope="module")

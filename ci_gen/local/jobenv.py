@@ -104,3 +104,17 @@ if [ -n "${{CI_JOB_NAME:-}}" ] && [ -z "${{{MARK}:-}}" ]; then
 fi
 unset BASH_ENV
 """
+
+
+def host_setup_script(bindir: str) -> str:
+    """The BASH_ENV of a --host-env run: the caller's venv first on every job's PATH. The
+    caller's PATH already starts with it, but bash may source the user's ~/.bashrc first
+    (Debian's bash does when its stdin is a socket, as under Node), and a pyenv or conda
+    set-up there would put another python ahead of the venv that holds the project's
+    dependencies."""
+    return f"""# Written by `ci-gen run --host-env` for one run: jobs use the caller's venv first.
+if [ -n "${{CI_JOB_NAME:-}}" ] && [ -z "${{{MARK}:-}}" ]; then
+  export PATH={shlex.quote(bindir)}":$PATH" {MARK}=host
+fi
+unset BASH_ENV
+"""

@@ -162,8 +162,13 @@ def _job_env(ctx: ProjectContext, opts: RunOptions, variables: dict[str, str], o
     extra[LOCAL_ROOT_ENV] = str(ctx.root)  # relative DVC remotes: dvcrepo.tool
     env, withheld = job_environment(extra, opts.host_env)
     env.update(identity_env(ctx, env))
-    if wheel is not None:
-        env["BASH_ENV"] = str(_setup_path(ctx))
+    if wheel is None:  # --host-env
+        from ci_gen.files import atomic_write
+        from ci_gen.local.jobenv import host_setup_script
+
+        _setup_path(ctx).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(_setup_path(ctx), host_setup_script(os.path.dirname(sys.executable)))
+    env["BASH_ENV"] = str(_setup_path(ctx))
     if withheld:
         shown = ", ".join(withheld[:6]) + (f" and {len(withheld) - 6} more" if len(withheld) > 6 else "")
         out.say(f"not passed to jobs: the caller's {shown} (CI/CD variables and tokens; a local run "
