@@ -106,7 +106,11 @@ def _job_env(tmp: Path) -> dict[str, str]:
         subprocess.run([sys.executable, "-m", "venv", str(jobs_venv)], check=True)
     here = str(Path(sys.executable).parent)
     path = [str(jobs_venv / "bin")] + [p for p in os.environ["PATH"].split(os.pathsep) if p != here]
-    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV" and not k.startswith("CI_")}
+    # MAKEFLAGS & co.: a `make test PYTEST_ARGS=...` around this suite would otherwise hand its
+    # PYTEST_ARGS to the unit-tests job's own `make test` (the whole suite, inside itself).
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VIRTUAL_ENV", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+           and not k.startswith("CI_")}
     # PIP_REQUIRE_VIRTUALENV: a job's pip that resolves to a Python outside a venv (a machine's
     # pyenv shim, say) refuses to install instead of changing that Python.
     return {**env, **IDENTITY, "PATH": os.pathsep.join(path), "VIRTUAL_ENV": str(jobs_venv),

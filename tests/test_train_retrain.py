@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
 
-from ci_gen.dvcrepo.reproduce import _update_imports
+from ci_gen.dvcrepo.reproduce import _dvc_log, _update_imports
 
 
 def _run(cmd: list[str], cwd: Path) -> None:
@@ -30,8 +31,11 @@ def test_imports_are_updated_and_added_data_is_left_alone(tmp_path, monkeypatch)
     from dvc.repo import Repo
 
     monkeypatch.chdir(repo_dir)  # as reproduce() runs: targets are relative to the project
-    with Repo(".") as repo:
+    # As reproduce() calls it: DVC's messages go to the job's output, not to the handlers DVC
+    # bound on import to whatever sys.stderr was then (an earlier test's closed capture).
+    with Repo(".") as repo, _dvc_log(io.StringIO()) as log:
         updated = _update_imports(repo, ["imported.csv.dvc", "added.csv.dvc"])
+    assert log.errors == []
 
     assert updated == ["imported.csv.dvc"]
     assert (repo_dir / "imported.csv").read_text() == "v2\n"

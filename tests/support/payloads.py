@@ -137,6 +137,7 @@ NASTY_VALID: dict[str, list[str]] = {
     desc.RE_METRICS_URL: ["auto", "http://127.0.0.1:1/-/..", "https://a" + "/~" * 50],
     desc.RE_WINDOW: ["1s", "999999w"],
     desc.RE_ISSUE_LABEL: ["a", "x:-.", "Z" * 64],
+    desc.RE_MODEL_VERSION: ["none", "latest", "0.0.0", "1.2.3--.-", "9" * 12 + ".0.0-" + "-" * 40],
 }
 
 
