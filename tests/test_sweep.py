@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ci_gen.cli import main
+from ci_gen.evaluation.metrics import flatten
 from ci_gen.evaluation.report import build as build_report
 from ci_gen.sweep import grid
 from ci_gen.sweep.leaderboard import collect
@@ -48,7 +49,7 @@ def test_a_cells_params_come_from_its_matrix_variables_and_keep_the_comments():
     text = grid.apply(PARAMS, cell, "params.yaml")
     assert text.startswith("# Hyperparameters (a comment that must survive)\n")
     assert "  learning_rate: 0.003   # Adam's\n" in text and "  activation: tanh\n" in text
-    assert grid.leaves(grid.load(text, "p"))["train.epochs"] == 2
+    assert flatten(grid.load(text, "p"))["train.epochs"] == 2
     assert grid.label(cell) == "activation=tanh, learning_rate=0.003"
     assert [grid.scalar(v) for v in ("64", "1.0e-05", "true", "relu")] == [64, 1e-05, True, "relu"]
 

@@ -26,6 +26,7 @@ from support.cli import cli
 from support.pipeline import job_log, run_pipeline
 
 from ci_gen import components as desc
+from ci_gen.evaluation.metrics import flatten
 from ci_gen.sweep import grid
 from ci_gen.sweep.apply import BRANCH_PREFIX, open_mr
 
@@ -120,7 +121,7 @@ def test_sweep_cold_then_warm_then_apply_best(tmp_path, gitlab_fake, monkeypatch
     assert commit["parent_ids"] == [head] and gitlab_fake.heads[PROJECT_ID]["try-sweep"] == head
     assert [a["action"] for a in commit["actions"]] == ["update"]
     applied = commit["files"]["params.yaml"]
-    values = grid.leaves(yaml.safe_load(applied))
+    values = flatten(yaml.safe_load(applied))
     assert {k: values[k] for k in best["params"]} == best["params"]
     assert applied.startswith("# Hyperparameters read by train.py") and "# swept in this merge request" in applied
     mrs = [mr for mr in gitlab_fake.merge_requests.values() if mr["source_branch"] == branch]

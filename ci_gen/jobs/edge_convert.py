@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from ci_gen.components import NONE, given
+from ci_gen.jobs import whole_number
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,9 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="SavedModel directory, or a base holding numeric version directories")
     p.add_argument("--loader", required=True, metavar="MODULE:FUNCTION",
                    help="project function returning (inputs, labels) for 'train' and 'test'")
-    p.add_argument("--representative-samples", type=_count, default=200, metavar="N",
+    p.add_argument("--representative-samples", type=whole_number, default=200, metavar="N",
                    help="training samples the int8 model is calibrated on (default: 200)")
-    p.add_argument("--test-samples", type=_count, default=2000, metavar="N",
+    p.add_argument("--test-samples", type=whole_number, default=2000, metavar="N",
                    help="held-out samples every model is measured on (default: 2000)")
     p.add_argument("--max-accuracy-drop", type=float, default=0.02, metavar="X",
                    help="largest accuracy loss of a variant against the SavedModel (default: 0.02)")
@@ -43,14 +44,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", type=Path, metavar="DIR",
                    help="reuse measurements of an unchanged model from DIR, and keep new ones there")
     p.set_defaults(func=run)
-
-
-def _count(text: str) -> int:
-    """A whole number as GitLab interpolates a number input (`200` or `200.0`)."""
-    value = float(text)
-    if not value.is_integer():
-        raise argparse.ArgumentTypeError(f"not a whole number: {text}")
-    return int(value)
 
 
 def run(args: argparse.Namespace) -> int:

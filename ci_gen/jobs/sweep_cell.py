@@ -12,7 +12,7 @@ from pathlib import Path
 from ci_gen.components import NONE, given
 from ci_gen.errors import UsageError, shown
 from ci_gen.evaluation.metrics import check_metric_name
-from ci_gen.jobs.edge_convert import _count  # a whole number as GitLab writes a number input
+from ci_gen.jobs import whole_number
 from ci_gen.patterns import RE_PATH
 
 
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics", type=Path, default=Path("model/eval/metrics.json"), metavar="FILE",
                    help="metrics file the pipeline writes (default: model/eval/metrics.json)")
     p.add_argument("--metric", required=True, help="metric the sweep is ranked by (must be in --metrics)")
-    p.add_argument("--max-cells", type=_count, required=True, metavar="N",
+    p.add_argument("--max-cells", type=whole_number, required=True, metavar="N",
                    help="refuse to run in a sweep of more than N cells (CI_NODE_TOTAL)")
     p.add_argument("--data", default="", metavar="PATH", help="DVC pointer pulled first (none: nothing)")
     p.add_argument("--requirements", default="", metavar="FILE",

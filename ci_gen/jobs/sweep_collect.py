@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ci_gen.jobs.sweep_cell import _count, check_flags
+from ci_gen.jobs import whole_number
+from ci_gen.jobs.sweep_cell import check_flags
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metric", required=True, help="metric the cells are ranked by")
     p.add_argument("--direction", required=True, choices=("higher", "lower"),
                    help="which way the metric is better")
-    p.add_argument("--max-cells", type=_count, required=True, metavar="N",
+    p.add_argument("--max-cells", type=whole_number, required=True, metavar="N",
                    help="refuse a sweep of more than N cells")
     p.add_argument("--out", type=Path, default=Path("sweep"), metavar="DIR",
                    help="where leaderboard.json and leaderboard.md go (default: sweep)")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ci_gen.errors import CiGenError
+from ci_gen.evaluation.metrics import flatten
 from ci_gen.patterns import RE_SWEEP_BRANCH
 from ci_gen.sweep import grid
 from ci_gen.sweep.leaderboard import markdown
@@ -69,7 +70,7 @@ def open_mr(leaderboard: Path, params_file: Path, *, env: Mapping[str, str] | No
         raise CiGenError(f"sweep-apply: cannot read {params_file}: {exc.strerror}") from None
     new = grid.apply(text, best["params"], str(params_file))
     label = grid.label(best["params"])
-    if grid.leaves(grid.load(new, str(params_file))) == grid.leaves(grid.load(text, str(params_file))):
+    if flatten(grid.load(new, str(params_file))) == flatten(grid.load(text, str(params_file))):
         say(f"sweep-apply: {params_file} already has the best cell's params ({label}); nothing to apply")
         return {"kind": "unchanged"}
     branch, into, sha = target(env)

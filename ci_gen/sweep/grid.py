@@ -14,6 +14,7 @@ import re
 from typing import Any, Mapping
 
 from ci_gen.errors import CiGenError, shown
+from ci_gen.evaluation.metrics import flatten
 from ci_gen.inputs import GITLAB_MATRIX_LIMIT
 from ci_gen.patterns import RE_NUMBER, RE_SWEEP_VALUE, RE_SWEEP_VARIABLE
 
@@ -30,16 +31,6 @@ def scalar(text: str) -> Any:
     if re.fullmatch(RE_NUMBER, text):
         return int(text) if re.fullmatch(r"-?[0-9]+", text) else float(text)
     return text
-
-
-def leaves(data: Any, prefix: str = "") -> dict[str, Any]:
-    """{"train.learning_rate": 0.001, ...}: every scalar of a params mapping."""
-    out: dict[str, Any] = {}
-    if isinstance(data, Mapping):
-        for key, value in data.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            out.update(leaves(value, path) if isinstance(value, Mapping) else {path: value})
-    return out
 
 
 def _yaml() -> Any:
@@ -69,7 +60,7 @@ def cell_params(env: Mapping[str, str], params: Any, name: str) -> dict[str, Any
     A variable whose first part is a section of the file but which names no key of it is an
     unknown param; other variables are not the sweep's (the job's environment has many).
     """
-    known = {variable(path): path for path in leaves(params)}
+    known = {variable(path): path for path in flatten(params)}
     sections = {str(k) for k, v in params.items() if isinstance(v, Mapping)}
     out: dict[str, Any] = {}
     for var, value in sorted(env.items()):
