@@ -13,6 +13,9 @@ import pytest
 EXAMPLE_TESTS = Path(__file__).resolve().parent / "examples" / "fashion-mnist" / "tests"
 
 
+# tryfirst: xdist's worker turns the marks into `@group` node-id suffixes in its own
+# modifyitems hook, which pytest would otherwise call before this conftest's.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     if not config.pluginmanager.hasplugin("xdist"):
         return  # a plain `pytest`: one process, nothing to group
