@@ -9,14 +9,17 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
 from ci_gen.components import KV_MAX_ITEMS, RE_KV_LIST, Component, Input
 from ci_gen.errors import InputError, UsageError, shown
-from ci_gen.patterns import RE_ARRAY_ITEM, RE_NUMBER, RE_SWEEP_VALUE, RE_SWEEP_VARIABLE
+from ci_gen.patterns import RE_ARRAY_ITEM, RE_NUMBER, RE_PATH, RE_SWEEP_VALUE, RE_SWEEP_VARIABLE
 
 _NUMBER = re.compile(RE_NUMBER)
+_PATH = re.compile(RE_PATH)
+NOT_A_PATH = "is not a path relative to the project"  # what RE_PATH means, in errors
 _ARRAY_ITEM = re.compile(RE_ARRAY_ITEM)
 # The bound on a sweep's grid: the input that holds it, and GitLab's own cap on a matrix.
 MAX_CELLS_INPUT = "max-cells"
@@ -35,6 +38,16 @@ def parse_number(text: str, what: str) -> int | float:
     if not math.isfinite(value):
         raise UsageError(f"{what} must be a finite number, got {shown(text, limit=60)}")
     return value
+
+
+def check_paths(flags: Iterable[tuple[str, Any]], what: str = "") -> None:
+    """Each (flag, value) a job got from a path input: empty, or a path as the input's regex
+    lets GitLab pass it (relative to the project). The one path check of `ci-gen job` flags,
+    so a job run by hand refuses what GitLab would."""
+    for flag, value in flags:
+        text = "" if value is None else str(value)
+        if text and not _PATH.fullmatch(text):
+            raise UsageError(f"{what}{flag} {shown(text)} {NOT_A_PATH}")
 
 
 def ruby_number(value: int | float) -> str:

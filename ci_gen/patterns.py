@@ -18,8 +18,13 @@ RE_STAGE = r"^[a-z][a-z0-9_-]{0,38}$"
 # `$CI_REGISTRY/$CI_GEN_PROJECT/`) are allowed as written; nowhere else.
 RE_IMAGE = (r"^(\$[A-Za-z_][A-Za-z0-9_]{0,63}/|\$\{[A-Za-z_][A-Za-z0-9_]{0,63}\}/){0,2}"
             r"[a-z0-9][a-z0-9._/:-]{0,199}:v?[0-9][A-Za-z0-9._-]{0,127}(@sha256:[a-f0-9]{64})?$")
-# A path relative to the project: no spaces, no leading slash, no shell characters.
-RE_PATH = r"^[A-Za-z0-9_.][A-Za-z0-9_./-]{0,199}$"
+# A path inside the project: no spaces, no leading slash, no shell characters, no `..`
+# segment (a file name may still hold dots: `a..b`, `.dvc`). RE2 has no look-arounds, so
+# the segments are spelt out: `.`, or up to two dots then a name character. Up to 16
+# segments of up to 66 characters: RE2 refuses nested repeats whose product passes 1000.
+_PATH_FIRST = r"(\.|\.{0,2}[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})"  # never `-`: not an option
+_PATH_NEXT = r"(\.|\.{0,2}[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63})"
+RE_PATH = rf"^{_PATH_FIRST}(/{_PATH_NEXT}?){{0,15}}$"
 RE_REMOTE = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 RE_METRIC = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 RE_ENV_NAME = r"^[a-z][a-z0-9_-]{0,63}$"
@@ -83,10 +88,8 @@ RE_CLOUD = r"(s3|oss)://[a-z0-9][a-z0-9.-]{1,62}(/[A-Za-z0-9_.-]+)*/?"
 RE_LOCAL = r"[A-Za-z0-9_./~-][A-Za-z0-9_./-]{0,300}"
 RE_ENDPOINT = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?"
 # `ci-gen job eval-report`: a git ref as the job passes it (a branch, `origin/<branch>`, a
-# tag, a SHA, `main~1`; never an option: it starts with a letter, digit or `_`), and a
-# plain path of its file flags.
+# tag, a SHA, `main~1`; never an option: it starts with a letter, digit or `_`).
 RE_GIT_REF = r"^(?!.*\.\.)(?!.*//)[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}(?<![./])([~^][0-9]{0,3}){0,5}$"
-RE_PLAIN_PATH = r"^/?[A-Za-z0-9_.][A-Za-z0-9_./ -]{0,299}$"
 
 # ---- `ci-gen job deploy` / `job stop` (ci_gen.deploy) -------------------------------------
 # One key and one value of a KEY=VALUE list, for parsing the list item by item.
@@ -99,8 +102,6 @@ RE_JOB_IMAGE = r"^[a-z0-9][A-Za-z0-9._/:-]{0,299}(@sha256:[a-f0-9]{64})?$"
 # An image by digest, as docker-build publishes it (CI_GEN_IMAGE) and a registered version's
 # lineage records it: what a deploy by registry version pulls.
 RE_IMAGE_BY_DIGEST = r"^[a-z0-9][A-Za-z0-9._/:-]{0,299}@sha256:[a-f0-9]{64}$"
-# The job gets paths expanded too: `$CI_PROJECT_DIR/model` is absolute and may be longer.
-RE_JOB_PATH = r"^/?[A-Za-z0-9_.][A-Za-z0-9_./-]{0,299}$"
 # A deploy target's engine API (DEPLOY_ENGINE_HOST): a socket path, TLS over TCP, or ssh.
 _HOSTNAME = r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}"
 _NET_PORT = r"[0-9]{1,5}"

@@ -274,7 +274,7 @@ def test_missing_metrics_is_a_clear_error(tmp_path, capsys, monkeypatch):
                      "--image", "", "--out", "report"])
     assert code == 1
     assert capsys.readouterr().err == (
-        "ci-gen: error: eval-report: metrics file model/eval/metrics.json not found "
+        "ci-gen: error: eval-report: metrics file 'model/eval/metrics.json' not found "
         "(did the train job run and keep it as an artifact?)\n")
     assert not (tmp_path / "report").exists()
 

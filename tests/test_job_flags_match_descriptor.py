@@ -24,7 +24,6 @@ from ci_gen import cli
 from ci_gen import components as desc
 from ci_gen.errors import InputError
 from ci_gen.inputs import check
-from ci_gen.patterns import RE_PATH
 from ci_gen.render import render
 
 _PLACEHOLDER = re.compile(r"\$\[\[\s*inputs\.([A-Za-z0-9_-]+)\s*\]\]")
@@ -33,7 +32,7 @@ _MARK = "CIGENINPUT{}CIGENINPUT"
 _BAD = ("bad;$(value)", "`id`", "line\nbreak", "-rf", "it's", "a|b")
 # Values just outside some input regexes (a slash, a space, a leading slash, too long...),
 # tried wherever the descriptor refuses them.
-_OUTSIDE = ("a/b", "A" * 65, "/abs/path", "with space", "UPPER", "a:b", "a=b", "a@b", "a..b/")
+_OUTSIDE = ("a/b", "A" * 65, "/abs/path", "with space", "UPPER", "a:b", "a=b", "a@b", "a..b/", "..", "a/../b")
 # Values at the edges of the path, name and host regexes, tried wherever the descriptor
 # accepts them.
 _EDGES = (".", "..", "a/../b", "a/", "_", "0", "a.b-c", "A" * 64, "127.0.0.1", "/v1/models/m:predict")
@@ -73,19 +72,8 @@ def _calls() -> list[tuple[str, str, list[str], str, str]]:
 CALLS = _calls()
 CHECKED = [c for c in CALLS if desc.COMPONENTS[c[0]].input(c[1]).type == "string"]
 SWITCHES = [c for c in CALLS if desc.COMPONENTS[c[0]].input(c[1]).type == "boolean"]
-# Known drift, on the loose side (only a job run by hand can pass these): flags the job does
-# not check at all (argparse still refuses a value that looks like an option), and path flags that take more than RE_PATH (absolute paths; eval-report
-# also spaces).
-_UNCHECKED = {("train", "--data"), ("train", "--requirements")}
-_LOOSER = {("eval-report", "/abs/path"), ("eval-report", "with space"), ("deploy", "/abs/path")}
-
-
-def _refusal(c: tuple, value: str):
-    component, name, _argv, flag, job = c
-    gap = ((job, flag) in _UNCHECKED and not value.startswith("-")) or (  # argparse: an option
-        desc.COMPONENTS[component].input(name).regex == RE_PATH and (job, value) in _LOOSER)
-    marks = [pytest.mark.xfail(strict=True, reason="the job's check is looser")] if gap else []
-    return pytest.param(*c, value, marks=marks, id=f"{job}{flag}={value[:12]}")
+def _case(c: tuple, value: str):
+    return pytest.param(*c, value, id=f"{c[4]}{c[3]}={value[:12]}")
 
 
 def test_the_components_pass_inputs_to_job_flags():
@@ -168,7 +156,7 @@ def _accepts(inp: desc.Input, value: str, component: str) -> bool:
 
 
 @pytest.mark.parametrize("component, name, argv, flag, job, bad",
-                         [_refusal(c, bad) for c in CHECKED for bad in _BAD])
+                         [_case(c, bad) for c in CHECKED for bad in _BAD])
 def test_flag_refuses_what_the_descriptor_refuses(component, name, argv, flag, job, bad, sandbox,
                                                    capsys):
     assert not _accepts(desc.COMPONENTS[component].input(name), bad, component)
@@ -176,21 +164,10 @@ def test_flag_refuses_what_the_descriptor_refuses(component, name, argv, flag, j
     assert code == 2 and flag.lstrip("-") in err, (code, err)
 
 
-# Known drift: deploy refuses `..` path segments that RE_PATH lets through. Closing it
-# narrows RE_PATH (RE2 has no look-arounds to say "no `..` segment" briefly) and so changes
-# the published headers; the deploy job's check is the safe side meanwhile.
 def _edge_cases() -> list:
-    cases = []
-    for c in CHECKED:
-        component, name, _argv, flag, job = c
-        inp = desc.COMPONENTS[component].input(name)
-        for value in _EDGES:
-            if inp.regex is None or not _accepts(inp, value, component):
-                continue
-            gap = job == "deploy" and ".." in value.split("/")
-            marks = [pytest.mark.xfail(strict=True, reason="deploy refuses `..` segments")] if gap else []
-            cases.append(pytest.param(*c, value, marks=marks, id=f"{job}{flag}={value[:12]}"))
-    return cases
+    return [_case(c, value) for c in CHECKED for value in _EDGES
+            if desc.COMPONENTS[c[0]].input(c[1]).regex is not None
+            and _accepts(desc.COMPONENTS[c[0]].input(c[1]), value, c[0])]
 
 
 @pytest.mark.parametrize("component, name, argv, flag, job, value", _edge_cases())
@@ -221,7 +198,7 @@ def test_flag_accepts_what_the_descriptor_accepts(component, name, argv, flag, j
 
 
 def _outside_cases() -> list:
-    return [_refusal(c, value) for c in CHECKED for value in _OUTSIDE
+    return [_case(c, value) for c in CHECKED for value in _OUTSIDE
             if not _accepts(desc.COMPONENTS[c[0]].input(c[1]), value, c[0])]
 
 

@@ -15,18 +15,18 @@ from dataclasses import dataclass, field
 from ci_gen.components import AUTO, NONE, given
 from ci_gen.dotenv import parse_kv_list
 from ci_gen.errors import CiGenError, UsageError
-from ci_gen.inputs import parse_number
+from ci_gen.inputs import NOT_A_PATH, parse_number
 from ci_gen.patterns import (
     KV_MAX_ITEMS,
     RE_ENV_NAME,
     RE_HOST,
     RE_JOB_HEALTH_PATH,
     RE_JOB_IMAGE,
-    RE_JOB_PATH,
     RE_KV_KEY,
     RE_KV_VALUE,
     RE_MODEL_NAME,
     RE_MODEL_VERSION,
+    RE_PATH,
 )
 
 ENGINES = ("docker", "podman", "process")
@@ -40,7 +40,7 @@ PATTERNS = {
     "host": re.compile(RE_HOST),
     "model_name": re.compile(RE_MODEL_NAME),
     "model_version": re.compile(RE_MODEL_VERSION),
-    "path": re.compile(RE_JOB_PATH),
+    "path": re.compile(RE_PATH),
     "health_path": re.compile(RE_JOB_HEALTH_PATH),
     "env_key": re.compile(RE_KV_KEY),
     "env_value": re.compile(RE_KV_VALUE),
@@ -78,9 +78,9 @@ def check(name: str, value: str, flag: str) -> str:
     """`value` when it fully matches the pattern `name`; else a UsageError naming `flag`."""
     pattern = PATTERNS[name]
     if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise UsageError(f"{flag} {str(value)[:80]!r} is not allowed (expected {pattern.pattern})")
-    if name == "path" and ".." in value.split("/"):
-        raise UsageError(f"{flag} {value[:80]!r}: '..' is not allowed")
+        # A path's regex spells out its segments: say what it means instead.
+        expected = NOT_A_PATH if name == "path" else f"is not allowed (expected {pattern.pattern})"
+        raise UsageError(f"{flag} {str(value)[:80]!r} {expected}")
     return value
 
 

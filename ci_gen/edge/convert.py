@@ -10,16 +10,15 @@ installs the project's requirements. Nothing is written until every variant conv
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from ci_gen.edge import cache, gate, measure, samples, table, variants
-from ci_gen.errors import UsageError, shown
+from ci_gen.errors import UsageError
 from ci_gen.files import atomic_write
-from ci_gen.patterns import RE_PATH
+from ci_gen.inputs import check_paths
 
 MAX_SAMPLES = 100_000
 
@@ -44,9 +43,7 @@ def check(opts: Options) -> None:
     """Every flag, before anything is imported or written."""
     paths = [("--model", opts.model), ("--out", opts.out), ("--section", opts.section),
              ("--data", opts.data), ("--requirements", opts.requirements), ("--cache", opts.cache)]
-    for flag, path in paths:
-        if path and not re.fullmatch(RE_PATH, str(path)):
-            raise UsageError(f"edge-convert: {flag} {shown(str(path))} is not a plain path")
+    check_paths(paths, "edge-convert: ")
     for flag, n in (("--representative-samples", opts.representative_samples),
                     ("--test-samples", opts.test_samples)):
         if not 1 <= n <= MAX_SAMPLES:

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from ci_gen.errors import CiGenError, UsageError
+from ci_gen.errors import CiGenError, UsageError, shown
 from ci_gen.patterns import RE_METRIC
 
 # Which way a metric is better, by the words of its last dotted part ("val_loss" -> loss).
@@ -60,7 +60,7 @@ def parse_metrics(text: str, name: str) -> dict[str, Any]:
 
 def load_metrics(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise CiGenError(f"eval-report: metrics file {path} not found "
+        raise CiGenError(f"eval-report: metrics file {shown(str(path))} not found "
                          "(did the train job run and keep it as an artifact?)")
     return parse_metrics(path.read_text(encoding="utf-8"), str(path))
 

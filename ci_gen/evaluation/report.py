@@ -7,19 +7,17 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
 from ci_gen import __version__
 from ci_gen.components import NONE, given
-from ci_gen.errors import CiGenError, UsageError
+from ci_gen.errors import CiGenError
 from ci_gen.evaluation.baseline import NO_MR, params_diff, read_baseline, resolve_baseline
 from ci_gen.evaluation.metrics import (check_metric_name, deltas, direction, flatten,
                                        load_metrics, split_blocks, verdict)
 from ci_gen.files import atomic_write
-from ci_gen.patterns import RE_PLAIN_PATH
 
 
 def _fmt(value: Any) -> str:
@@ -177,7 +175,7 @@ def build(metrics: Path, out: Path, image: str = "", baseline: str = "",
     """
     env = os.environ if env is None else env
     image, gate_metric = given(image, NONE), given(gate_metric, NONE)
-    _check_flags(metrics, out, params, image, gate_metric, sections)
+    check_metric_name(gate_metric, "eval-report: --gate-metric")
     nested = load_metrics(metrics)
     current = flatten(nested)
 
@@ -214,15 +212,6 @@ def build(metrics: Path, out: Path, image: str = "", baseline: str = "",
     _write(out / "report.md", render_markdown(report, nested, env, texts))
     _write(out / "report.json", json.dumps(report, indent=2, sort_keys=False) + "\n")
     return report
-
-
-def _check_flags(metrics: Path, out: Path, params: Path, image: str, gate_metric: str,
-                 sections: Path | None = None) -> None:
-    check_metric_name(gate_metric, "eval-report: --gate-metric")
-    for flag, value in (("--metrics", str(metrics)), ("--out", str(out)), ("--params", str(params)),
-                        ("--image", image), ("--sections", str(sections or ""))):
-        if value and not re.fullmatch(RE_PLAIN_PATH, value):
-            raise UsageError(f"eval-report: {flag} {value[:80]!r} is not a plain path")
 
 
 def _copy_image(image: str, out: Path) -> tuple[str | None, str | None]:

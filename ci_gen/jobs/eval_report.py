@@ -15,6 +15,7 @@ from ci_gen.components import NONE, given
 from ci_gen.errors import UsageError, shown
 from ci_gen.evaluation.gate import DIRECTIONS
 from ci_gen.evaluation.report import build
+from ci_gen.inputs import check_paths
 from ci_gen.patterns import RE_MODEL_NAME
 
 
@@ -48,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_paths((("--metrics", args.metrics), ("--image", given(args.image, NONE)), ("--out", args.out),
+                 ("--params", args.params), ("--sections", args.sections)), "eval-report: ")
     out = Path(args.out)
     registry = _registry_section(given(args.model_name, NONE))
     report = build(Path(args.metrics), out, image=given(args.image, NONE), baseline=args.baseline,

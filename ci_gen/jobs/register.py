@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ci_gen.components import NONE, given
 from ci_gen.errors import UsageError, shown
-from ci_gen.patterns import RE_MODEL_NAME, RE_PATH
+from ci_gen.inputs import check_paths
+from ci_gen.patterns import RE_MODEL_NAME
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,10 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _check(args: argparse.Namespace) -> None:
     if not re.fullmatch(RE_MODEL_NAME, args.model_name):
         raise UsageError(f"--model-name {shown(args.model_name)} is not a model name")
-    for flag in ("model_path", "metrics", "params", "data", "edge", "out"):
-        value = getattr(args, flag)
-        if value != NONE and not re.fullmatch(RE_PATH, value):
-            raise UsageError(f"--{flag.replace('_', '-')} {shown(value)} is not a relative path")
+    check_paths((f"--{flag.replace('_', '-')}", given(getattr(args, flag), NONE))
+                for flag in ("model_path", "metrics", "params", "data", "edge", "out"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,14 +6,13 @@ The work is `ci_gen.sweep.cell`; this module only parses and reports.
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 from ci_gen.components import NONE, given
-from ci_gen.errors import UsageError, shown
+from ci_gen.errors import UsageError
 from ci_gen.evaluation.metrics import check_metric_name
+from ci_gen.inputs import check_paths
 from ci_gen.jobs import whole_number
-from ci_gen.patterns import RE_PATH
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,10 +45,7 @@ def check_flags(args: argparse.Namespace, paths: tuple[str, ...]) -> None:
         check_metric_name(args.metric, "--metric")
         if not args.metric:
             raise UsageError("--metric must name a metric")
-    for name in paths:
-        value = str(getattr(args, name))
-        if value and not re.fullmatch(RE_PATH, value):
-            raise UsageError(f"--{name.replace('_', '-')} {shown(value)} is not a path relative to the project")
+    check_paths((f"--{name.replace('_', '-')}", getattr(args, name)) for name in paths)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from ci_gen.components import RETRAIN_VARIABLE  # set on the retraining pipeline the monitor starts
+from ci_gen.inputs import check_paths
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ci_gen.dvcrepo.reproduce import reproduce  # imports DVC: only when the job runs
 
+    check_paths([*(("--data", d) for d in args.data), ("--requirements", args.requirements)])
     retrain = os.environ.get(RETRAIN_VARIABLE) == "1"
     outcome = reproduce(Path(args.repo), data=args.data, requirements=args.requirements,
                         push_run_cache=args.push_run_cache == "true", refresh=retrain)
