@@ -134,12 +134,56 @@ def test_host_env_jobs_use_the_callers_venv_whatever_bashrc_puts_first(tmp_path)
 # -- `ci-gen run` after `pip install ci-gen`: no checkout, no node_modules ----------------------
 
 @pytest.fixture(scope="module")
-def installed_ci_gen() -> Path:
-    """ci-gen installed from its wheel (the runtime venv: built once, shared with the tests above)."""
+def installed_ci_gen(tmp_path_factory) -> Path:
+    """ci-gen installed from its wheel: the runtime environment's venv (built once, shared with
+    the tests above) and this wheel's overlay, behind a `ci-gen` and a `python` command."""
     import io
 
     env = runtime.runtime_env(runtime.own_wheel(io.StringIO()), io.StringIO())
-    return env / "bin" / "ci-gen"
+    bin_dir = tmp_path_factory.mktemp("installed")
+    for name, args in (("ci-gen", "-m ci_gen "), ("python", "")):
+        (bin_dir / name).write_text(f'#!/bin/sh\nPYTHONPATH="{env.overlay}" exec "{env.venv}/bin/python" {args}"$@"\n')
+        (bin_dir / name).chmod(0o755)
+    return bin_dir / "ci-gen"
+
+
+def test_two_checkouts_runs_each_get_their_own_ci_gen_and_never_change_the_others(tmp_path):
+    """Two wheels of one version (another clone, an edit): one shared venv, an overlay each;
+    making the second leaves the first as it was, and a job set up for each run imports its own."""
+    import io
+    import shutil
+    import zipfile
+
+    from ci_gen.local.jobenv import JobImage, setup_script
+
+    wheel_a = runtime.own_wheel(io.StringIO())
+    wheel_b = tmp_path / "other-checkout" / wheel_a.name
+    wheel_b.parent.mkdir(parents=True)
+    shutil.copy(wheel_a, wheel_b)
+    with zipfile.ZipFile(wheel_b, "a") as zf:
+        zf.writestr("ci_gen/_which_checkout.py", "NAME = 'other'\n")
+
+    a = runtime.runtime_env(wheel_a, io.StringIO())
+    before = {p: p.stat().st_mtime_ns for p in a.overlay.rglob("*")}
+    out = io.StringIO()
+    b = runtime.runtime_env(wheel_b, out)
+    assert out.getvalue() == ""  # no venv built: only the overlay, in seconds
+    assert b.venv == a.venv and b.overlay != a.overlay
+    assert {p: p.stat().st_mtime_ns for p in a.overlay.rglob("*")} == before
+    assert runtime.runtime_env(wheel_b, io.StringIO()) == b  # made once
+
+    probe = ("import ci_gen, dvc, importlib.util; "
+             "print(ci_gen.__file__, importlib.util.find_spec('ci_gen._which_checkout') is not None)")
+    for rt, other in ((a, False), (b, True)):
+        script = tmp_path / f"setup-{other}.sh"
+        script.write_text(setup_script([JobImage("j", "runtime", True)], rt, tmp_path / f"envs-{other}",
+                                       runtime.base_python()))
+        proc = subprocess.run(["bash", "-c", f"python -c {probe!r}"], capture_output=True, text=True,
+                              env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "BASH_ENV": str(script),
+                                   "CI_JOB_NAME": "j"}, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        where, found = proc.stdout.split()[-2:]
+        assert where.startswith(str(rt.overlay)) and found == str(other), proc.stdout
 
 
 def _bare_env(home: Path, path: str) -> dict[str, str]:

@@ -16,11 +16,15 @@ import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ci_gen import __version__
 from ci_gen.components import PROJECT_VARIABLE, RUNTIME_IMAGE_REPO, TEMPLATE_PROJECT
 from ci_gen.dvcrepo.credentials import SETTINGS
 from ci_gen.local.includes import expand
+
+if TYPE_CHECKING:
+    from ci_gen.local.runtime import Runtime
 
 _CICD = re.compile(r"^(CI_|GITLAB_|CI_GEN_|GCL_)|_TOKEN$")
 # What a job's DVC remotes read (credentials.SETTINGS): the caller exports them for the run.
@@ -62,12 +66,13 @@ class JobImage:
     runtime: bool
 
 
-def setup_script(images: list[JobImage], runtime: Path, envs: Path, python: str) -> str:
+def setup_script(images: list[JobImage], runtime: Runtime, envs: Path, python: str) -> str:
     """The bash sourced (BASH_ENV) by every bash of the run; in a job it sets up the image.
 
-    A job on the runtime image gets its own venv too (no pip, no packages), layered over the
-    runtime's site-packages by a .pth file, with the runtime's console scripts: it sees what
-    the image holds, and whatever it installs dies with it, as in a container."""
+    A job on the runtime image gets its own venv too (no pip, no packages), layered over this
+    run's ci-gen and the runtime's site-packages by a .pth file, with the runtime's console
+    scripts: it sees what the image holds, and whatever it installs dies with it, as in a
+    container."""
     from ci_gen.local.runtime import job_bin, purelib
 
     cases = []
@@ -76,7 +81,7 @@ def setup_script(images: list[JobImage], runtime: Path, envs: Path, python: str)
                      f"__cg_rt={'1' if ji.runtime else ''}; "
                      f"__cg_image={shlex.quote(ji.image or 'no image')} ;;")
     q = shlex.quote
-    pth = purelib(runtime).relative_to(runtime)  # lib/pythonX.Y/site-packages
+    pth = purelib(runtime.venv).relative_to(runtime.venv)  # lib/pythonX.Y/site-packages
     return f"""# Written by `ci-gen run` for one run. gitlab-ci-local's shell executor starts each job
 # with bash; this file (BASH_ENV) makes the job start from what its image would hold.
 if [ -n "${{CI_JOB_NAME:-}}" ] && [ -z "${{{MARK}:-}}" ]; then
@@ -88,8 +93,8 @@ if [ -n "${{CI_JOB_NAME:-}}" ] && [ -z "${{{MARK}:-}}" ]; then
   rm -rf "$__cg_env" || exit 1
   if [ -n "$__cg_rt" ]; then
     {q(python)} -m venv --without-pip "$__cg_env" || exit 1
-    echo {q(str(purelib(runtime)))} > "$__cg_env/{pth}/_ci_gen_runtime.pth"
-    export PATH="$__cg_env/bin:"{q(str(job_bin(runtime)))}":$PATH"
+    printf '%s\n' {" ".join(q(str(d)) for d in runtime.site_dirs)} > "$__cg_env/{pth}/_ci_gen_runtime.pth"
+    export PATH="$__cg_env/bin:"{q(str(job_bin(runtime.venv)))}":$PATH"
     __cg_what="the ci-gen {__version__} runtime environment"
   else
     {q(python)} -m venv "$__cg_env" || exit 1

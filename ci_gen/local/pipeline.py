@@ -203,14 +203,14 @@ def _stand_in_images(run: _Run, jobs: dict[str, gcl.PlannedJob], chosen: list[st
     """The setup script standing in for each job's image (see local/jobenv)."""
     from ci_gen.files import atomic_write
     from ci_gen.local.jobenv import JobImage, is_runtime_image, setup_script
-    from ci_gen.local.runtime import base_python, runtime_env
+    from ci_gen.local.runtime import NO_RUNTIME, base_python, runtime_env
 
     images = [JobImage(j.name, expand(j.image, run.variables), is_runtime_image(j.image, run.variables))
               for j in jobs.values()]
     wanted = set(chosen) | {j.on_stop for j in jobs.values() if j.on_stop}
     n_rt = sum(i.runtime for i in images if i.job in wanted)
     # Built (once per version) only when a job of this run needs it.
-    runtime = runtime_env(run.wheel, run.out.stream) if n_rt and run.wheel else Path("/nonexistent")
+    runtime = runtime_env(run.wheel, run.out.stream) if n_rt and run.wheel else NO_RUNTIME
     path = _setup_path(run.ctx)
     atomic_write(path, setup_script(images, runtime, path.parent / "venvs", base_python()))
     run.out.say(f"runner-like jobs (--host-env to opt out): {n_rt} on the ci-gen runtime environment, "

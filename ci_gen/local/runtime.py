@@ -5,8 +5,11 @@ PEP 503 index holding it, and the runtime environment built from it.
   (`pip wheel`), or from the installed files listed in the dist-info RECORD;
 - the index is a static directory (`file://`), what `$CI_GEN_INDEX_URL` names on a runner;
 - the runtime environment stands for the runtime image `RUNTIME_IMAGE_REPO:<version>`: a venv
-  built once per ci-gen version and wheel under the per-user cache, with the `dvc` extra, its
-  dependencies pinned to what the caller has installed (the same versions, no surprise).
+  built once per ci-gen version under the per-user cache, with the `dvc` extra, its
+  dependencies pinned to what the caller has installed (the same versions, no surprise), and
+  ci-gen itself in an overlay per wheel, layered first: a run whose checkout differs from
+  another's (an edit, a second clone) gets its own overlay, and never changes the ci-gen
+  under the other run's jobs.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 import zipfile
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Iterator
@@ -197,36 +202,78 @@ def _canon(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def runtime_env(wheel: Path, out: IO[str]) -> Path:
-    """The venv standing for the runtime image. Its dependencies are installed once per
-    version, interpreter and caller pins; ci-gen itself is re-installed from WHEEL whenever
-    the wheel changed (an edited checkout), which takes seconds."""
+@dataclass(frozen=True)
+class Runtime:
+    """The runtime environment of one run: the shared venv, and this wheel's ci-gen."""
+    venv: Path
+    overlay: Path
+
+    @property
+    def site_dirs(self) -> tuple[Path, ...]:
+        """What a job's sys.path gets, in order: this ci-gen first, then the dependencies."""
+        return self.overlay, purelib(self.venv)
+
+
+NO_RUNTIME = Runtime(Path("/nonexistent"), Path("/nonexistent"))
+OVERLAY_DAYS = 7  # an overlay unused this long is removed when another is made
+
+
+def runtime_env(wheel: Path, out: IO[str]) -> Runtime:
+    """The environment standing for the runtime image. Its venv is built once per version,
+    interpreter and caller pins; each wheel (an edited checkout) gets its own overlay, made
+    once in seconds and never changed afterwards, so concurrent runs cannot disturb each other."""
     pins = caller_pins()
     key = hashlib.sha256(f"{base_python()}\n{RUNTIME_EXTRAS}\n{pins}".encode()).hexdigest()[:12]
     target = user_cache_dir() / "runtime" / f"{__version__}-{key}"
     done = target / ".ci-gen-wheel"
     with _locked(target):
-        if done.is_file() and done.read_text() == _wheel_id(wheel):
-            return target
-        if done.is_file():
-            _run([str(target / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-input",
-                  "--no-deps", "--force-reinstall", str(wheel)], "re-install ci-gen into the runtime venv")
-            _job_bin(target)
-            atomic_write(done, _wheel_id(wheel))
-            return target
-        out.write(f"ci-gen: building the runtime environment (stands for the runtime image "
-                  f"{__version__}) in {target}; once per version\n")
-        out.flush()
-        # A venv is not relocatable (its scripts name their interpreter): built in place,
-        # marked complete last, removed when anything fails.
-        shutil.rmtree(target, ignore_errors=True)
-        try:
-            _build_venv(target, wheel, pins)
-            atomic_write(done, _wheel_id(wheel))
-        except BaseException:
+        if not done.is_file():
+            out.write(f"ci-gen: building the runtime environment (stands for the runtime image "
+                      f"{__version__}) in {target}; once per version\n")
+            out.flush()
+            # A venv is not relocatable (its scripts name their interpreter): built in place,
+            # marked complete last, removed when anything fails.
             shutil.rmtree(target, ignore_errors=True)
-            raise
-    return target
+            try:
+                _build_venv(target, wheel, pins)
+                atomic_write(done, _wheel_id(wheel))
+            except BaseException:
+                shutil.rmtree(target, ignore_errors=True)
+                raise
+    return Runtime(target, _overlay(target, wheel))
+
+
+def _overlay(target: Path, wheel: Path) -> Path:
+    """WHEEL's ci-gen alone (`pip install --target`), made in a scratch directory and renamed
+    into place: it exists whole or not at all, and is never written again."""
+    overlays = target / "overlays"
+    dest = overlays / hashlib.sha256(wheel.read_bytes()).hexdigest()[:16]
+    with _locked(dest):
+        if not dest.is_dir():
+            scratch = Path(tempfile.mkdtemp(prefix=".new-", dir=overlays))
+            try:
+                _run([str(target / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-input",
+                      "--no-deps", "--no-compile", "--target", str(scratch), str(wheel)],
+                     "install ci-gen into the runtime environment's overlay")
+                scratch.rename(dest)
+            except BaseException:
+                shutil.rmtree(scratch, ignore_errors=True)
+                raise
+            _prune_overlays(overlays, keep=dest)
+        os.utime(dest)  # in use: not pruned
+    return dest
+
+
+def _prune_overlays(overlays: Path, keep: Path) -> None:
+    """Overlays no run has used for OVERLAY_DAYS (each edit of a checkout makes one)."""
+    def unused(path: Path) -> bool:
+        return path.is_dir() and path.stat().st_mtime < time.time() - OVERLAY_DAYS * 86400
+
+    for path in overlays.iterdir():
+        if path != keep and not path.name.startswith(".") and unused(path):
+            with _locked(path):  # a run may be taking it up meanwhile: decided again under the lock
+                if unused(path):
+                    shutil.rmtree(path, ignore_errors=True)
 
 
 def _wheel_id(wheel: Path) -> str:
