@@ -141,7 +141,8 @@ def installed_ci_gen(tmp_path_factory) -> Path:
 
     env = runtime.runtime_env(runtime.own_wheel(io.StringIO()), io.StringIO())
     bin_dir = tmp_path_factory.mktemp("installed")
-    for name, args in (("ci-gen", "-m ci_gen "), ("python", "")):
+    # -P: not the working directory first on sys.path (the tests run in the checkout).
+    for name, args in (("ci-gen", "-P -m ci_gen "), ("python", "-P ")):
         (bin_dir / name).write_text(f'#!/bin/sh\nPYTHONPATH="{env.overlay}" exec "{env.venv}/bin/python" {args}"$@"\n')
         (bin_dir / name).chmod(0o755)
     return bin_dir / "ci-gen"
@@ -178,7 +179,7 @@ def test_two_checkouts_runs_each_get_their_own_ci_gen_and_never_change_the_other
         script = tmp_path / f"setup-{other}.sh"
         script.write_text(setup_script([JobImage("j", "runtime", True)], rt, tmp_path / f"envs-{other}",
                                        runtime.base_python()))
-        proc = subprocess.run(["bash", "-c", f"python -c {probe!r}"], capture_output=True, text=True,
+        proc = subprocess.run(["bash", "-c", f"python -c {probe!r}"], capture_output=True, text=True, cwd=tmp_path,
                               env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "BASH_ENV": str(script),
                                    "CI_JOB_NAME": "j"}, timeout=120)
         assert proc.returncode == 0, proc.stderr
