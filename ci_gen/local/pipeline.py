@@ -136,9 +136,11 @@ def _prepare(opts: RunOptions, out: _Out) -> _Run:
     _say_uncommitted(ctx, out)
     if job and job != opts.job:
         out.say(f"--job {opts.job}: {job}")
-    if note:
+    # A schedule has no push to compare (GitLab's `changes` are then always true) and runs
+    # no docker-build: neither note concerns it.
+    if note and not opts.schedule:
         out.say(note)
-    if "CI_GEN_SKIP_BUILD" in variables:
+    if "CI_GEN_SKIP_BUILD" in variables and not opts.schedule:
         out.say(f"docker-build will be skipped: {variables['CI_GEN_SKIP_BUILD']}")
     wheel = None if opts.host_env else _runner_variables(ctx, opts, variables, out)
     env = _job_env(ctx, opts, variables, out, wheel)
