@@ -148,7 +148,7 @@ def installed_ci_gen(tmp_path_factory) -> Path:
     return bin_dir / "ci-gen"
 
 
-def test_two_checkouts_runs_each_get_their_own_ci_gen_and_never_change_the_others(tmp_path):
+def test_runs_of_two_checkouts_each_get_their_own_ci_gen_and_never_change_the_others(tmp_path):
     """Two wheels of one version (another clone, an edit): one shared venv, an overlay each;
     making the second leaves the first as it was, and a job set up for each run imports its own."""
     import io
