@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -166,11 +167,18 @@ def test_runs_of_two_checkouts_each_get_their_own_ci_gen_and_never_change_the_ot
 
     a = runtime.runtime_env(wheel_a, io.StringIO())
     before = {p: p.stat().st_mtime_ns for p in a.overlay.rglob("*")}
+    # An overlay unused for 8 days and a scratch directory a killed run left: both pruned
+    # when the next overlay is made; the one a run just took up stays.
+    stale = [a.overlay.parent / ("0" * 16), a.overlay.parent / ".new-killed"]
+    for path in stale:
+        path.mkdir(exist_ok=True)
+        os.utime(path, (time.time() - 8 * 86400,) * 2)
     out = io.StringIO()
     b = runtime.runtime_env(wheel_b, out)
     assert out.getvalue() == ""  # no venv built: only the overlay, in seconds
     assert b.venv == a.venv and b.overlay != a.overlay
     assert {p: p.stat().st_mtime_ns for p in a.overlay.rglob("*")} == before
+    assert not any(p.exists() for p in stale)
     assert runtime.runtime_env(wheel_b, io.StringIO()) == b  # made once
 
     probe = ("import ci_gen, dvc, importlib.util; "

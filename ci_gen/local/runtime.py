@@ -265,12 +265,13 @@ def _overlay(target: Path, wheel: Path) -> Path:
 
 
 def _prune_overlays(overlays: Path, keep: Path) -> None:
-    """Overlays no run has used for OVERLAY_DAYS (each edit of a checkout makes one)."""
+    """Overlays no run has used for OVERLAY_DAYS (each edit of a checkout makes one), and
+    scratch directories a killed run left behind."""
     def unused(path: Path) -> bool:
         return path.is_dir() and path.stat().st_mtime < time.time() - OVERLAY_DAYS * 86400
 
     for path in overlays.iterdir():
-        if path != keep and not path.name.startswith(".") and unused(path):
+        if path != keep and unused(path):
             with _locked(path):  # a run may be taking it up meanwhile: decided again under the lock
                 if unused(path):
                     shutil.rmtree(path, ignore_errors=True)
