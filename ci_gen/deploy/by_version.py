@@ -26,6 +26,8 @@ from typing import Callable, Iterator, Mapping
 
 from ci_gen.deploy.spec import CONTAINER_ENGINES, LATEST, Spec
 from ci_gen.errors import CiGenError
+from ci_gen.registry import catalog, lineage
+from ci_gen.registry.client import Registry, Version
 
 Say = Callable[[str], None]
 
@@ -37,9 +39,6 @@ def fetched(spec: Spec, environ: Mapping[str, str], say: Say) -> Iterator[Spec]:
     if not spec.from_registry:
         yield spec
         return
-    from ci_gen.registry import catalog, lineage
-    from ci_gen.registry.client import Registry
-
     reg = Registry.for_job(environ)
     version = catalog.find(reg, spec.model_name, "" if spec.model_version == LATEST else spec.model_version)
     where = f"{version.name} {version.semver}"
@@ -66,9 +65,7 @@ def fetched(spec: Spec, environ: Mapping[str, str], say: Say) -> Iterator[Spec]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _recorded_image(reg, version) -> str:
-    from ci_gen.registry import lineage
-
+def _recorded_image(reg: Registry, version: Version) -> str:
     image = version.tags.get(lineage.IMAGE, "")
     if image:
         return image
