@@ -192,7 +192,7 @@ class Metrics:
         self._labels = {"model": servable.name, "version": str(servable.version)}
         self.requests = Counter(stats.REQUESTS, "Predict requests answered, by HTTP status.",
                                 (*labels, "status"), registry=self.registry)
-        self.latency = Histogram(stats.LATENCY, "Time from request to answer of predict requests.",
+        self.latency = Histogram(stats.LATENCY, "Time from request to answer ready, of predict requests.",
                                  labels, buckets=stats.LATENCY_BUCKETS, registry=self.registry).labels(**self._labels)
         self.batch_size = Histogram(stats.BATCH_SIZE, "Instances per predict request.",
                                     labels, buckets=stats.BATCH_BUCKETS, registry=self.registry).labels(**self._labels)
@@ -261,11 +261,13 @@ class Handler(BaseHTTPRequestHandler):
             status, payload = exc.status, {"error": exc.message}
         except Exception as exc:  # a bug or a TF failure: answer, log, keep serving
             status, payload = 500, {"error": f"internal error: {type(exc).__name__}: {exc}"}
-        self._send(status, payload)
         seconds = time.perf_counter() - started
         metrics = self.servable.metrics
         if self._predict and metrics is not None:
+            # Counted before the answer leaves: a client that has its answer and then scrapes must
+            # see it, even when this thread is descheduled right after the write.
             metrics.observe_request(status, seconds)
+        self._send(status, payload)
         ms = seconds * 1000
         sys.stderr.write(f'{self.address_string()} "{method} {self.path}" {status} {ms:.1f}ms{self._note}\n')
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import urllib.error
 import urllib.request
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import fmnist_data
 import fmnist_profile
+import serve
 
 MODEL = "fashion-mnist"
 FAMILIES = {  # family name -> type, as the text-format parser reports them
@@ -49,6 +52,38 @@ def test_bucket_counts_follow_prometheus_le_semantics():
 
     assert len(counts) == len(fmnist_profile.INTENSITY_BUCKETS) + 1
     assert counts[0] == 2 and counts[1] == 1 and counts[19] == 1 and counts[20] == 1
+
+
+def test_a_request_is_counted_before_its_answer_leaves():
+    # The handler thread is held right after writing its answer, as a busy machine may
+    # deschedule it: a scrape the client makes once it has the answer must already count it.
+    # A refused body is a predict request that never reaches the model, so none is loaded.
+    release = threading.Event()
+
+    class Held(serve.Handler):
+        def _send(self, status, payload):
+            super()._send(status, payload)
+            if status == 400:
+                release.wait(30)
+
+    servable = SimpleNamespace(name=MODEL, version=1, outputs={}, metrics=None)
+    httpd = serve.make_server(servable, "127.0.0.1", 0)
+    httpd.RequestHandlerClass = type("HeldBound", (Held,), {"servable": servable})
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(f"{url}/v1/models/{MODEL}:predict", data=b"nope"), timeout=30)
+        assert refused.value.code == 400
+        _, families = scrape(url)
+    finally:
+        release.set()
+        httpd.shutdown()
+        httpd.server_close()
+
+    ids = {"model": MODEL, "version": "1"}
+    assert value(families, "serving_requests_total", **ids, status="400") == 1
+    assert value(families, "serving_request_latency_seconds_count", **ids) == 1
 
 
 @pytest.mark.slow
