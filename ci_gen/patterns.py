@@ -20,12 +20,12 @@ RE_IMAGE = (r"^(\$[A-Za-z_][A-Za-z0-9_]{0,63}/|\$\{[A-Za-z_][A-Za-z0-9_]{0,63}\}
             r"[a-z0-9][a-z0-9._/:-]{0,199}:v?[0-9][A-Za-z0-9._-]{0,127}(@sha256:[a-f0-9]{64})?$")
 # A path inside the project: no spaces, no leading slash, no shell characters, no `..`
 # segment (a file name may still hold dots: `a..b`, `.dvc`). RE2 has no look-arounds, so
-# the segments are spelt out: `.`, or up to two dots then a name character. Up to 12
-# segments of up to 66 characters: RE2 refuses nested repeats whose product passes 1000,
-# and GitLab an input longer than 1024 characters.
-_PATH_FIRST = r"(\.|\.{0,2}[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})"  # never `-`: not an option
-_PATH_NEXT = r"(\.|\.{0,2}[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63})"
-RE_PATH = rf"^{_PATH_FIRST}(/{_PATH_NEXT}?){{0,11}}$"
+# the segments are spelt out: `.`, or up to two dots then a name character. No segment
+# starts with `-`: a job that normalises `./-rf` gets `-rf`, which a command takes for an
+# option. Up to 12 segments of up to 66 characters: RE2 refuses nested repeats whose
+# product passes 1000, and GitLab an input longer than 1024 characters.
+_PATH_SEGMENT = r"(\.|\.{0,2}[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})"
+RE_PATH = rf"^{_PATH_SEGMENT}(/{_PATH_SEGMENT}?){{0,11}}$"
 RE_REMOTE = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 RE_METRIC = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 RE_ENV_NAME = r"^[a-z][a-z0-9_-]{0,63}$"

@@ -28,11 +28,13 @@ from ci_gen.render import render
 
 _PLACEHOLDER = re.compile(r"\$\[\[\s*inputs\.([A-Za-z0-9_-]+)\s*\]\]")
 _MARK = "CIGENINPUT{}CIGENINPUT"
-# Refused by every option list and every input regex: shell syntax, a line break, an option.
-_BAD = ("bad;$(value)", "`id`", "line\nbreak", "-rf", "it's", "a|b")
+# Refused by every option list and every input regex: shell syntax, a line break (a trailing
+# one passes Python's `$`, never RE2's), an option.
+_BAD = ("bad;$(value)", "`id`", "line\nbreak", "model\n", "-rf", "it's", "a|b")
 # Values just outside some input regexes (a slash, a space, a leading slash, too long...),
 # tried wherever the descriptor refuses them.
-_OUTSIDE = ("a/b", "A" * 65, "/abs/path", "with space", "UPPER", "a:b", "a=b", "a@b", "a..b/", "..", "a/../b")
+_OUTSIDE = ("a/b", "A" * 65, "/abs/path", "with space", "UPPER", "a:b", "a=b", "a@b", "a..b/", "..", "a/../b",
+            "./-rf")
 # Values at the edges of the path, name and host regexes, tried wherever the descriptor
 # accepts them.
 _EDGES = (".", "..", "a/../b", "a/", "_", "0", "a.b-c", "A" * 64, "127.0.0.1", "/v1/models/m:predict")

@@ -121,8 +121,8 @@ def values_for(inp: desc.Input) -> st.SearchStrategy:
 # Accepted by the regexes, and as nasty as they allow: traversal, leading dots and dashes
 # inside words, maximum lengths, every punctuation character the class has.
 NASTY_VALID: dict[str, list[str]] = {
-    desc.RE_PATH: ["..a/..b", "./-rf", ".git/hooks/pre-commit", "x" * 64, "/".join(["x" * 64] * 12),
-                   "none", "./--help", "_./-", "a//b/"],
+    desc.RE_PATH: ["..a/..b", "./_-rf", ".git/hooks/pre-commit", "x" * 64, "/".join(["x" * 64] * 12),
+                   "none", "./.._--help", "_./_-", "a//b/"],
     desc.RE_REMOTE: ["default", "a-_-", "0" * 64],
     desc.RE_METRIC: ["none", "a.b-c_d", "_" * 64],
     desc.RE_ENV_NAME: ["a--", "prod_-x", "z" * 64],
