@@ -18,8 +18,9 @@ from ci_gen.errors import InputError, UsageError, shown
 from ci_gen.patterns import RE_ARRAY_ITEM, RE_NUMBER, RE_PATH, RE_SWEEP_VALUE, RE_SWEEP_VARIABLE
 
 _NUMBER = re.compile(RE_NUMBER)
-_PATH = re.compile(RE_PATH)
-NOT_A_PATH = "is not a path relative to the project"  # what RE_PATH means, in errors
+# What RE_PATH and RE_MODEL_NAME mean, in errors (the path regex is unreadable in one).
+NOT_A_PATH = "is not a path relative to the project"
+NOT_A_MODEL_NAME = "is not a model name"
 _ARRAY_ITEM = re.compile(RE_ARRAY_ITEM)
 # The bound on a sweep's grid: the input that holds it, and GitLab's own cap on a matrix.
 MAX_CELLS_INPUT = "max-cells"
@@ -40,14 +41,23 @@ def parse_number(text: str, what: str) -> int | float:
     return value
 
 
+def check_flag(flag: str, value: Any, pattern: str, meaning: str) -> str:
+    """`value` when all of it matches `pattern` (its input's regex), else a one-line UsageError:
+    `FLAG 'value' MEANING`. The one pattern check of `ci-gen job` flags, so a job run by hand
+    refuses what GitLab would. A full match: Python's `$` also matches before a final newline,
+    RE2's (GitLab's) does not."""
+    if not isinstance(value, str) or not re.fullmatch(pattern, value):
+        raise UsageError(f"{flag} {shown(value)} {meaning}")
+    return value
+
+
 def check_paths(flags: Iterable[tuple[str, Any]], what: str = "") -> None:
     """Each (flag, value) a job got from a path input: empty, or a path as the input's regex
-    lets GitLab pass it (relative to the project). The one path check of `ci-gen job` flags,
-    so a job run by hand refuses what GitLab would."""
+    lets GitLab pass it (relative to the project)."""
     for flag, value in flags:
         text = "" if value is None else str(value)
-        if text and not _PATH.fullmatch(text):
-            raise UsageError(f"{what}{flag} {shown(text)} {NOT_A_PATH}")
+        if text:
+            check_flag(what + flag, text, RE_PATH, NOT_A_PATH)
 
 
 def ruby_number(value: int | float) -> str:

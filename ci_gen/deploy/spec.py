@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ci_gen.components import AUTO, NONE, given
 from ci_gen.dotenv import parse_kv_list
 from ci_gen.errors import CiGenError, UsageError
-from ci_gen.inputs import NOT_A_PATH, parse_number
+from ci_gen.inputs import NOT_A_PATH, check_flag, parse_number
 from ci_gen.patterns import (
     KV_MAX_ITEMS,
     RE_ENV_NAME,
@@ -76,12 +76,8 @@ class Spec:
 
 def check(name: str, value: str, flag: str) -> str:
     """`value` when it fully matches the pattern `name`; else a UsageError naming `flag`."""
-    pattern = PATTERNS[name]
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        # A path's regex spells out its segments: say what it means instead.
-        expected = NOT_A_PATH if name == "path" else f"is not allowed (expected {pattern.pattern})"
-        raise UsageError(f"{flag} {str(value)[:80]!r} {expected}")
-    return value
+    pattern = PATTERNS[name].pattern
+    return check_flag(flag, value, pattern, NOT_A_PATH if name == "path" else f"is not allowed (expected {pattern})")
 
 
 def parse_env(text: str) -> dict[str, str]:

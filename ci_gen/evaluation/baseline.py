@@ -48,13 +48,13 @@ def resolve_baseline(explicit: str, env: Mapping[str, str], repo: Path) -> tuple
         target = env.get("CI_MERGE_REQUEST_TARGET_BRANCH_NAME", "")
         if not target:
             return None, NO_MR
-        if not re.match(RE_GIT_REF, target):
+        if not re.fullmatch(RE_GIT_REF, target):
             return None, f"no baseline: target branch name {target[:80]!r} is not usable as a ref"
         # In CI the target branch exists only as a remote-tracking ref (GIT_DEPTH 0 fetches it).
         remote = f"origin/{target}"
         ok = _git(repo, "rev-parse", "--verify", "--quiet", f"refs/remotes/{remote}^{{commit}}")
         ref = remote if ok.returncode == 0 else target
-    elif not re.match(RE_GIT_REF, ref):
+    elif not re.fullmatch(RE_GIT_REF, ref):
         raise UsageError(f"eval-report: --baseline {ref[:80]!r} is not a git ref name")
     ok = _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     if ok.returncode != 0:

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from pathlib import Path
 
 from ci_gen.components import NONE, given
-from ci_gen.errors import UsageError, shown
 from ci_gen.evaluation.gate import DIRECTIONS
 from ci_gen.evaluation.report import build
-from ci_gen.inputs import check_paths
+from ci_gen.inputs import NOT_A_MODEL_NAME, check_flag, check_paths
 from ci_gen.patterns import RE_MODEL_NAME
 
 
@@ -74,8 +72,7 @@ def _registry_section(name: str) -> str:
     one line in the log, the report goes on without it)."""
     if not name:
         return ""
-    if not re.fullmatch(RE_MODEL_NAME, name):
-        raise UsageError(f"--model-name {shown(name)} is not a model name")
+    check_flag("--model-name", name, RE_MODEL_NAME, NOT_A_MODEL_NAME)
     from ci_gen.registry import links
     from ci_gen.registry.client import RegistryError
 

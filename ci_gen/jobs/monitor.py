@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ci_gen.components import AUTO, NONE, given
 from ci_gen.errors import UsageError, shown
+from ci_gen.inputs import NOT_A_MODEL_NAME, NOT_A_PATH, check_flag
 from ci_gen.patterns import (KV_MAX_ITEMS, RE_ENV_NAME, RE_GIT_REF, RE_ISSUE_LABEL, RE_KV_KEY,
                              RE_JOB_HTTP_URL, RE_KV_LIST, RE_KV_VALUE, RE_MODEL_NAME, RE_NUMBER, RE_PATH, RE_WINDOW)
 
@@ -57,12 +58,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _check(flag: str, value: str, pattern: str) -> str:
-    if not re.match(pattern, value):
-        raise UsageError(f"{flag}: invalid value {shown(value)}")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
     from ci_gen.dotenv import parse_kv_list
     from ci_gen.monitoring.check import MonitorOptions, monitor
@@ -71,26 +66,27 @@ def run(args: argparse.Namespace) -> int:
             or float(args.min_samples) != int(float(args.min_samples)):
         raise UsageError(f"--min-samples must be a whole number of at least 1, got {shown(args.min_samples)}")
     for flag, value, unset in (("--prometheus-url", args.prometheus_url, NONE), ("--metrics-url", args.metrics_url, AUTO)):
-        if value != unset and not re.match(RE_JOB_HTTP_URL, value):
+        if value != unset and not re.fullmatch(RE_JOB_HTTP_URL, value):
             raise UsageError(f"{flag} must be {unset} or an http(s) URL without credentials or query, got {shown(value)}")
     if not re.fullmatch(RE_NUMBER, args.threshold):
         raise UsageError(f"--threshold must be a number, got {shown(args.threshold)}")
     opts = MonitorOptions(
-        reference=Path(_check("--reference", args.reference, RE_PATH)),
-        model=_check("--model-name", args.model_name, RE_MODEL_NAME),
-        window=_check("--window", args.window, RE_WINDOW),
+        reference=Path(check_flag("--reference", args.reference, RE_PATH, NOT_A_PATH)),
+        model=check_flag("--model-name", args.model_name, RE_MODEL_NAME, NOT_A_MODEL_NAME),
+        window=check_flag("--window", args.window, RE_WINDOW, "is not a PromQL range (e.g. 1h, 1d)"),
         prometheus_url="" if args.prometheus_url == NONE else args.prometheus_url,
         metrics_url="" if args.metrics_url == AUTO else args.metrics_url,
-        environment=_check("--environment", args.environment, RE_ENV_NAME),
+        environment=check_flag("--environment", args.environment, RE_ENV_NAME, "is not an environment name"),
         threshold=float(args.threshold),
-        signal_thresholds=parse_kv_list(given(_check("--signal-thresholds", args.signal_thresholds, RE_KV_LIST), NONE),
+        signal_thresholds=parse_kv_list(given(check_flag("--signal-thresholds", args.signal_thresholds, RE_KV_LIST,
+                                                         "is not a list of NAME=PSI"), NONE),
                                         "--signal-thresholds", re.compile(RE_KV_KEY), re.compile(RE_KV_VALUE),
                                         KV_MAX_ITEMS),
         min_samples=int(float(args.min_samples)),
-        label=_check("--issue-label", args.issue_label, RE_ISSUE_LABEL),
+        label=check_flag("--issue-label", args.issue_label, RE_ISSUE_LABEL, "is not an issue label"),
         retrain=args.retrain == "true",
-        ref=_check("--ref", args.ref, RE_GIT_REF),
-        out_dir=Path(_check("--out", args.out, RE_PATH)),
+        ref=check_flag("--ref", args.ref, RE_GIT_REF, "is not a branch name"),
+        out_dir=Path(check_flag("--out", args.out, RE_PATH, NOT_A_PATH)),
     )
     return monitor(opts, say=lambda line: print(f"ci-gen: monitor: {line}", flush=True),
                    show=lambda line: print(line, flush=True))

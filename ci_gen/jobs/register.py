@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from pathlib import Path
 
 from ci_gen.components import NONE, given
-from ci_gen.errors import UsageError, shown
-from ci_gen.inputs import check_paths
+from ci_gen.inputs import NOT_A_MODEL_NAME, check_flag, check_paths
 from ci_gen.patterns import RE_MODEL_NAME
 
 
@@ -44,8 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    if not re.fullmatch(RE_MODEL_NAME, args.model_name):
-        raise UsageError(f"--model-name {shown(args.model_name)} is not a model name")
+    check_flag("--model-name", args.model_name, RE_MODEL_NAME, NOT_A_MODEL_NAME)
     check_paths((f"--{flag.replace('_', '-')}", given(getattr(args, flag), NONE))
                 for flag in ("model_path", "metrics", "params", "data", "edge", "out"))
 

@@ -81,14 +81,14 @@ def _signal(where: str, name: str, spec: object) -> Signal:
     if not isinstance(spec, dict) or spec.get("kind") not in KINDS:
         raise ReferenceError(f"{here}: `kind` must be one of {', '.join(KINDS)}")
     metric = spec.get("metric")
-    if not isinstance(metric, str) or not re.match(RE_PROM_METRIC, metric):
+    if not isinstance(metric, str) or not re.fullmatch(RE_PROM_METRIC, metric):
         raise ReferenceError(f"{here}: `metric` must be a Prometheus metric name, got {shown(metric)}")
     counts = spec.get("counts")
     if spec["kind"] == "histogram":
         label, bins = "le", _bounds(here, spec.get("le"))
     else:
         label = spec.get("label")
-        if not isinstance(label, str) or not re.match(RE_PROM_LABEL, label):
+        if not isinstance(label, str) or not re.fullmatch(RE_PROM_LABEL, label):
             raise ReferenceError(f"{here}: `label` must be a Prometheus label name, got {shown(label)}")
         bins = spec.get("categories")
         if not isinstance(bins, list) or not bins or not all(isinstance(c, str) and c for c in bins) \
