@@ -134,7 +134,7 @@ def locked(directory: Path, say: Callable[[str], None]) -> Iterator[None]:
 
 def new_release_id(releases: Path, environ: dict[str, str]) -> str:
     sha = environ.get("CI_COMMIT_SHORT_SHA", "")
-    base = sha if _SHORT_SHA.match(sha) else _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = sha if _SHORT_SHA.fullmatch(sha) else _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     # The same commit deployed again gets the next number, never a pruned release's id.
     taken = [0] + [1 if d.name == base else int(d.name[len(base) + 1:])
                    for d in releases.iterdir()

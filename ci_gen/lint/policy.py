@@ -49,7 +49,7 @@ def image_problem(ref: str) -> tuple[str, str] | None:
                          "pinned to a version")
     name, _, digest = ref.partition("@")
     if digest:
-        if _DIGEST.match(digest):
+        if _DIGEST.fullmatch(digest):
             return None
         return ERROR, f"image {shown!r} has a malformed digest (expected sha256:<64 hex digits>)"
     last = name.rsplit("/", 1)[-1]
