@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from ci_gen import components as desc
 from ci_gen.errors import InputError
 from ci_gen.inputs import resolve
-from ci_gen.render import body
+from ci_gen.render import body, render
 from support.injection import check_component
 from support.payloads import (EXAMPLES, MARKER, NASTY_ITEMS, NASTY_VALID, SETTINGS,  # noqa: F401  (fixture)
                               marker_stays_absent, valid_values, values_for)
@@ -39,6 +39,13 @@ def test_component_inputs_are_refused_or_inert(name, data):
                                 unique_by=lambda i: i.name), label="inputs")
     given_values = {i.name: data.draw(values_for(i), label=i.name) for i in chosen}
     check_component(name, given_values)
+
+
+@pytest.mark.parametrize("value, text", [(1e-12, "1.0e-12"), (1e16, "1.0e+16"), (2.5e-07, "2.5e-07")])
+def test_a_number_in_exponent_form_renders_as_ruby_writes_it(value, text):
+    # A draw hypothesis once found: GitLab writes Ruby's Float#to_s into the script.
+    assert not check_component("inference", {"samples": value}).refused
+    assert f'--samples "{text}"' in render("inference", {"samples": value}, mode="inline")
 
 
 @pytest.mark.parametrize("name", desc.ORDER)

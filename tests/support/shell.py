@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from ci_gen import components as desc
+from ci_gen.inputs import ruby_number
 from ci_gen.render import body
 
 from .payloads import MARKER_DIR
@@ -93,6 +94,8 @@ def text_of(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, list):
         return json.dumps(value)
+    if isinstance(value, float):
+        return ruby_number(value)  # Ruby's Float#to_s: 1.0e-12 where Python says 1e-12
     return str(value)
 
 
