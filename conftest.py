@@ -6,9 +6,8 @@ one session fixture (a trained project), so they all go to the same worker."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
