@@ -43,8 +43,15 @@ def read_best(leaderboard: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return board, best
 
 
-def target(env: Mapping[str, str]) -> tuple[str, str, str]:
-    """(source branch to create, target branch, start commit) for this pipeline."""
+def target(env: Mapping[str, str], change: str) -> tuple[str, str, str]:
+    """(source branch to create, target branch, start commit) for this pipeline; `change` says
+    what to do by hand when the MR's branch cannot be reached."""
+    source, here = env.get("CI_MERGE_REQUEST_SOURCE_PROJECT_ID", ""), env.get("CI_PROJECT_ID", "")
+    if source and source != here:
+        # A fork's MR run in the parent project: its branch lives in the fork, where this
+        # project's token cannot push. In the fork's own pipelines the two ids are equal.
+        raise CiGenError(f"sweep-apply: the merge request's branch is in another project (id {source[:20]!r}, "
+                         f"a fork) that this pipeline cannot push to; set {change} there by hand")
     sha = env.get("CI_COMMIT_SHA", "")
     into = env.get("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME") or env.get("CI_COMMIT_BRANCH") or ""
     if not re.fullmatch(r"[0-9a-f]{40}", sha) or not into:
@@ -73,7 +80,7 @@ def open_mr(leaderboard: Path, params_file: Path, *, env: Mapping[str, str] | No
     if flatten(grid.load(new, str(params_file))) == flatten(grid.load(text, str(params_file))):
         say(f"sweep-apply: {params_file} already has the best cell's params ({label}); nothing to apply")
         return {"kind": "unchanged"}
-    branch, into, sha = target(env)
+    branch, into, sha = target(env, f"{label} in {params_file.as_posix()}")
     token = api.require_token("open the follow-up merge request", env)
     gl = api.connect(None, token, action="open the follow-up merge request", env=env)
     project = api.get_project(gl, env.get("CI_PROJECT_ID", ""))
