@@ -26,7 +26,7 @@ from ci_gen.dvcrepo.tool import LOCAL_ROOT_ENV
 from ci_gen.errors import CiGenError
 from ci_gen.local import gitlab_ci_local as gcl
 from ci_gen.local import registry as local_registry
-from ci_gen.local.environment import identity_env, job_environment, run_variables
+from ci_gen.local.environment import check_tag, identity_env, job_environment, run_variables
 from ci_gen.local.includes import expand, match_job, resolve_includes
 from ci_gen.local.origin import LocalOrigin, prepare_target_ref
 from ci_gen.local.project import ProjectContext, ensure_state_gitignore, project_context, uncommitted
@@ -39,6 +39,7 @@ class RunOptions:
     job: str | None = None
     mr: bool = False
     schedule: bool = False  # CI_PIPELINE_SOURCE=schedule (the monitor's pipeline)
+    tag: str = ""  # a tag pipeline: CI_COMMIT_TAG set, CI_COMMIT_BRANCH not
     manual: bool = True
     keep_deployed: bool = False
     variables: dict[str, str] = field(default_factory=dict)
@@ -123,7 +124,9 @@ def _prepare(opts: RunOptions, out: _Out) -> _Run:
     origin = LocalOrigin(ctx)
     origin.ensure()
     evaluate_changes, note = prepare_target_ref(ctx, opts.mr)
-    variables, unset = run_variables(ctx, opts.variables, opts.mr, origin.path, opts.schedule)
+    if opts.tag:
+        check_tag(ctx, opts.tag)
+    variables, unset = run_variables(ctx, opts.variables, opts.mr, origin.path, opts.schedule, opts.tag)
     comps = [r for r in includes.resolved if r.kind != "local-component"]
     if comps:
         out.say(f"{len(comps)} ci-gen template include(s) resolved offline from ci-gen {__version__}")
@@ -131,6 +134,7 @@ def _prepare(opts: RunOptions, out: _Out) -> _Run:
         origin.publish("HEAD", ctx.branch)
     kind = (f"merge request pipeline {ctx.branch} -> {ctx.default_branch}" if opts.mr
             else f"scheduled pipeline for {ctx.branch}" if opts.schedule
+            else f"tag pipeline for {opts.tag}" if opts.tag
             else f"branch pipeline for {ctx.branch}")
     out.say(f"{kind} at {ctx.head_sha[:8]} in {ctx.root}")
     _say_uncommitted(ctx, out)
