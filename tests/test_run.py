@@ -381,10 +381,27 @@ def test_bad_variable_is_a_usage_error(tmp_path):
     assert "s3cr3t" not in proc.stderr and "no '='" in proc.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (("--tag", "1.2.0", "--mr"), "--schedule, --mr and --tag are different pipelines"),
+    (("--tag", "v1..2"), "--tag 'v1..2' is not a tag name"),
+    (("--tag=-rf",), "--tag '-rf' is not a tag name"),
+    (("--tag", "old"), "--tag old: the tag names commit"),
+])
+def test_a_bad_tag_pipeline_is_refused_before_anything_runs(tmp_path, args, message):
+    project = make_project(tmp_path / "p", "job:\n  script: [true]\n")
+    git(project, "tag", "old")
+    (project / "x.txt").write_text("x\n")
+    git(project, "add", "x.txt")
+    git(project, "commit", "-qm", "after the tag")
+    proc = cli("run", str(project), *args)
+    assert proc.returncode in (1, 2) and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (project / ".gitlab-ci-local").exists()
+
+
 def test_run_help_lists_the_options():
     proc = cli("run", "--help")
     assert proc.returncode == 0
-    for opt in ("--job", "--mr", "--no-manual", "--keep-deployed", "--variable"):
+    for opt in ("--job", "--mr", "--no-manual", "--keep-deployed", "--variable", "--tag"):
         assert opt in proc.stdout
     assert json.dumps(__version__)  # the version the components resolve at is importable
 

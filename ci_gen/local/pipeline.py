@@ -115,6 +115,8 @@ def _prepare(opts: RunOptions, out: _Out) -> _Run:
     ctx = project_context(opts.directory)
     if opts.mr:
         _check_mr(ctx)
+    if opts.tag:
+        check_tag(ctx, opts.tag)
     tool = _tool(ctx, out)
     # Includes and --job first: a wrong pin, input or job name fails before anything is written.
     includes = resolve_includes(ctx, opts.variables, write=False)
@@ -124,8 +126,6 @@ def _prepare(opts: RunOptions, out: _Out) -> _Run:
     origin = LocalOrigin(ctx)
     origin.ensure()
     evaluate_changes, note = prepare_target_ref(ctx, opts.mr)
-    if opts.tag:
-        check_tag(ctx, opts.tag)
     variables, unset = run_variables(ctx, opts.variables, opts.mr, origin.path, opts.schedule, opts.tag)
     comps = [r for r in includes.resolved if r.kind != "local-component"]
     if comps:
