@@ -85,7 +85,7 @@ def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
     t_start = time.monotonic()
     run = _prepare(opts, out)
     stages, jobs = gcl.plan(run.tool, run.ctx.root, run.common, run.env)
-    chosen, left, cmd = _choose(run, jobs)
+    chosen, left, cmd = _choose(run, jobs, stages)
     if run.wheel is not None:
         _stand_in_images(run, jobs, chosen)
     registry = local_registry.for_run(run.ctx.state_dir, chosen, opts.variables, run.env, out.say)
@@ -245,7 +245,8 @@ def _report_path(ctx: ProjectContext, ran: list[str]) -> Path | None:
     return found[0] if found else None
 
 
-def _choose(run: _Run, jobs: dict[str, gcl.PlannedJob]) -> tuple[list[str], dict[str, str], list[str]]:
+def _choose(run: _Run, jobs: dict[str, gcl.PlannedJob],
+            stages: list[str]) -> tuple[list[str], dict[str, str], list[str]]:
     """The jobs to run, why each other one is left out, and the gitlab-ci-local command."""
     left: dict[str, str] = {}
     if run.job:
@@ -253,7 +254,7 @@ def _choose(run: _Run, jobs: dict[str, gcl.PlannedJob]) -> tuple[list[str], dict
         if not cells:
             raise CiGenError(f"{run.job} is not part of this {run.kind} (its rules leave it out); "
                              f"jobs: {', '.join(jobs) or 'none'}")
-        chosen = list(dict.fromkeys(n for cell in cells for n in gcl.needs_closure(jobs, cell)))
+        chosen = list(dict.fromkeys(n for cell in cells for n in gcl.needs_closure(jobs, cell, stages)))
         manual = [n for n in chosen if jobs[n].when == "manual" and n != run.job]
         if manual and not run.opts.manual:
             raise CiGenError(f"{run.job} needs the manual job(s) {', '.join(manual)}; drop --no-manual")
