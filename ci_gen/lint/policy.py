@@ -18,7 +18,7 @@ from typing import Any
 from ci_gen.lint.findings import ERROR, WARNING, Finding, Sink
 from ci_gen.lint.merge import (DEFAULT_STAGES, ExtendsError, effective, extends_of, jobs,
                                script_lines, visible)
-from ci_gen.inputs import GITLAB_MATRIX_LIMIT  # lib/gitlab/ci/config/entry/product/parallel.rb
+from ci_gen.inputs import GITLAB_MATRIX_LIMIT, matrix_size  # lib/gitlab/ci/config/entry/product/parallel.rb
 from ci_gen.patterns import RE_DIGEST, RE_IMAGE_VAR_PREFIX, RE_VERSION_TAG
 
 # Keywords a component must leave to the pipeline that includes it.
@@ -222,14 +222,8 @@ def _matrix_jobs(matrix: Any) -> int:
     number_of_generated_jobs: per entry the product of its value counts, summed)."""
     if not isinstance(matrix, list):
         return 1
-    total = 0
-    for entry in matrix:
-        if isinstance(entry, dict):
-            count = 1
-            for values in entry.values():
-                count *= len(values) if isinstance(values, list) else 1
-            total += count
-    return max(total, 1)
+    entries = [{k: v if isinstance(v, list) else [v] for k, v in e.items()} for e in matrix if isinstance(e, dict)]
+    return max(matrix_size(entries), 1)
 
 
 def _jobs_of(job: Any) -> int:
