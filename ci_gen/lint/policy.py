@@ -4,6 +4,8 @@ Pipeline checks: pinned images, `needs`/`dependencies` to existing jobs, declare
 `extends` targets that exist. Component checks (files with a `spec:` header): no global
 keywords, described and constrained inputs, deploy jobs serialised by `resource_group`, a
 `process` deploy (runner host) sent to a runner by `tags`.
+GitLab's limits (each naming the GitLab file it is read from): needs per job, matrix size and
+value types, `rules:changes` entries, tags.
 Strict checks: train/eval jobs interruptible, commits from CI carry `[skip ci]`.
 Project check: the DVC remotes committed next to a pipeline are reachable from a runner.
 Each check reports key paths to a `Sink`, which turns them into located findings.
@@ -293,11 +295,10 @@ def check_gitlab_limits(config: dict, eff: dict[str, dict], sink: Sink) -> None:
     for key, rule in places:
         changes = _changes(rule)
         if isinstance(changes, list) and len(changes) > MAX_CHANGES:
-            where = key[0] if key[0] != "workflow" else "workflow"
-            sink.add(key + (("changes",) if len(key) == 3 else ()),
-                     f"{where if where == 'workflow' else 'job ' + repr(where)}: `rules:changes` lists "
-                     f"{len(changes)} paths; GitLab allows at most {MAX_CHANGES} "
-                     "(lib/gitlab/ci/config/entry/rules/rule/changes.rb): use globs")
+            owner = "workflow" if key[0] == "workflow" else f"job {key[0]!r}"
+            sink.add(key + ("changes",) if len(key) == 3 else key,
+                     f"{owner}: `rules:changes` lists {len(changes)} paths; GitLab allows at most "
+                     f"{MAX_CHANGES} (lib/gitlab/ci/config/entry/rules/rule/changes.rb): use globs")
 
 
 def _check_matrix_values(name: str, job: dict, own: dict, sink: Sink) -> None:
