@@ -513,3 +513,22 @@ def test_progress_drops_cache_path_lines_and_fills_the_environment_url(tmp_path)
         "mlops-deploy environment: { name: production, url: http://127.0.0.1:9999 }\n")
     (dotenv / "deploy.env").unlink()  # no report: the empty url is left out, not shown empty
     assert environment_url(job, tmp_path / "artifacts") == ""
+
+
+def test_a_job_without_needs_takes_the_earlier_stages_as_gitlab_ci_local_runs_it():
+    """`--job mlops-sweep-collect` (no `needs:`, its cells through `dependencies:`) runs the
+    earlier stages' jobs but manual ones, as gitlab-ci-local's `--needs` does: all in the plan."""
+    from ci_gen.local.gitlab_ci_local import PlannedJob, needs_closure
+
+    def job(name, stage, needs=None, when="on_success"):
+        return PlannedJob(name=name, stage=stage, when=when, allow_failure=False, needs=needs)
+
+    jobs = {j.name: j for j in (
+        job("mlops-train", "train", needs=[]), job("mlops-sweep: [0.1]", "train", needs=[]),
+        job("mlops-sweep: [0.3]", "train", needs=[]), job("by-hand", "train", when="manual"),
+        job("mlops-sweep-collect", "evaluate"),
+        job("mlops-eval-report", "evaluate", needs=[{"job": "mlops-train"}]))}
+    stages = [".pre", "train", "evaluate", ".post"]
+    assert sorted(needs_closure(jobs, "mlops-sweep-collect", stages)) == [
+        "mlops-sweep-collect", "mlops-sweep: [0.1]", "mlops-sweep: [0.3]", "mlops-train"]
+    assert needs_closure(jobs, "mlops-eval-report", stages) == ["mlops-eval-report", "mlops-train"]
