@@ -36,6 +36,8 @@ from ci_gen.patterns import (  # the descriptor's patterns live there
     RE_METRICS_URL,
     RE_WINDOW,
     RE_ISSUE_LABEL,
+    RE_DECIMAL,
+    RE_FRACTION,
 )
 
 # Sentinel for "no default": GitLab treats an input without `default` as required.
@@ -222,8 +224,11 @@ _register(Component(
               "key with `__` for nesting (`train__learning_rate`), each value is one plain word. The "
               "default is the example's learning rate x dropout.",
               type="array", default=SWEEP_EXAMPLE_MATRIX, items="matrix"),
+        Input("collect-stage", "Stage of the leaderboard and apply jobs, after `stage`: the leaderboard takes the cells' artifacts "
+              "without `needs:` (GitLab counts a need on a matrix job once per cell and allows 50), so up "
+              "to GitLab's 200 cells start.", default="evaluate", regex=RE_STAGE),
         Input("max-cells", "Largest number of cells the sweep may have (checked by `ci-gen lint` and by "
-              "every cell at run time).", type="number", default=SWEEP_MAX_CELLS),
+              "every cell at run time), at most GitLab's 200.", type="number", default=SWEEP_MAX_CELLS),
         Input("metric", "Metric the cells are ranked by.", default="accuracy", regex=RE_METRIC),
         Input("direction", "Which way the metric is better: `higher` (accuracy) or `lower` (loss).",
               default="higher", options=("higher", "lower")),
@@ -262,10 +267,10 @@ _register(Component(
               type="number", default=200),
         Input("test-samples", "Held-out samples every model is measured on (at most).",
               type="number", default=2000),
-        Input("max-accuracy-drop", "Largest accuracy loss of a LiteRT model against the SavedModel (0 to 1).",
-              type="number", default=0.02),
+        Input("max-accuracy-drop", "Largest accuracy loss of a LiteRT model against the SavedModel (0 to 1, "
+              "a quoted decimal such as `\"0.02\"`).", default="0.02", regex=RE_FRACTION),
         Input("min-agreement", "Smallest share of held-out predictions a LiteRT model must share with the "
-              "SavedModel (0 to 1).", type="number", default=0.95),
+              "SavedModel (0 to 1, a quoted decimal).", default="0.95", regex=RE_FRACTION),
     ),
 ))
 
@@ -287,8 +292,8 @@ _register(Component(
               default="ci-gen", options=("ci-gen", "cml", "none")),
         Input("gate-metric", "Metric checked by the quality gate (`none`: no gate).",
               default=NONE, regex=RE_METRIC),
-        Input("max-drop", "Largest allowed regression of the gate metric against the target branch.",
-              type="number", default=0.01),
+        Input("max-drop", "Largest allowed regression of the gate metric against the target branch "
+              "(a quoted decimal such as `\"0.01\"`).", default="0.01", regex=RE_DECIMAL),
         Input("gate-direction", "Which way the gate metric is better: `higher` (accuracy) or `lower` (loss).",
               default="higher", options=("higher", "lower")),
         Input("model-name", "Registered model the report links: the version a merge would register and "
@@ -418,7 +423,8 @@ _register(Component(
               default="train_data.dvc", regex=RE_PATH),
         Input("model-name", "Model name served.", default="fashion-mnist", regex=RE_MODEL_NAME),
         Input("samples", "Number of random test samples sent.", type="number", default=20),
-        Input("min-accuracy", "Smallest sample accuracy that passes (0 to 1).", type="number", default=0.5),
+        Input("min-accuracy", "Smallest sample accuracy that passes (0 to 1, a quoted decimal).",
+              default="0.5", regex=RE_FRACTION),
     ),
 ))
 
@@ -445,8 +451,8 @@ _register(Component(
               default="production", regex=RE_ENV_NAME),
         Input("window", "How far back the live statistics go (PromQL range: `1h`, `1d`, `7d`).",
               default="1d", regex=RE_WINDOW),
-        Input("threshold", "PSI above which a signal has drifted (0.1: moderate, 0.25: major shift).",
-              type="number", default=0.2),
+        Input("threshold", "PSI above which a signal has drifted (0.1: moderate, 0.25: major shift), a quoted "
+              "decimal.", default="0.2", regex=RE_DECIMAL),
         Input("signal-thresholds", "Per-signal thresholds as `SIGNAL=PSI,...`, e.g. `predicted_class=0.3` "
               "(`none`: `threshold` for all).",
               default=NONE, regex=RE_KV_LIST),

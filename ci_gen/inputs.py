@@ -22,7 +22,8 @@ _NUMBER = re.compile(RE_NUMBER)
 NOT_A_PATH = "is not a path relative to the project"
 NOT_A_MODEL_NAME = "is not a model name"
 _ARRAY_ITEM = re.compile(RE_ARRAY_ITEM)
-# The bound on a sweep's grid: the input that holds it, and GitLab's own cap on a matrix.
+# The bound on a sweep's grid: the input that holds it, and GitLab's own cap on a matrix
+# (PARALLEL_LIMIT in lib/gitlab/ci/config/entry/product/parallel.rb, checked by matrix.rb).
 MAX_CELLS_INPUT = "max-cells"
 GITLAB_MATRIX_LIMIT = 200
 
@@ -125,10 +126,15 @@ def regex_problem(name: str, regex: str, value: Any, *, default: bool) -> str | 
 def coerce(inp: Input, raw: Any, where: str) -> Any:
     """Turn a value (from YAML or the command line) into the input's type, or raise."""
     if inp.type == "string":
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            # GitLab refuses a YAML number for a string input (StringInput#valid_value? in
+            # lib/gitlab/ci/config/interpolation/inputs/string_input.rb: "provided value is not
+            # a string"); the thresholds were number inputs before 0.3.0, so say how to write it.
+            text = ruby_number(raw) if math.isfinite(raw) else str(raw)
+            raise InputError(f"{where}: input '{inp.name}' is a string input and GitLab refuses a number "
+                             f"for it (\"provided value is not a string\"): quote it, {inp.name}: \"{text}\"")
         if not isinstance(raw, str):
-            if isinstance(raw, bool) or raw is None or isinstance(raw, (list, dict)):
-                raise InputError(f"{where}: input '{inp.name}' must be a string, got {shown(raw, limit=60)}")
-            raw = str(raw)
+            raise InputError(f"{where}: input '{inp.name}' must be a string, got {shown(raw, limit=60)}")
         return raw
     if inp.type == "number":
         if isinstance(raw, bool):
@@ -194,8 +200,13 @@ def check_matrix(raw: Any, where: str) -> list[dict[str, list[str]]]:
                 raise InputError(f"{where}: {name} has no values")
             words = []
             for value in values:
-                text = value if isinstance(value, str) else (
-                    ruby_number(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None)
+                if isinstance(value, (bool, float)):
+                    # GitLab takes only strings and integers as matrix values (validate_alphanumeric,
+                    # lib/gitlab/config/entry/legacy_validation_helpers.rb): `0.1` unquoted is refused.
+                    said = str(value).lower() if isinstance(value, bool) else ruby_number(value)
+                    raise InputError(f"{where}: {name}: value {said} is a {'boolean' if isinstance(value, bool) else 'decimal'}"
+                                     f" and GitLab takes only strings and integers in a matrix: quote it, \"{said}\"")
+                text = value if isinstance(value, str) else (str(value) if isinstance(value, int) else None)
                 if text is None or not re.fullmatch(RE_SWEEP_VALUE, text):
                     raise InputError(f"{where}: {name}: value {shown(value, limit=60)} is not one plain word "
                                      f"(a number, true/false or a name: letters, digits, `_.+-`)")

@@ -47,6 +47,14 @@ RE_LOADER = r"^[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,7}:[
 # registered version) or a SemVer version as the registry holds it (see RE_SEMVER below).
 _SEMVER_CORE = r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]{1,40})?"
 RE_MODEL_VERSION = rf"^(none|latest|{_SEMVER_CORE})$"
+# A decimal as a string input: the CI/CD Catalog refuses a decimal `default`
+# (app/validators/json_schemas/catalog_resource_component_spec.json allows array, boolean,
+# integer or string), so thresholds are strings the jobs parse (ci_gen.inputs.parse_decimal).
+# Plain digits only: no sign, no exponent, nothing a shell reads; a non-empty match, as
+# GitLab's UntrustedRegexp#match? requires.
+RE_DECIMAL = r"^[0-9]{1,6}(\.[0-9]{1,6})?$"
+# A share from 0 to 1 (accuracy, agreement), in the same form.
+RE_FRACTION = r"^(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$"
 # A command made of plain words: the project's own script and its fixed arguments.
 RE_COMMAND = r"^[A-Za-z0-9_./][A-Za-z0-9_./= -]{0,199}$"
 

@@ -143,14 +143,20 @@ def test_bad_numbers_are_one_line(text):
     assert str(info.value).startswith("--max-drop must be a") and "\n" not in str(info.value)
 
 
-def test_inline_render_writes_numbers_as_gitlab_does():
-    text = render("eval-report", {"max-drop": "1.0e-05", "gate-metric": "accuracy"}, mode="inline")
+def test_inline_render_writes_decimals_as_given_and_numbers_as_gitlab_does():
+    # The thresholds are decimal strings (the CI/CD Catalog refuses a decimal default): they reach
+    # the shell exactly as written; number inputs as Ruby prints them.
+    text = render("eval-report", {"max-drop": "0.00001", "gate-metric": "accuracy"}, mode="inline")
     job = yaml.safe_load(text)["mlops-eval-report"]
     gate = next(line for line in job["script"] if "ci-gen job gate" in line)
-    assert '--max-drop "1.0e-05"' in gate and '--metric "accuracy"' in gate
-    text = render("inference", {"min-accuracy": 1e-05, "samples": 3}, mode="inline")
+    assert '--max-drop "0.00001"' in gate and '--metric "accuracy"' in gate
+    text = render("inference", {"min-accuracy": "0.75", "samples": 3}, mode="inline")
     client = yaml.safe_load(text)["mlops-inference"]["script"][-1]
-    assert '--samples "3" --min-accuracy "1.0e-05"' in client
+    assert '--samples "3" --min-accuracy "0.75"' in client
+    with pytest.raises(InputError, match=r"input 'min-accuracy' is a string input and GitLab refuses a number"):
+        render("inference", {"min-accuracy": 1e-05}, mode="inline")
+    with pytest.raises(InputError, match=r"input 'min-accuracy': value '1.5' does not match"):
+        render("inference", {"min-accuracy": "1.5"}, mode="inline")
 
 
 def test_cli_input_takes_ruby_float_form(capsys):

@@ -109,11 +109,9 @@ def _tree(root: Path) -> dict[str, bytes]:
             if p.is_file()}
 
 
-@pytest.mark.slow
-def test_two_pipelines_register_two_versions_with_lineage(tmp_path, monkeypatch):
-    gitlab_ci_local()
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    project = make_project(tmp_path / "tiny", CI, FILES, origin="git@gitlab.example.com:mlops/tiny.git")
+def _tiny(tmp_path: Path, ci: str = CI) -> Path:
+    """The small DVC project, its data pushed to a local remote, all committed."""
+    project = make_project(tmp_path / "tiny", ci, FILES, origin="git@gitlab.example.com:mlops/tiny.git")
     (project / "data").mkdir()
     (project / "data" / "x.txt").write_text("7\n")
     _dvc(project, "init", "-q")
@@ -122,6 +120,32 @@ def test_two_pipelines_register_two_versions_with_lineage(tmp_path, monkeypatch)
     _dvc(project, "push", "-q", "data.dvc")
     git(project, "add", "-A")
     git(project, "commit", "-qm", "data")
+    return project
+
+
+@pytest.mark.slow
+def test_a_scaffolded_projects_tag_pipeline_registers_the_tags_version(tmp_path, monkeypatch):
+    """With the `workflow:rules` `ci-gen init` writes, a tag pipeline (`ci-gen run --tag`:
+    CI_COMMIT_TAG set, no CI_COMMIT_BRANCH) runs train -> register, which records the tag's
+    SemVer."""
+    from ci_gen.scaffold import plan
+
+    gitlab_ci_local()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    scaffold = yaml.safe_load(plan.pipeline(plan.DEFAULT_TEMPLATES_PROJECT, __version__, "component"))
+    project = _tiny(tmp_path, CI + yaml.safe_dump({"workflow": scaffold["workflow"]}))
+    code, status, out = run_pipeline(project, job="mlops-register", tag="1.2.0")
+    assert code == 0, out
+    assert "tag pipeline for 1.2.0 at" in out
+    assert status == {"mlops-train": "passed", "mlops-register": "passed"}, out
+    assert "register: tiny 1.2.0 registered" in job_log(project, "mlops-register")
+
+
+@pytest.mark.slow
+def test_two_pipelines_register_two_versions_with_lineage(tmp_path, monkeypatch):
+    gitlab_ci_local()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    project = _tiny(tmp_path)
     md5 = yaml.safe_load((project / "data.dvc").read_text())["outs"][0]["md5"]
     artifacts = project / ".gitlab-ci-local" / "artifacts" / "mlops-train"
 

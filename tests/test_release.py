@@ -160,3 +160,33 @@ def test_the_self_test_never_waits_for_a_runtime_image_its_commit_has_not_publis
             assert entry["inputs"].get("image", "").startswith("python:3."), name
     assert pipeline["selftest-stop"]["variables"]["GIT_STRATEGY"] == "fetch"
     assert pipeline["selftest-stop"]["extends"] == ".selftest-cigen"
+
+
+def test_the_self_test_deploys_where_its_process_outlives_the_job():
+    """A `process` deploy serves from the runner host: on a docker executor the process dies with
+    the job's container. The self-test's deploy (with its rollback and stop) and inference go to
+    the same shell runner by tag; the rollback has a checkout for ci-gen, as the stop job; the
+    release's glab image is a tag GitLab's releases documentation names (glab >= 1.58.0)."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!reference", lambda loader, node: loader.construct_sequence(node))
+    text = (REPO / ".gitlab-ci.yml").read_text()
+    pipeline = yaml.load(text, Loader=Loader)
+    inputs = {e["component"].rsplit("/", 1)[1].split("@", 1)[0]: e.get("inputs", {}) for e in pipeline["include"]}
+    assert inputs["deploy"]["engine"] == "process"
+    assert inputs["deploy"]["tags"] == inputs["inference"]["tags"] == ["ci-gen-shell"]
+    assert pipeline["selftest-rollback"]["variables"]["GIT_STRATEGY"] == "fetch"
+    assert pipeline["selftest-rollback"]["extends"] == ".selftest-cigen"
+    image = pipeline["release"]["image"]
+    assert image == "registry.gitlab.com/gitlab-org/cli:v1.58.0"
+    major, minor, _ = map(int, re.fullmatch(r".*:v(\d+)\.(\d+)\.(\d+)", image).groups())
+    assert (major, minor) >= (1, 58) and "doc/user/project/releases/_index.md" in text
+    from ci_gen.lint import lint_file
+
+    report = lint_file(REPO / ".gitlab-ci.yml", root=REPO)
+    assert report.errors == report.warnings == 0, [str(f) for f in report.findings]

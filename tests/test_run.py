@@ -381,10 +381,27 @@ def test_bad_variable_is_a_usage_error(tmp_path):
     assert "s3cr3t" not in proc.stderr and "no '='" in proc.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (("--tag", "1.2.0", "--mr"), "--schedule, --mr and --tag are different pipelines"),
+    (("--tag", "v1..2"), "--tag 'v1..2' is not a tag name"),
+    (("--tag=-rf",), "--tag '-rf' is not a tag name"),
+    (("--tag", "old"), "--tag old: the tag names commit"),
+])
+def test_a_bad_tag_pipeline_is_refused_before_anything_runs(tmp_path, args, message):
+    project = make_project(tmp_path / "p", "job:\n  script: [true]\n")
+    git(project, "tag", "old")
+    (project / "x.txt").write_text("x\n")
+    git(project, "add", "x.txt")
+    git(project, "commit", "-qm", "after the tag")
+    proc = cli("run", str(project), *args)
+    assert proc.returncode in (1, 2) and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (project / ".gitlab-ci-local").exists()
+
+
 def test_run_help_lists_the_options():
     proc = cli("run", "--help")
     assert proc.returncode == 0
-    for opt in ("--job", "--mr", "--no-manual", "--keep-deployed", "--variable"):
+    for opt in ("--job", "--mr", "--no-manual", "--keep-deployed", "--variable", "--tag"):
         assert opt in proc.stdout
     assert json.dumps(__version__)  # the version the components resolve at is importable
 
@@ -496,3 +513,22 @@ def test_progress_drops_cache_path_lines_and_fills_the_environment_url(tmp_path)
         "mlops-deploy environment: { name: production, url: http://127.0.0.1:9999 }\n")
     (dotenv / "deploy.env").unlink()  # no report: the empty url is left out, not shown empty
     assert environment_url(job, tmp_path / "artifacts") == ""
+
+
+def test_a_job_without_needs_takes_the_earlier_stages_as_gitlab_ci_local_runs_it():
+    """`--job mlops-sweep-collect` (no `needs:`, its cells through `dependencies:`) runs the
+    earlier stages' jobs but manual ones, as gitlab-ci-local's `--needs` does: all in the plan."""
+    from ci_gen.local.gitlab_ci_local import PlannedJob, needs_closure
+
+    def job(name, stage, needs=None, when="on_success"):
+        return PlannedJob(name=name, stage=stage, when=when, allow_failure=False, needs=needs)
+
+    jobs = {j.name: j for j in (
+        job("mlops-train", "train", needs=[]), job("mlops-sweep: [0.1]", "train", needs=[]),
+        job("mlops-sweep: [0.3]", "train", needs=[]), job("by-hand", "train", when="manual"),
+        job("mlops-sweep-collect", "evaluate"),
+        job("mlops-eval-report", "evaluate", needs=[{"job": "mlops-train"}]))}
+    stages = [".pre", "train", "evaluate", ".post"]
+    assert sorted(needs_closure(jobs, "mlops-sweep-collect", stages)) == [
+        "mlops-sweep-collect", "mlops-sweep: [0.1]", "mlops-sweep: [0.3]", "mlops-train"]
+    assert needs_closure(jobs, "mlops-eval-report", stages) == ["mlops-eval-report", "mlops-train"]

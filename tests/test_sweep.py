@@ -75,7 +75,7 @@ def test_the_leaderboard_ranks_by_the_metric_in_its_direction(project, metric, d
     assert board["best"]["index"] == best and board["best"]["rank"] == 1
     section = (project / "report.d/sweep.md").read_text()
     assert section.startswith("## Hyperparameter sweep\n")
-    assert f"| 1 🏆 | {best / 10:.4f} |" in section and section.count("🏆") == 1
+    assert f"| 1 🏆 | {best / 10} |" in section and section.count("🏆") == 1
     assert json.loads((project / "sweep/leaderboard.json").read_text())["best"]["index"] == best
     # eval-report appends the section to its one MR note, before the footer.
     (project / "metrics.json").write_text(json.dumps({"accuracy": 0.9}))

@@ -37,15 +37,18 @@ def expected() -> dict[str, str]:
 
 def refused_by_gitlab(want: dict[str, str]) -> list[str]:
     """What GitLab would refuse in the rendered headers: a regex RE2 cannot compile, a default
-    that breaks its own regex (an empty one included). gitlab-ci-local checks regexes with
-    JavaScript's engine and would not notice."""
-    from ci_gen.lint import spec
+    that breaks its own regex (an empty one included), and what the CI/CD Catalog's schema
+    refuses at release time (a decimal default). gitlab-ci-local checks regexes with
+    JavaScript's engine and has no Catalog: it would notice neither."""
+    from ci_gen.lint import catalog, spec
 
     problems = []
     for fname, text in want.items():
         header = yaml.safe_load(text.split("\n---\n", 1)[0])
         problems += [f"{fname} would be refused by GitLab: {message}"
                      for _key, message in spec.header_problems(spec.declared(header))]
+        problems += [f"{fname} would be refused by the CI/CD Catalog: {message}"
+                     for _key, message in catalog.problems(header.get("spec"))]
     return problems
 
 

@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--schedule", action="store_true",
                    help="run the scheduled pipeline (CI_PIPELINE_SOURCE=schedule: the monitor job) "
                    "instead of the branch pipeline")
+    p.add_argument("--tag", metavar="TAG",
+                   help="run the tag pipeline of TAG at HEAD (CI_COMMIT_TAG=TAG, no CI_COMMIT_BRANCH): "
+                   "what GitLab runs when TAG is pushed, e.g. --tag 1.2.0 registers the model as 1.2.0")
     p.add_argument("--no-manual", dest="manual", action="store_false",
                    help="leave manual jobs (and the jobs that need them) out")
     p.add_argument("--keep-deployed", action="store_true",
@@ -50,10 +53,11 @@ def run(args: argparse.Namespace) -> int:
     from ci_gen.errors import UsageError
     from ci_gen.local.pipeline import RunOptions, run_local
 
-    if args.schedule and args.mr:
-        raise UsageError("--schedule and --mr are different pipelines: pass one of them")
+    if sum(map(bool, (args.schedule, args.mr, args.tag))) > 1:
+        raise UsageError("--schedule, --mr and --tag are different pipelines: pass one of them")
     opts = RunOptions(
-        directory=args.directory, job=args.job, mr=args.mr, schedule=args.schedule, manual=args.manual,
+        directory=args.directory, job=args.job, mr=args.mr, schedule=args.schedule, tag=args.tag or "",
+        manual=args.manual,
         keep_deployed=args.keep_deployed, variables=parse_assignments(args.variable, "--variable", identifier=True),
         quiet=args.quiet, host_env=args.host_env)
     return run_local(opts).exit_code

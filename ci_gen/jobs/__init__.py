@@ -13,3 +13,17 @@ def whole_number(text: str) -> int:
     if not value.is_integer():
         raise argparse.ArgumentTypeError(f"not a whole number: {text}")
     return int(value)
+
+
+
+def finite_number(text: str) -> float:
+    """A flag's decimal: the string input as written (`"0.95"`), or the number an older
+    component interpolated (`0.95`, Ruby's `1.0e-05`). NaN and infinities never pass; the
+    range is the domain's to check (it names the flag)."""
+    from ci_gen.errors import UsageError
+    from ci_gen.inputs import parse_number
+
+    try:
+        return float(parse_number(text, "the value"))
+    except UsageError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from ci_gen.components import NONE, given
-from ci_gen.jobs import whole_number
+from ci_gen.jobs import finite_number, whole_number
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,9 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="training samples the int8 model is calibrated on (default: 200)")
     p.add_argument("--test-samples", type=whole_number, default=2000, metavar="N",
                    help="held-out samples every model is measured on (default: 2000)")
-    p.add_argument("--max-accuracy-drop", type=float, default=0.02, metavar="X",
+    p.add_argument("--max-accuracy-drop", type=finite_number, default=0.02, metavar="X",
                    help="largest accuracy loss of a variant against the SavedModel (default: 0.02)")
-    p.add_argument("--min-agreement", type=float, default=0.95, metavar="X",
+    p.add_argument("--min-agreement", type=finite_number, default=0.95, metavar="X",
                    help="smallest share of predictions equal to the SavedModel's (default: 0.95)")
     p.add_argument("--out", type=Path, default=Path("edge"), metavar="DIR",
                    help="where the .tflite files and edge.json go (default: edge)")

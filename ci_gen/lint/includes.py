@@ -77,15 +77,16 @@ def _rendered(name: str, frozen_inputs: str) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def render_ours(name: str, inputs: Any, where: str) -> dict:
-    """A ci-gen component rendered with concrete values; bad inputs raise InputError."""
+def render_ours(name: str, inputs: Any, where: str) -> tuple[dict, dict[str, Any]]:
+    """A ci-gen component rendered with concrete values, and those values; bad inputs raise
+    InputError."""
     from ci_gen.inputs import resolve
 
     given = inputs if isinstance(inputs, dict) else {}
     if inputs is not None and not isinstance(inputs, dict):
         raise CiGenError(f"{where}: `inputs:` must be a mapping")
-    resolve(desc.get(name), given, where=where)  # the error names the include, not just the component
-    return copy.deepcopy(_rendered(name, json.dumps(given, sort_keys=True, default=str)))
+    values = resolve(desc.get(name), given, where=where)  # the error names the include, not just the component
+    return copy.deepcopy(_rendered(name, json.dumps(given, sort_keys=True, default=str))), values
 
 
 class Resolver:
@@ -141,11 +142,31 @@ class Resolver:
 
     def _ours(self, name: str, inputs: Any, label: str, path: str, location: str) -> None:
         try:
-            config = render_ours(name, inputs, label)
+            config, values = render_ours(name, inputs, label)
+            if name == "sweep":
+                self._sweep_grid(values, label)
         except CiGenError as exc:
             self._fail(label, path, location, str(exc))
             return
         self._add_included(label, config, path, location)
+
+    def _sweep_grid(self, values: dict[str, Any], label: str) -> None:
+        """Each matrix variable of a sweep names a key of the project's params file, as every
+        cell will check at run time (ci_gen.sweep.grid)."""
+        from ci_gen.sweep.grid import load, unknown_variables
+
+        params = self.root / values["params"]
+        if not params.is_file():
+            return  # a project still being set up; the cells say so when they run
+        try:
+            text = params.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CiGenError(f"{label}: cannot read {values['params']}: {exc}") from None
+        unknown = unknown_variables(values["matrix"], load(text, values["params"]))
+        if unknown:
+            var = unknown[0]
+            raise CiGenError(f"{label}: matrix variable {var} names no key of {values['params']} "
+                             f"({var.replace('__', '.')}): every cell would fail; sweep an existing key")
 
     def _add_included(self, label: str, config: dict, path: str, location: str) -> None:
         def locate(key: tuple, _p=path, _l=location, _label=label) -> tuple[str | None, str, str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ci_gen import components as desc
-from ci_gen.lint import includes, policy, schema, spec
+from ci_gen.lint import catalog, includes, policy, schema, spec
 from ci_gen.lint.findings import ERROR, WARNING, Finding, Sink, json_path
 from ci_gen.lint.merge import deep_merge, jobs, visible
 from ci_gen.lint.yamlfile import Document, read
@@ -151,6 +151,11 @@ def _check_header(header: Document, body: Document, doc_sink: Sink, component: b
             (), f"the jobs use input {missing!r}, which the header does not declare")
     if component:
         policy.check_inputs(header.data, head)
+        # What the CI/CD Catalog refuses when the component is released (lint.catalog).
+        spec_data = header.data.get("spec") if isinstance(header.data, dict) else None
+        if isinstance(spec_data, dict):
+            for key, message in catalog.problems(spec_data):
+                head.add(("spec",) + key, message)
     return values
 
 
@@ -158,6 +163,7 @@ def _check_component(config: dict, sink: Sink, strict: bool) -> None:
     """A component's body: self-contained jobs (no stages or needs of the pipeline)."""
     policy.check_component_body(config, sink)
     eff = policy.check_structure(config, sink, stages=False, needs=False)
+    policy.check_gitlab_limits(config, eff, sink)
     policy.check_images(config, sink)
     policy.check_resource_groups(eff, sink)
     if strict:
@@ -172,6 +178,7 @@ def _check_pipeline(config: dict, file: Path, root: Path, own_locate, sink: Sink
     sink.extend(policy.check_dvc_remotes(file.parent, str(Path(name).parent / ".dvc" / "config")))
     before = len(sink.findings)
     eff = policy.check_structure(config, sink)
+    policy.check_gitlab_limits(config, eff, sink)
     if failed:
         sink.findings[before:] = _without_dangling(sink.findings[before:])
     policy.check_images(config, sink)

@@ -4,6 +4,8 @@ Pipeline checks: pinned images, `needs`/`dependencies` to existing jobs, declare
 `extends` targets that exist. Component checks (files with a `spec:` header): no global
 keywords, described and constrained inputs, deploy jobs serialised by `resource_group`, a
 `process` deploy (runner host) sent to a runner by `tags`.
+GitLab's limits (each naming the GitLab file it is read from): needs per job, matrix size and
+value types, `rules:changes` entries, tags.
 Strict checks: train/eval jobs interruptible, commits from CI carry `[skip ci]`.
 Project check: the DVC remotes committed next to a pipeline are reachable from a runner.
 Each check reports key paths to a `Sink`, which turns them into located findings.
@@ -18,6 +20,7 @@ from typing import Any
 from ci_gen.lint.findings import ERROR, WARNING, Finding, Sink
 from ci_gen.lint.merge import (DEFAULT_STAGES, ExtendsError, effective, extends_of, jobs,
                                script_lines, visible)
+from ci_gen.inputs import GITLAB_MATRIX_LIMIT, matrix_size  # lib/gitlab/ci/config/entry/product/parallel.rb
 from ci_gen.patterns import RE_DIGEST, RE_IMAGE_VAR_PREFIX, RE_VERSION_TAG
 
 # Keywords a component must leave to the pipeline that includes it.
@@ -199,6 +202,123 @@ def _check_needs(name: str, job: dict, config: dict, eff: dict, stage_of: dict, 
                 key = (name, "dependencies", i) if "dependencies" in own else (name,)
                 sink.add(key, f"job {name!r}: dependencies lists {target!r}, which is not a job "
                               "of this pipeline")
+
+
+# -- GitLab's limits ------------------------------------------------------------------------
+# Limits GitLab applies when it creates the pipeline, which GitLab's JSON schema (and so
+# gitlab-ci-local) does not express. Each names the GitLab file it is read from.
+
+# lib/gitlab/ci/pipeline/seed/build.rb (needs_errors): "one job can only need 50 others"
+# (the project's ci_needs_size_limit, 50 by default); lib/gitlab/ci/config/normalizer.rb
+# (expand_parallelized_needs) turns a need on a `parallel` job into one need per generated job.
+MAX_NEEDS = 50
+# lib/gitlab/ci/config/entry/rules/rule/changes.rb: `rules:changes` "has too many entries
+# (maximum 50)".
+MAX_CHANGES = 50
+# lib/gitlab/ci/config/entry/tags.rb: TAGS_LIMIT = 50, refused from 50 on (`size >= TAGS_LIMIT`).
+TAGS_LIMIT = 50
+
+
+def _matrix_jobs(matrix: Any) -> int:
+    """How many jobs a `parallel: matrix` makes (lib/gitlab/ci/config/entry/product/matrix.rb
+    number_of_generated_jobs: per entry the product of its value counts, summed)."""
+    if not isinstance(matrix, list):
+        return 1
+    entries = [{k: v if isinstance(v, list) else [v] for k, v in e.items()} for e in matrix if isinstance(e, dict)]
+    return max(matrix_size(entries), 1)
+
+
+def _jobs_of(job: Any) -> int:
+    """How many jobs GitLab makes of one job: `parallel: N`, a matrix's cells, else 1."""
+    parallel = job.get("parallel") if isinstance(job, dict) else None
+    if isinstance(parallel, int) and not isinstance(parallel, bool) and parallel > 1:
+        return parallel
+    if isinstance(parallel, dict):
+        return _matrix_jobs(parallel.get("matrix"))
+    return 1
+
+
+def _need_count(needs: Any, eff: dict[str, dict]) -> tuple[int, list[str]]:
+    """(needs after GitLab expands them, the parallel jobs that count more than once)."""
+    total, expanded = 0, []
+    for item in needs if isinstance(needs, list) else []:
+        target = item if isinstance(item, str) else item.get("job") if isinstance(item, dict) else None
+        if not isinstance(target, str):
+            total += 1
+            continue
+        own = item.get("parallel") if isinstance(item, dict) else None
+        count = _matrix_jobs(own.get("matrix")) if isinstance(own, dict) else _jobs_of(eff.get(target))
+        if count > 1:
+            expanded.append(f"{target!r} x{count}")
+        total += count
+    return total, expanded
+
+
+def _changes(rule: Any) -> Any:
+    changes = rule.get("changes") if isinstance(rule, dict) else None
+    return changes.get("paths") if isinstance(changes, dict) else changes
+
+
+def check_gitlab_limits(config: dict, eff: dict[str, dict], sink: Sink) -> None:
+    """Needs (a parallel job counted once per job it makes), matrix value types, `rules:changes`
+    and `tags` sizes, as GitLab checks them."""
+    places: list[tuple[tuple, Any]] = []
+    workflow = config.get("workflow")
+    if isinstance(workflow, dict) and isinstance(workflow.get("rules"), list):
+        places += [(("workflow", "rules", r), rule) for r, rule in enumerate(workflow["rules"])]
+    for name, job in eff.items():
+        own = config.get(name, {}) if isinstance(config.get(name), dict) else {}
+        lists = [((name, "needs") if "needs" in own else (name,), job.get("needs"))]
+        rules = job.get("rules") if isinstance(job.get("rules"), list) else []
+        lists += [((name, "rules", r, "needs"), rule.get("needs"))
+                  for r, rule in enumerate(rules) if isinstance(rule, dict) and "needs" in rule]
+        for key, needs in lists:
+            count, expanded = _need_count(needs, eff)
+            if count > MAX_NEEDS:
+                why = f" ({', '.join(expanded)}: a need on a parallel job counts once per job it makes)" \
+                    if expanded else ""
+                sink.add(key, f"job {name!r} needs {count} jobs{why}; GitLab allows at most {MAX_NEEDS} "
+                              "(lib/gitlab/ci/pipeline/seed/build.rb): need fewer, or drop `needs:` and "
+                              "take the artifacts of the earlier stages")
+        places += [((name, "rules", r) if "rules" in own else (name,), rule) for r, rule in enumerate(rules)]
+        _check_matrix_values(name, job, own, sink)
+        parallel = job.get("parallel")
+        if isinstance(parallel, dict) and _jobs_of(job) > GITLAB_MATRIX_LIMIT:
+            sink.add((name, "parallel") if "parallel" in own else (name,),
+                     f"job {name!r}: parallel:matrix makes {_jobs_of(job)} jobs; GitLab allows at most "
+                     f"{GITLAB_MATRIX_LIMIT} (lib/gitlab/ci/config/entry/product/matrix.rb)")
+        tags = job.get("tags")
+        if isinstance(tags, list) and len(tags) >= TAGS_LIMIT:
+            sink.add((name, "tags") if "tags" in own else (name,),
+                     f"job {name!r} has {len(tags)} tags; GitLab wants fewer than {TAGS_LIMIT} "
+                     "(lib/gitlab/ci/config/entry/tags.rb)")
+    for key, rule in places:
+        changes = _changes(rule)
+        if isinstance(changes, list) and len(changes) > MAX_CHANGES:
+            owner = "workflow" if key[0] == "workflow" else f"job {key[0]!r}"
+            sink.add(key + ("changes",) if len(key) == 3 else key,
+                     f"{owner}: `rules:changes` lists {len(changes)} paths; GitLab allows at most "
+                     f"{MAX_CHANGES} (lib/gitlab/ci/config/entry/rules/rule/changes.rb): use globs")
+
+
+def _check_matrix_values(name: str, job: dict, own: dict, sink: Sink) -> None:
+    """`parallel: matrix` values are strings or integers: GitLab refuses a decimal or a boolean
+    (validate_array_value_variables -> AlphanumericValidator, lib/gitlab/config/entry/
+    legacy_validation_helpers.rb and validators.rb, used by entry/product/variables.rb)."""
+    parallel = job.get("parallel")
+    matrix = parallel.get("matrix") if isinstance(parallel, dict) else None
+    if not isinstance(matrix, list):
+        return
+    for i, entry in enumerate(matrix):
+        for var, values in (entry.items() if isinstance(entry, dict) else ()):
+            for value in values if isinstance(values, list) else [values]:
+                if isinstance(value, bool) or isinstance(value, float):
+                    key = (name, "parallel", "matrix", i, var) if "parallel" in own else (name,)
+                    text = str(value).lower() if isinstance(value, bool) else repr(value)
+                    sink.add(key, f"job {name!r}: parallel:matrix {var}: {text} is a "
+                                  f"{'boolean' if isinstance(value, bool) else 'decimal'}; GitLab takes only "
+                                  f"strings and integers there (validate_alphanumeric, lib/gitlab/config/entry/"
+                                  f"legacy_validation_helpers.rb): quote it, \"{text}\"")
 
 
 # -- components -----------------------------------------------------------------------------

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 
+from ci_gen.errors import CiGenError, UsageError, shown
 from ci_gen.gitcmd import git
 from ci_gen.local.jobenv import cicd_names, without_venvs
 from ci_gen.local.project import ProjectContext
+from ci_gen.patterns import RE_GIT_REF
 
 SKIP_BUILD_NO_REGISTRY = (
     "no container registry configured for local runs (pass --variable "
@@ -19,7 +22,7 @@ SKIP_BUILD_NO_BUILDAH = "buildah not found on PATH (Debian: apt-get install buil
 
 
 def run_variables(ctx: ProjectContext, given: dict[str, str], mr: bool,
-                  push_url: Path, schedule: bool = False) -> tuple[dict[str, str], list[str]]:
+                  push_url: Path, schedule: bool = False, tag: str = "") -> tuple[dict[str, str], list[str]]:
     """CI/CD variables of a local run, and the predefined ones it replaces (to unset in jobs).
 
     The user's --variable values win over every default here.
@@ -44,6 +47,9 @@ def run_variables(ctx: ProjectContext, given: dict[str, str], mr: bool,
         v["CI_PIPELINE_SOURCE"] = "schedule"
     if mr:
         v.update(_merge_request_variables(ctx))
+        unset.append("CI_COMMIT_BRANCH")
+    if tag:
+        v.update(_tag_variables(tag))
         unset.append("CI_COMMIT_BRANCH")
     v.update(user)
     return v, [u for u in unset if u not in user]
@@ -71,6 +77,30 @@ def _merge_request_variables(ctx: ProjectContext) -> dict[str, str]:
         "CI_MERGE_REQUEST_PROJECT_ID": "1217",  # gitlab-ci-local's CI_PROJECT_ID
         "CI_MERGE_REQUEST_REF_PATH": "refs/merge-requests/1/head",
         "CI_OPEN_MERGE_REQUESTS": f"{ctx.origin.path}!1",
+    }
+
+
+def check_tag(ctx: ProjectContext, tag: str) -> None:
+    """A tag pipeline runs at its tag: refuse a name git would not take, or a tag that exists
+    and names another commit than the one the run uses (a new name rehearses a tag to come)."""
+    if not re.fullmatch(RE_GIT_REF, tag) or "~" in tag or "^" in tag:
+        raise UsageError(f"--tag {shown(tag, limit=60)} is not a tag name (e.g. 1.2.0 or v1.2.0)")
+    at = git(ctx.root, "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}", check=False)
+    if at and at != ctx.head_sha:
+        raise CiGenError(f"--tag {tag}: the tag names commit {at[:8]}, not HEAD {ctx.head_sha[:8]}; "
+                         f"check it out first (git checkout {tag})")
+
+
+def _tag_variables(tag: str) -> dict[str, str]:
+    """The predefined variables of a tag pipeline: GitLab sets CI_COMMIT_TAG and leaves
+    CI_COMMIT_BRANCH undefined (empty for rules, unset in jobs)."""
+    return {
+        "CI_PIPELINE_SOURCE": "push",
+        "CI_COMMIT_TAG": tag,
+        "CI_COMMIT_BRANCH": "",
+        "CI_COMMIT_REF_NAME": tag,
+        # GitLab's slug: lower case, anything but a-z0-9 -> `-`, at most 63, no `-` at the ends.
+        "CI_COMMIT_REF_SLUG": re.sub(r"[^a-z0-9]+", "-", tag.lower())[:63].strip("-"),
     }
 
 

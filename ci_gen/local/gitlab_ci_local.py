@@ -215,15 +215,23 @@ def named(jobs: dict[str, PlannedJob], name: str | None) -> list[str]:
     return [j for j in jobs if j == name or j.startswith(f"{name}: [")]
 
 
-def needs_closure(jobs: dict[str, PlannedJob], name: str) -> list[str]:
-    """NAME and every job it needs, transitively (what `--needs` runs)."""
+def needs_closure(jobs: dict[str, PlannedJob], name: str, stages: Sequence[str] = ()) -> list[str]:
+    """NAME and every job it needs, transitively (what `--needs` runs). A job without `needs:`
+    waits for the earlier stages, as gitlab-ci-local's `--needs` runs it: their jobs count, but
+    for manual ones (the sweep's collect job takes its cells that way, through `dependencies:`)."""
+    order = {s: i for i, s in enumerate(stages)}
     out, todo = [], [name]
     while todo:
         cur = todo.pop()
         if cur in out or cur not in jobs:
             continue
         out.append(cur)
-        todo.extend(j for n in jobs[cur].needs or [] for j in named(jobs, n.get("job")))
+        job = jobs[cur]
+        if job.needs is None and job.stage in order:
+            todo.extend(n for n, j in jobs.items()
+                        if order.get(j.stage, len(order)) < order[job.stage] and j.when not in ("manual", "never"))
+        else:
+            todo.extend(j for n in job.needs or [] for j in named(jobs, n.get("job")))
     return out
 
 

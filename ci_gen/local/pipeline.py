@@ -26,7 +26,7 @@ from ci_gen.dvcrepo.tool import LOCAL_ROOT_ENV
 from ci_gen.errors import CiGenError
 from ci_gen.local import gitlab_ci_local as gcl
 from ci_gen.local import registry as local_registry
-from ci_gen.local.environment import identity_env, job_environment, run_variables
+from ci_gen.local.environment import check_tag, identity_env, job_environment, run_variables
 from ci_gen.local.includes import expand, match_job, resolve_includes
 from ci_gen.local.origin import LocalOrigin, prepare_target_ref
 from ci_gen.local.project import ProjectContext, ensure_state_gitignore, project_context, uncommitted
@@ -39,6 +39,7 @@ class RunOptions:
     job: str | None = None
     mr: bool = False
     schedule: bool = False  # CI_PIPELINE_SOURCE=schedule (the monitor's pipeline)
+    tag: str = ""  # a tag pipeline: CI_COMMIT_TAG set, CI_COMMIT_BRANCH not
     manual: bool = True
     keep_deployed: bool = False
     variables: dict[str, str] = field(default_factory=dict)
@@ -84,7 +85,7 @@ def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
     t_start = time.monotonic()
     run = _prepare(opts, out)
     stages, jobs = gcl.plan(run.tool, run.ctx.root, run.common, run.env)
-    chosen, left, cmd = _choose(run, jobs)
+    chosen, left, cmd = _choose(run, jobs, stages)
     if run.wheel is not None:
         _stand_in_images(run, jobs, chosen)
     registry = local_registry.for_run(run.ctx.state_dir, chosen, opts.variables, run.env, out.say)
@@ -114,6 +115,8 @@ def _prepare(opts: RunOptions, out: _Out) -> _Run:
     ctx = project_context(opts.directory)
     if opts.mr:
         _check_mr(ctx)
+    if opts.tag:
+        check_tag(ctx, opts.tag)
     tool = _tool(ctx, out)
     # Includes and --job first: a wrong pin, input or job name fails before anything is written.
     includes = resolve_includes(ctx, opts.variables, write=False)
@@ -123,7 +126,7 @@ def _prepare(opts: RunOptions, out: _Out) -> _Run:
     origin = LocalOrigin(ctx)
     origin.ensure()
     evaluate_changes, note = prepare_target_ref(ctx, opts.mr)
-    variables, unset = run_variables(ctx, opts.variables, opts.mr, origin.path, opts.schedule)
+    variables, unset = run_variables(ctx, opts.variables, opts.mr, origin.path, opts.schedule, opts.tag)
     comps = [r for r in includes.resolved if r.kind != "local-component"]
     if comps:
         out.say(f"{len(comps)} ci-gen template include(s) resolved offline from ci-gen {__version__}")
@@ -131,6 +134,7 @@ def _prepare(opts: RunOptions, out: _Out) -> _Run:
         origin.publish("HEAD", ctx.branch)
     kind = (f"merge request pipeline {ctx.branch} -> {ctx.default_branch}" if opts.mr
             else f"scheduled pipeline for {ctx.branch}" if opts.schedule
+            else f"tag pipeline for {opts.tag}" if opts.tag
             else f"branch pipeline for {ctx.branch}")
     out.say(f"{kind} at {ctx.head_sha[:8]} in {ctx.root}")
     _say_uncommitted(ctx, out)
@@ -241,7 +245,8 @@ def _report_path(ctx: ProjectContext, ran: list[str]) -> Path | None:
     return found[0] if found else None
 
 
-def _choose(run: _Run, jobs: dict[str, gcl.PlannedJob]) -> tuple[list[str], dict[str, str], list[str]]:
+def _choose(run: _Run, jobs: dict[str, gcl.PlannedJob],
+            stages: list[str]) -> tuple[list[str], dict[str, str], list[str]]:
     """The jobs to run, why each other one is left out, and the gitlab-ci-local command."""
     left: dict[str, str] = {}
     if run.job:
@@ -249,7 +254,7 @@ def _choose(run: _Run, jobs: dict[str, gcl.PlannedJob]) -> tuple[list[str], dict
         if not cells:
             raise CiGenError(f"{run.job} is not part of this {run.kind} (its rules leave it out); "
                              f"jobs: {', '.join(jobs) or 'none'}")
-        chosen = list(dict.fromkeys(n for cell in cells for n in gcl.needs_closure(jobs, cell)))
+        chosen = list(dict.fromkeys(n for cell in cells for n in gcl.needs_closure(jobs, cell, stages)))
         manual = [n for n in chosen if jobs[n].when == "manual" and n != run.job]
         if manual and not run.opts.manual:
             raise CiGenError(f"{run.job} needs the manual job(s) {', '.join(manual)}; drop --no-manual")

@@ -24,7 +24,7 @@ INLINE_DIR = ".gitlab/ci-gen"
 # Inputs an example sets on top of the defaults (validated like any other input).
 EXAMPLE_INPUTS: dict[str, dict[str, dict]] = {
     "fashion-mnist": {
-        "eval-report": {"gate-metric": "accuracy", "max-drop": 0.02},
+        "eval-report": {"gate-metric": "accuracy", "max-drop": "0.02"},
         # The client needs numpy only, not TensorFlow.
         "inference": {"requirements": "requirements-client.txt"},
         # With --sweep: the grid written out, so the project shows where to change it.
@@ -75,11 +75,14 @@ _HEADER = """\
 """
 
 _WORKFLOW = {
-    # One pipeline per change: merge request pipelines, and branch pipelines only without an MR.
+    # One pipeline per change: merge request pipelines, and branch pipelines only without an MR;
+    # and tag pipelines (no CI_COMMIT_BRANCH there), where `register` records the tag's version.
+    # A pipeline no rule admits is dropped by GitLab ("filtered out by workflow rules").
     "rules": [
         {"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'},
         {"if": "$CI_COMMIT_BRANCH && $CI_OPEN_MERGE_REQUESTS", "when": "never"},
         {"if": "$CI_COMMIT_BRANCH"},
+        {"if": "$CI_COMMIT_TAG"},
     ]
 }
 

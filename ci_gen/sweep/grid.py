@@ -78,6 +78,12 @@ def cell_params(env: Mapping[str, str], params: Any, name: str) -> dict[str, Any
     return out
 
 
+def unknown_variables(matrix: list[dict[str, list[str]]], params: Any) -> list[str]:
+    """The matrix variables (all of them the sweep's) that name no key of the params file."""
+    known = {variable(path) for path in flatten(params)}
+    return [var for entry in matrix for var in entry if var not in known]
+
+
 def node(env: Mapping[str, str], max_cells: int) -> tuple[int, int]:
     """(index, total) of this cell (CI_NODE_INDEX, CI_NODE_TOTAL), within max_cells."""
     if not 1 <= max_cells <= GITLAB_MATRIX_LIMIT:

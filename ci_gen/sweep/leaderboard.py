@@ -85,10 +85,18 @@ def markdown(board: Mapping[str, Any]) -> str:
     ]
     for c in cells:
         mark = " 🏆" if c["index"] == best["index"] else ""
-        values = " | ".join(_fmt(c["params"].get(n)) for n in names)
+        values = " | ".join(_param(c["params"].get(n)) for n in names)
         lines.append(f"| {c['rank']}{mark} | {values} | {_fmt(c['metrics'][metric])} | "
                      f"{c['seconds']:.1f} s | {c['how']} |")
     return "\n".join(lines + [""])
+
+
+def _param(value: Any) -> str:
+    """A cell's param as the grid wrote it: 0.003 stays `0.003` (the shortest form that reads
+    back as the same number), never padded to a metric's four decimals."""
+    if isinstance(value, float) and not isinstance(value, bool):
+        return repr(value)
+    return _fmt(value)
 
 
 def _fmt(value: Any) -> str:
