@@ -26,6 +26,7 @@ SETTING = 'Settings > CI/CD > Variables, "Minimum role to use pipeline variables
 class VariablesRefused(CiGenError):
     """GitLab refused a pipeline because it carries pipeline variables."""
 
+
 # Statuses of a pipeline that has not finished (GitLab's list; `manual` waits for a person).
 ACTIVE = frozenset({"created", "waiting_for_resource", "preparing", "pending", "running",
                     "scheduled", "manual"})
@@ -47,10 +48,14 @@ def create(gl: Any, project: Any, ref: str, variables: dict[str, str]) -> Any:
 def refusal(gl: Any, project: Any, keys: list[str]) -> str:
     """One line: what was refused, the setting that decides, its value and the token's role."""
     setting = getattr(project, "ci_pipeline_variables_minimum_override_role", None)
-    now = f" (now {setting})" if isinstance(setting, str) and setting else ""
+    known = isinstance(setting, str) and bool(setting)
+    now = f" (now {setting})" if known else ""
+    # Changing it takes a Maintainer, or an Owner once it is `owner` or `no_one_allowed` (docs:
+    # ci/variables, "Restrict pipeline variables").
+    who = "a Maintainer" if known and setting in ("developer", "maintainer") else "an Owner"
     return (f"GitLab refused a pipeline with the variable{'s' if len(keys) != 1 else ''} "
             f"{', '.join(keys)}: {REFUSED}. The token's role is {api.token_role(gl, project)}; "
-            f"an Owner can lower {SETTING}{now} to that role")
+            f"{who} can lower {SETTING}{now} to that role")
 
 
 def status(gl: Any, project: Any, pipeline_id: int) -> str | None:
