@@ -332,7 +332,7 @@ _register(Component(
     stage="register",
     summary="Default branch and tags: register the model in the model registry (GitLab's, or the MLflow "
             "server `ci-gen run` starts) as a new SemVer version with params, metrics, lineage and "
-            "hash-checked files; once per commit.",
+            "hash-checked files; one version per distinct model (files and params), whatever the commit.",
     image=RUNTIME_IMAGE,
     inputs=_common("register", RUNTIME_IMAGE) + (
         Input("model-name", "Registered model name.", default="fashion-mnist", regex=RE_MODEL_NAME),

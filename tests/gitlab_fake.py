@@ -32,6 +32,12 @@ import pytest
 import yaml
 
 API = "/api/v4"
+DEVELOPER, MAINTAINER, OWNER = 30, 40, 50   # lib/gitlab/access.rb
+ROLE_NAMES = {10: "Guest", 15: "Planner", 20: "Reporter", 30: "Developer", 40: "Maintainer", 50: "Owner"}
+# ci_pipeline_variables_minimum_override_role -> the lowest access level that may set pipeline
+# variables (ProjectCiCdSetting's enum; `no_one_allowed`: nobody, not even an Owner).
+PIPELINE_VARIABLES_ROLES = {"developer": DEVELOPER, "maintainer": MAINTAINER, "owner": OWNER,
+                            "no_one_allowed": None}
 NOTE_LIMIT = 1_000_000
 MASK_REGEX = re.compile(r"\A[a-zA-Z0-9_+=/@:.~-]{8,}\Z")        # masked and expanded
 MASK_AND_RAW_REGEX = re.compile(r"\A[^ \t\r\n\f\v]{8,}\Z")      # masked and raw
@@ -103,6 +109,12 @@ class FakeGitLab:
         self.heads: dict[int, dict[str, str]] = {}
         self.variables: dict[int, list[dict[str, Any]]] = {}
         self.can_admin_variables = True
+        # The token user's role in each project (Gitlab::Access: 30 Developer, 40 Maintainer,
+        # 50 Owner); a project access token gets the role it was created with.
+        self.members: dict[int, dict[int, int]] = {}
+        # Protected branches: name -> the lowest role allowed to push (0: no one), as
+        # ProtectedBranch::PushAccessLevel holds it.
+        self.protected: dict[int, dict[str, int]] = {}
         self.repository_files: set[str] = set()  # what `include: local:` can find (ci/lint)
         self.components: set[str] = set()        # "host/group/project/name@version"
         self.max_per_page = 100          # GitLab's cap; lower it to force pagination
@@ -147,8 +159,17 @@ class FakeGitLab:
         proj = {"id": pid, "name": name, "path": name, "path_with_namespace": path,
                 "name_with_namespace": path.replace("/", " / "),
                 "namespace": {"full_path": namespace}, "default_branch": "main",
-                "web_url": f"{self._url or 'http://gitlab.example.com'}/{path}"}
+                "web_url": f"{self._url or 'http://gitlab.example.com'}/{path}",
+                # Who may set pipeline variables (Settings > CI/CD > Variables, "Minimum role to
+                # use pipeline variables"): `maintainer` is self-managed's default; GitLab.com
+                # gives new projects in new namespaces `no_one_allowed` (17.7). Exposed in the
+                # project entity (lib/api/entities/project.rb).
+                "ci_pipeline_variables_minimum_override_role": "maintainer"}
         self.projects[pid] = proj
+        self.members.setdefault(pid, {})[self.user["id"]] = MAINTAINER
+        # A new project's default branch is protected, Maintainers may push (the instance's
+        # default_branch_protection, app/models/protected_branch.rb).
+        self.protected.setdefault(pid, {})["main"] = MAINTAINER
         self.variables.setdefault(pid, [])
         self.issues.setdefault(pid, [])
         self.pipelines.setdefault(pid, [])
@@ -184,6 +205,12 @@ class FakeGitLab:
             raise HttpError(400, {"error": "start_branch, start_sha are mutually exclusive"})
         heads, commits = self.heads.setdefault(pid, {}), self.commits.setdefault(pid, {})
         branch, start = form["branch"], form.get("start_sha") or heads.get(form.get("start_branch") or "")
+        if not self.can_push(pid, branch):
+            # app/services/commits/create_service.rb validate_permissions! (UserAccess
+            # can_push_to_branch?), answered as 403 by lib/api/commits.rb
+            raise HttpError(403, {"message": "403 Forbidden - You are not allowed to push into this branch"})
+        # app/services/commits/create_service.rb validate_new_branch_name!: starting a branch
+        # (start_branch/start_sha) that already exists is refused.
         if (form.get("start_branch") or form.get("start_sha")) and branch in heads and not _bool(form.get("force")):
             raise HttpError(400, {"message": f"A branch called '{branch}' already exists. Switch to that "
                                              "branch in order to make changes"})
@@ -304,6 +331,11 @@ class FakeGitLab:
         if not isinstance(variables, list) or not all(
                 isinstance(v, dict) and v.get("key") and "value" in v for v in variables):
             raise HttpError(400, {"error": "variables is invalid"})
+        if variables and not self.can_set_pipeline_variables(pid):
+            # lib/gitlab/ci/pipeline/chain/build/associations.rb adds this to the pipeline's
+            # errors; lib/api/ci/pipelines.rb answers render_validation_error! (400,
+            # {"message": {"base": [...]}}) and creates no pipeline.
+            raise HttpError(400, {"message": {"base": ["Insufficient permissions to set pipeline variables"]}})
         now = _now()
         pipeline = {"id": next(self._ids), "iid": len(self.pipelines[pid]) + 1, "project_id": pid,
                     "sha": SHA, "ref": ref, "status": "created", "source": "api",
@@ -317,6 +349,26 @@ class FakeGitLab:
         pipeline["web_url"] = f"{self.projects[pid]['web_url']}/-/pipelines/{pipeline['id']}"
         self.pipelines[pid].append(pipeline)
         return pipeline
+
+    def role(self, pid: int) -> int:
+        """The token user's access level in the project (0: not a member)."""
+        return self.members.get(pid, {}).get(self.user["id"], 0)
+
+    def can_set_pipeline_variables(self, pid: int) -> bool:
+        """ProjectPolicy's :set_pipeline_variables: the user's role reaches the project's
+        ci_pipeline_variables_minimum_override_role (app/policies/project_policy.rb)."""
+        least = PIPELINE_VARIABLES_ROLES[self.projects[pid]["ci_pipeline_variables_minimum_override_role"]]
+        return least is not None and self.role(pid) >= least
+
+    def can_push(self, pid: int, branch: str) -> bool:
+        """Gitlab::UserAccess#can_push_to_branch? (lib/gitlab/user_access.rb), which
+        lib/gitlab/git_access.rb applies to a real push: an unprotected branch takes a push
+        from a Developer up; a protected one only from the roles its push access levels allow."""
+        role = self.role(pid)
+        allowed = self.protected.get(pid, {}).get(branch)
+        if allowed is None:
+            return role >= DEVELOPER
+        return allowed > 0 and role >= allowed
 
     def project(self, raw_id: str) -> dict[str, Any]:
         ident = urllib.parse.unquote(raw_id)  # GitLab decodes once: %252F stays %2F
@@ -408,6 +460,7 @@ class FakeGitLab:
 # --- the model registry (lib/api/ml/mlflow/, lib/api/ml_model_packages.rb) ----------------
 
 MLFLOW = "/ml/mlflow/api/2.0/mlflow/"
+PARAM_LIMIT = 250  # app/models/ml/candidate_param.rb: name and value, at most 250 characters
 # ModelVersion's SemVer validation, as the registry's UI and API require it.
 SEMVER_RE = re.compile(r"\A(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?\Z")
 FLAT_FILE_RE = re.compile(r"\A[^/]+\Z")
@@ -438,6 +491,8 @@ class MlRegistry:
         self.versions: list[dict[str, Any]] = []
         self.runs: dict[str, dict[str, Any]] = {}
         self.files: dict[tuple[int, str], bytes] = {}
+        self.builds: set[str] = set()   # CI job ids that exist (gitlab.CI_JOB_ID must name one)
+        self.web = ""                   # the project's web URL, for version pages
         self._ids = itertools.count(1)
 
     # -- entities -----------------------------------------------------------------------
@@ -449,7 +504,9 @@ class MlRegistry:
         return {"name": v["model"], "version": str(v["id"]),
                 "creation_timestamp": v["created"], "last_updated_timestamp": v["created"],
                 "user_id": None, "current_stage": "development", "description": v["description"],
-                "source": f"{base}/-/ml/models/{self.models[v['model']]['id']}/versions/{v['id']}",
+                # lib/api/entities/ml/mlflow/model_version.rb: project_ml_model_version_path,
+                # the version's page under the project's web URL
+                "source": f"{self.web or base}/-/ml/models/{self.models[v['model']]['id']}/versions/{v['id']}",
                 "run_id": v["run_id"], "status": "READY", "status_message": "",
                 "tags": self._kv(v["tags"]), "run_link": "", "aliases": [v["semver"]]}
 
@@ -528,9 +585,21 @@ class MlRegistry:
                 raise HttpError(400, {"error": "metrics[0][timestamp] is missing"})
             run["metrics"][m["key"]] = {"key": m["key"], "value": float(m["value"]),
                                         "timestamp": m["timestamp"], "step": m.get("step", 0)}
-        for p in form.get("params") or []:
+        # app/services/ml/experiment_tracking/candidate_repository.rb: metrics, then params, then
+        # tags, each with insert_all (no model validation); a param name or value over 250
+        # characters (app/models/ml/candidate_param.rb, the column's limit) fails in the database:
+        # a 500, with the metrics already stored.
+        params = form.get("params") or []
+        if any(len(str(p.get("key", ""))) > PARAM_LIMIT or len(str(p.get("value", ""))) > PARAM_LIMIT
+               for p in params):
+            raise HttpError(500, {"message": "500 Internal Server Error"})
+        for p in params:
             run["params"].setdefault(p["key"], str(p["value"]))  # duplicates are ignored
         for t in form.get("tags") or []:
+            if t.get("key") == "gitlab.CI_JOB_ID" and str(t.get("value")) not in self.builds:
+                # app/services/ml/experiment_tracking/handle_candidate_gitlab_metadata_service.rb
+                # looks the build up; one that does not exist (a local run's id) is a 500.
+                raise HttpError(500, {"message": "500 Internal Server Error"})
             run["tags"][t["key"]] = str(t["value"])
 
     # -- routes -------------------------------------------------------------------------
@@ -760,7 +829,43 @@ class _Handler(BaseHTTPRequestHandler):
 
         if method == "GET" and rest == "":
             return 200, proj, {}
+        m = re.fullmatch(r"/members/all/([0-9]+)", rest)
+        if m and method == "GET":
+            # lib/api/members.rb: a member with its access_level (inherited ones too)
+            level = fake.members.get(pid, {}).get(int(m.group(1)), 0)
+            if not level or int(m.group(1)) != fake.user["id"]:
+                raise HttpError(404, {"message": "404 Not found"})
+            return 200, {**fake.user, "access_level": level}, {}
+        m = re.fullmatch(r"/repository/files/([^/]+)/raw", rest)
+        if m and method == "GET":
+            # lib/api/files.rb: the file at `ref` (required), URL-encoded path; 404 "File Not Found"
+            ref = (query.get("ref") or [""])[0]
+            if not ref:
+                raise HttpError(400, {"error": "ref is missing"})
+            sha = fake.heads.get(pid, {}).get(ref, ref)
+            files = fake.commits.get(pid, {}).get(sha, {}).get("files")
+            name = urllib.parse.unquote(m.group(1))
+            if files is None or name not in files:
+                raise HttpError(404, {"message": "404 File Not Found"})
+            content = files[name]
+            return 200, content.encode() if isinstance(content, str) else content, {}
+        m = re.fullmatch(r"/repository/branches/([^/]+)", rest)
+        if m and method == "GET":
+            # lib/api/branches.rb + lib/api/entities/branch.rb: `protected`, `developers_can_push`
+            # and `can_push` (for the token's user, Gitlab::UserAccess#can_push_to_branch?)
+            name = urllib.parse.unquote(m.group(1))
+            if name not in fake.heads.get(pid, {}) and name not in fake.branches.get(pid, set()):
+                raise HttpError(404, {"message": "404 Branch Not Found"})
+            level = fake.protected.get(pid, {}).get(name)
+            return 200, {"name": name, "merged": False, "protected": level is not None,
+                         "developers_can_push": level is None or 0 < level <= DEVELOPER,
+                         "developers_can_merge": level is None or 0 < level <= DEVELOPER,
+                         "can_push": fake.can_push(pid, name),
+                         "default": name == proj["default_branch"],
+                         "web_url": f"{proj['web_url']}/-/tree/{name}",
+                         "commit": {"id": fake.heads.get(pid, {}).get(name, SHA)}}, {}
         if rest.startswith(("/ml/mlflow/", "/packages/ml_models/")):
+            fake.ml.web = proj["web_url"]
             return fake.ml.route(method, pid, rest, query, raw,
                                  f"http://{self.headers['Host']}{API}/projects/{pid}")
         if method == "POST" and rest == "/uploads":

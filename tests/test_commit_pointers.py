@@ -19,7 +19,7 @@ import pytest
 
 from ci_gen.errors import CiGenError
 from ci_gen.gitlab.pointers import check_push, commit_pointers, is_pointer
-from gitlab_fake import clean_env  # noqa: F401
+from gitlab_fake import API, DEVELOPER, MAINTAINER, FakeGitLab, clean_env  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "glpat-push-Token-abcdef123456"
@@ -392,3 +392,39 @@ def test_check_without_git_says_so(repos, tmp_path):
     env = {**os.environ, "PATH": str(bare_path)}
     with pytest.raises(CiGenError, match="git is not installed in this job's image"):
         check_push(repos["ci"], env=env)
+
+
+@pytest.mark.parametrize("role, protected_for, passes", [
+    (DEVELOPER, MAINTAINER, False),   # GitLab's default: the default branch, Maintainers push
+    (MAINTAINER, MAINTAINER, True),
+    (DEVELOPER, DEVELOPER, True),     # "Allowed to push: Developers + Maintainers"
+    (MAINTAINER, 0, False),           # "No one"
+])
+def test_check_sees_a_protected_branch_the_token_cannot_push_to(repos, git_http, role, protected_for, passes):
+    """`git push --dry-run` never meets branch protection (GitLab checks it at the real push,
+    lib/gitlab/git_access.rb): the check asks the branches API for `can_push` first."""
+    fake = FakeGitLab(token=TOKEN).start()
+    try:
+        fake.add_project(5, "mlops/demo")
+        fake.members[5][fake.user["id"]] = role
+        fake.protected[5]["main"] = protected_for
+        env = _http_env(git_http, GITLAB_API_TOKEN=TOKEN, CI_API_V4_URL=fake.url + API,
+                        CI_PROJECT_ID="5", NO_PROXY="127.0.0.1")
+        out = io.StringIO()
+        if passes:
+            check_push(repos["ci"], env=env, out=out)
+            assert "commit-back check passed" in out.getvalue()
+        else:
+            with pytest.raises(CiGenError) as info:
+                check_push(repos["ci"], env=env, out=out)
+            msg = str(info.value)
+            who = "Developer" if role == DEVELOPER else "Maintainer"
+            assert msg == (f"commit-back cannot push to main at {git_http['url']}/mlops/demo.git: main is a "
+                           f"protected branch and the token's role ({who}) may not push to it; allow that role "
+                           "under Settings > Repository > Protected branches, or give the project access token "
+                           "a role that may push (Maintainer)")
+            assert TOKEN not in msg
+        assert fake.requests_to("GET", r"/repository/branches/main$")
+    finally:
+        fake.stop()
+    assert git(git_http["bare"], "rev-parse", "main") == repos["base"]  # nothing pushed

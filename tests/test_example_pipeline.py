@@ -254,7 +254,7 @@ def test_example_pipeline_end_to_end(tmp_path, moto_server, gitlab_fake, mlflow_
     _assert_not_trained(project, "reused from the run cache (deps and params match an earlier run)")
     assert _digests(trained) == retrained
     # The same commit again: its version is there already, nothing new is registered.
-    assert "is already registered for this commit; nothing to do" in job_log(project, "mlops-register")
+    assert "is already registered for this model (commit " in job_log(project, "mlops-register")
 
     # 5. No credential anywhere: logs, artifacts, builds, the work trees, every commit.
     secrets = [AWS_KEY, AWS_SECRET, gitlab_fake.token]

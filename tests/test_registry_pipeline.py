@@ -203,6 +203,49 @@ def test_two_pipelines_register_two_versions_with_lineage(tmp_path, monkeypatch)
     assert git(project, "status", "--porcelain") == ""
 
 
+@pytest.mark.slow
+def test_an_unchanged_model_is_one_version_and_a_tag_registers_its_own(tmp_path, monkeypatch):
+    """Register is idempotent by model, not commit: a default-branch pipeline after an
+    unrelated commit reuses the version; a tag pipeline on the same model registers the tag's."""
+    gitlab_ci_local()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    project = make_project(tmp_path / "same", CI, FILES, origin="git@gitlab.example.com:mlops/same.git")
+    (project / "data").mkdir()
+    (project / "data" / "x.txt").write_text("7\n")
+    _dvc(project, "init", "-q")
+    _dvc(project, "remote", "add", "-d", "models", str(tmp_path / "remote"))
+    _dvc(project, "add", "-q", "data")
+    _dvc(project, "push", "-q", "data.dvc")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "data")
+
+    code, status, out = run_pipeline(project, job="mlops-register")
+    assert code == 0 and status["mlops-register"] == "passed", out
+    assert "register: tiny 0.1.0 registered for commit" in job_log(project, "mlops-register")
+    first = git(project, "rev-parse", "HEAD")
+
+    # An unrelated change the ML jobs' `changes:` still match (a serving script).
+    (project / "serve.py").write_text("print('serving')\n")
+    git(project, "add", "serve.py")
+    git(project, "commit", "-qm", "serve script")
+    code, status, out = run_pipeline(project, job="mlops-register")
+    assert code == 0 and status["mlops-register"] == "passed", out
+    assert (f"register: tiny 0.1.0 is already registered for this model (commit {first[:12]}); "
+            "nothing to do") in job_log(project, "mlops-register")
+
+    code, status, out = run_pipeline(project, job="mlops-register",
+                                     variables={"CI_COMMIT_TAG": "v1.0.0", "CI_COMMIT_BRANCH": ""})
+    assert code == 0 and status["mlops-register"] == "passed", out
+    assert "register: tiny 1.0.0 registered for commit" in job_log(project, "mlops-register")
+    server = local.open_project(project)
+    try:
+        found = catalog.versions(Registry(server.url), "tiny")
+        assert [v.semver for v in found] == ["0.1.0", "1.0.0"]
+        assert found[0].tags[lineage.MODEL] == found[1].tags[lineage.MODEL]
+    finally:
+        server.stop()
+
+
 class Deploys:
     """`ci-gen job deploy` and `rollback` by registry version (process engine) in a job
     workspace that has the serve script and no model: the model comes from the registry."""

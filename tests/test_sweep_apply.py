@@ -68,3 +68,39 @@ def test_an_mr_from_a_fork_run_in_the_parent_is_one_line_and_touches_nothing(job
         "ci-gen: error: sweep-apply: the merge request's branch is in another project (id '77', a fork) "
         "that this pipeline cannot push to; set learning_rate=0.003, dropout=0.1 in params.yaml there by hand"]
     assert gitlab_fake.seen == []
+
+
+@pytest.mark.parametrize("partial", ["mr-create-failed", "mr-closed-branch-kept"])
+def test_a_second_run_after_a_partial_one_reuses_the_branch_and_opens_the_mr(job, gitlab_fake, partial):  # noqa: F811
+    """GitLab's commits API refuses start_sha for an existing branch
+    (app/services/commits/create_service.rb): the second run must commit onto it, or reuse it."""
+    branch = BRANCH_PREFIX + SHA[:8]
+    if partial == "mr-create-failed":
+        gitlab_fake.fail(times=1, status=400, method="POST", path_re=r"/merge_requests$",
+                         body={"message": "400 Bad request"})
+        first = job()
+        assert first.returncode == 1 and branch in gitlab_fake.heads[PROJECT_ID]
+        assert not gitlab_fake.merge_requests
+    else:
+        first = job()
+        assert first.returncode == 0, first.stderr
+        (mr,) = gitlab_fake.merge_requests.values()
+        mr["state"] = "closed"
+        # someone changed the params on the kept branch since
+        gitlab_fake.new_commit(PROJECT_ID, {"branch": branch, "commit_message": "tweak", "actions": [
+            {"action": "update", "file_path": "params.yaml", "content": PARAMS}]})
+    head = gitlab_fake.heads[PROJECT_ID][branch]
+
+    again = job()
+
+    assert again.returncode == 0, again.stderr
+    (mr,) = [m for m in gitlab_fake.merge_requests.values() if m["state"] == "opened"]
+    assert mr["source_branch"] == branch and mr["target_branch"] == "try-sweep"
+    assert f"sweep-apply: opened {mr['web_url']}" in again.stdout
+    now = gitlab_fake.heads[PROJECT_ID][branch]
+    applied = gitlab_fake.commits[PROJECT_ID][now]["files"]["params.yaml"]
+    assert yaml.safe_load(applied)["train"] == {"learning_rate": 0.003, "dropout": 0.1}
+    if partial == "mr-create-failed":
+        assert now == head and "reusing it" in again.stdout  # no second, empty commit
+    else:
+        assert gitlab_fake.commits[PROJECT_ID][now]["parent_ids"] == [head]

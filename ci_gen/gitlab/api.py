@@ -239,6 +239,24 @@ def authenticate(gl: Any) -> Any:
     return gl.user
 
 
+# Gitlab::Access levels (lib/gitlab/access.rb) by name, for messages.
+ROLES = {10: "Guest", 15: "Planner", 20: "Reporter", 30: "Developer", 40: "Maintainer", 50: "Owner"}
+
+
+def token_role(gl: Any, project: Any) -> str:
+    """The token user's role in the project ("Maintainer"), or "unknown" when GitLab does not
+    say (GET /user, then GET /projects/:id/members/all/:user_id)."""
+    import gitlab.exceptions as gexc
+    import requests
+
+    try:
+        gl.auth()
+        level = project.members_all.get(gl.user.id).access_level
+    except (gexc.GitlabError, requests.exceptions.RequestException, AttributeError):
+        return "unknown"
+    return ROLES.get(level, f"access level {level}")
+
+
 # --- errors --------------------------------------------------------------------------
 
 def _server_message(exc: Any) -> str:

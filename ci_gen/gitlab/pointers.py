@@ -157,11 +157,16 @@ def _say(out) -> Callable[[str], None]:
 
 
 def check_push(repo: Path, *, env: Mapping[str, str] | None = None, out=None) -> None:
-    """Fail (one line) unless a push would work: git installed, a token set, and the push URL
-    accepting it. `git push --dry-run` authenticates like a push (GitLab answers the
-    receive-pack advertisement only to a user who may push) but sends nothing."""
+    """Fail (one line) unless a push would work: git installed, a token set, the branch not
+    protected against the token's user, and the push URL accepting it. `git push --dry-run`
+    authenticates like a push (GitLab answers the receive-pack advertisement only to a user
+    who may push) but sends nothing, so it never meets branch protection: GitLab checks that
+    at the real push (lib/gitlab/git_access.rb). The branches API says it beforehand."""
     env = dict(os.environ if env is None else env)
     push = _prepare_push(_open(repo, env), env)
+    refused = _protected_refusal(push.branch, env)
+    if refused:
+        raise CiGenError(f"commit-back cannot push to {push.branch} at {push.shown_url}: {refused}")
     proc = push.checkout.git("push", "--dry-run", "--porcelain", push.url,
                              f"HEAD:refs/heads/{push.branch}", check=False)
     # A branch that moved on since this pipeline started is no reason to stop: the real push
@@ -171,6 +176,41 @@ def check_push(repo: Path, *, env: Mapping[str, str] | None = None, out=None) ->
                          f"{_push_reason(push.checkout, proc)}")
     _say(out)(f"commit-back check passed: the token can push to {push.branch} "
               f"at {push.shown_url}")
+
+
+def _protected_refusal(branch: str, env: Mapping[str, str]) -> str:
+    """Why GitLab would refuse the token's push to `branch`, from the branches API's `can_push`
+    (lib/api/entities/branch.rb: Gitlab::UserAccess#can_push_to_branch? for the token's
+    user, the rule lib/gitlab/git_access.rb applies to a push); "" when it may push, or when
+    the push does not go to this project's GitLab (CI_GEN_PUSH_URL) or the API cannot say."""
+    import gitlab.exceptions as gexc
+
+    token = api.find_token(env)
+    if env.get("CI_GEN_PUSH_URL", "").strip() or token is None or not env.get("CI_PROJECT_ID") \
+            or not (env.get("CI_API_V4_URL") or env.get("CI_SERVER_URL")):
+        return ""
+    try:
+        # The API's own URL first: CI_SERVER_URL may name where git pushes, not the API.
+        gl = api.connect(env.get("CI_API_V4_URL") or None, token, action="read the branch's protection", env=env)
+        project = api.get_project(gl, env["CI_PROJECT_ID"])
+        with api.errors(f"read branch {branch}", gl.url):
+            try:
+                found = project.branches.get(branch)
+            except gexc.GitlabGetError as exc:
+                if exc.response_code == 404:
+                    return ""  # a new branch: the push creates it
+                raise
+    except api.GitLabApiError:
+        return ""  # e.g. a write_repository-only token cannot read the API: the dry run decides
+    if getattr(found, "can_push", True) is not False:
+        return ""
+    role = api.token_role(gl, project)
+    if getattr(found, "protected", False):
+        return (f"{branch} is a protected branch and the token's role ({role}) may not push to it; "
+                "allow that role under Settings > Repository > Protected branches, or give the "
+                "project access token a role that may push (Maintainer)")
+    return (f"the token's role ({role}) may not push to this project (Developer or higher is "
+            "needed, and the `write_repository` or `api` scope)")
 
 
 def commit_pointers(repo: Path, *, message: str | None = None, max_attempts: int = 5,

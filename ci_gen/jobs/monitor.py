@@ -19,7 +19,10 @@ EPILOG = """exit status:
   0  no drift (every PSI at or below its threshold)
   1  cannot judge: reference missing or invalid, Prometheus or the service unreachable,
      only TensorFlow Serving's own metrics (requests and latency, no input statistics),
-     GitLab API failure (one line on stderr; no issue, no pipeline)
+     GitLab API failure (one line on stderr); on drift the issue is written first, so a
+     retraining pipeline GitLab refuses (e.g. pipeline variables not allowed for the
+     token's role: Settings > CI/CD > Variables, "Minimum role to use pipeline variables")
+     is recorded in the issue
   2  bad flags
   3  drift found: report written, issue opened or updated, retraining started
   4  not enough traffic in the window (fewer than --min-samples): report written, no alert

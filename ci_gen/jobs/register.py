@@ -19,10 +19,11 @@ from ci_gen.patterns import RE_MODEL_NAME
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "register", help="register the model as a new version in the model registry",
-        description="Create the registered model when missing and a version for this commit "
+        description="Create the registered model when missing and a version for this model "
         "(SemVer from the tag on tag pipelines, else the next patch), with params, metrics, "
-        "lineage tags and the model files (model.tar.gz + manifest.json). Re-running it for "
-        "the same commit changes nothing. Registry: MLFLOW_TRACKING_URI, else GitLab's "
+        "lineage tags and the model files (model.tar.gz + manifest.json). One version per "
+        "distinct model (a hash of its files and params): running it again, on this or a later "
+        "commit, with the same model changes nothing. Registry: MLFLOW_TRACKING_URI, else GitLab's "
         "($CI_API_V4_URL/projects/$CI_PROJECT_ID/ml/mlflow); token: MLFLOW_TRACKING_TOKEN.")
     p.add_argument("--model-name", required=True, metavar="NAME", help="registered model name")
     p.add_argument("--model-path", required=True, metavar="PATH",
@@ -74,9 +75,10 @@ def run(args: argparse.Namespace) -> int:
               f"{len(pack.files[bundle.ARCHIVE])} bytes of model files"
               + (f", edge models {', '.join(p.name for p in edge)}" if edge else "") + ")")
     elif done.completed:
-        print(f"register: {v.name} {v.semver} was incomplete for this commit; finished it")
+        print(f"register: {v.name} {v.semver} was incomplete for this model; finished it")
     else:
-        print(f"register: {v.name} {v.semver} is already registered for this commit; "
+        print(f"register: {v.name} {v.semver} is already registered for this model "
+              f"(commit {v.tags.get(lineage.COMMIT, '?')[:12]}); "
               "nothing to do")
     print(f"register: see it at {reg.version_url(v)}")
     atomic_write(args.out, f"CI_GEN_MODEL_NAME={v.name}\nCI_GEN_MODEL_VERSION={v.semver}\n")

@@ -8,6 +8,7 @@ file, through the same reader as eval-report.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -29,6 +30,12 @@ DATA = "ci_gen.data_md5"
 IMAGE = "ci_gen.image"
 TOOL = "ci_gen.version"
 JOB_ID = "gitlab.CI_JOB_ID"
+MODEL = "ci_gen.model_sha256"  # what makes a version: the model's files and params (model_hash)
+# GitLab keeps a param's name and value in columns of at most 250 characters
+# (app/models/ml/candidate_param.rb); log-batch inserts them without validation
+# (app/services/ml/experiment_tracking/candidate_repository.rb, called by
+# lib/api/ml/mlflow/runs.rb), so a longer one is a 500 after the version exists.
+PARAM_LIMIT = 250
 # In the order `ci-gen models show` prints them.
 SHOWN = ((COMMIT, "commit"), (REF, "ref"), (PIPELINE, "pipeline"), (JOB, "job"),
          (DATA, "training data (DVC md5)"), (IMAGE, "image"), (TOOL, "ci-gen"))
@@ -63,6 +70,44 @@ def tags(env: Mapping[str, str], *, data: str = "", image: str = "") -> dict[str
         raise RegistryError("CI_COMMIT_SHA is not set: a version is registered by a CI job "
                             "(or `ci-gen run`), which names its commit")
     return {k: v for k, v in found.items() if v}
+
+
+def job_tags(env: Mapping[str, str], *, gitlab: bool) -> dict[str, str]:
+    """`gitlab.CI_JOB_ID`, which links the run to its job in GitLab's UI. GitLab looks the job
+    up (app/services/ml/experiment_tracking/handle_candidate_gitlab_metadata_service.rb) and
+    answers 500 for one that does not exist, such as a local run's (gitlab-ci-local sets
+    GITLAB_CI=false): sent to GitLab from a GitLab job only; an MLflow server just keeps it."""
+    job = env.get("CI_JOB_ID", "")
+    if not job or (gitlab and env.get("GITLAB_CI") != "true"):
+        return {}
+    return {JOB_ID: job}
+
+
+def model_hash(manifest: Mapping[str, Any], params: Mapping[str, str]) -> str:
+    """sha256 over the model's files (the bundle manifest's per-file hashes, edge files
+    included) and its params: the same model gives the same hash, whatever the commit."""
+    edge = {n: (manifest.get("files") or {}).get(n, {}).get("sha256", "") for n in manifest.get("edge") or []}
+    doc = {"contents": manifest.get("contents") or {}, "edge": edge, "params": dict(params)}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def fit_params(params: Mapping[str, str], *, gitlab: bool, log=print) -> dict[str, str]:
+    """The params as the registry can store them, checked before any version is created:
+    for GitLab, a value over PARAM_LIMIT characters is cut (and said so), a longer name is
+    refused; an MLflow server takes them as they are."""
+    if not gitlab:
+        return dict(params)
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        if len(key) > PARAM_LIMIT:
+            raise RegistryError(f"param name {shown(key)} is longer than GitLab's {PARAM_LIMIT} characters: "
+                                "shorten it in the params file")
+        if len(value) > PARAM_LIMIT:
+            log(f"register: param {key} is {len(value)} characters, GitLab keeps {PARAM_LIMIT}: "
+                "registered cut, with \"...\" at its end (the params file holds the whole value)")
+            value = value[:PARAM_LIMIT - 3] + "..."
+        out[key] = value
+    return out
 
 
 def params(path: Path) -> dict[str, str]:

@@ -38,7 +38,7 @@ def lookup(env: Mapping[str, str], name: str) -> dict[str, Any] | None:
         number = mine[-1].semver if mine else semver.next_patch(v.semver for v in found)
     return {
         "model": name,
-        "model_url": reg.model_url(name),
+        "model_url": model_page(reg, env, name, found),
         "next": number,
         "registered": bool(mine) and not tag,
         "compare": latest.semver if latest else None,
@@ -48,11 +48,27 @@ def lookup(env: Mapping[str, str], name: str) -> dict[str, Any] | None:
     }
 
 
+def model_page(reg: Registry, env: Mapping[str, str], name: str, found: list) -> str:
+    """Where a person sees the model. GitLab's model pages live under the project
+    (`<project URL>/-/ml/models/<model id>`, the versions' `source` minus `/versions/<id>`,
+    lib/api/entities/ml/mlflow/model_version.rb), never at the server's root: with no version
+    yet, the project's model list ($CI_PROJECT_URL/-/ml/models); "" when neither is known."""
+    if not reg.gitlab:
+        return reg.model_url(name)
+    for version in reversed(found):
+        head, sep, _ = version.source.rpartition("/versions/")
+        if sep and head.startswith(("https://", "http://")) and "/-/ml/models/" in head:
+            return head
+    project = env.get("CI_PROJECT_URL", "").rstrip("/")
+    return f"{project}/-/ml/models" if project.startswith(("https://", "http://")) else ""
+
+
 def markdown(info: Mapping[str, Any]) -> str:
     who = "A merge registers" if info["merge_request"] else "This pipeline registers"
     model = f"`{info['model']}`"
     what = "already registered for this commit" if info.get("registered") else "the next version"
-    rows = [f"| {who} | [{model} {info['next']}]({info['model_url']}) | {what} |"]
+    shown = f"[{model} {info['next']}]({info['model_url']})" if info["model_url"] else f"{model} {info['next']}"
+    rows = [f"| {who} | {shown} | {what} |"]
     if info["compare"]:
         commit = f", commit {info['compare_commit'][:8]}" if info["compare_commit"] else ""
         rows.append(f"| Compare with | [{model} {info['compare']}]({info['compare_url']}) | "

@@ -1,9 +1,13 @@
-"""The `register` job: a model version per commit, with its files, params, metrics, lineage.
+"""The `register` job: a model version per distinct model, with its files, params, metrics,
+lineage.
 
-Idempotent by commit: a version already tagged with this commit (on a tag pipeline: the
-tag's version) is reused; if an earlier attempt stopped before its manifest was uploaded,
-the missing steps are done again (params are re-logged with the same values, files
-re-uploaded, the manifest last), so a version is either complete or visibly incomplete.
+Idempotent by model, not commit: a version stands for the model's files and params (their
+hash, the `ci_gen.model_sha256` tag), so a pipeline after an unrelated commit (serve.py, a
+README, the pointer commit) reuses the version of the byte-identical model. A tag pipeline
+registers the tag's SemVer whatever is registered already. If an earlier attempt stopped
+before its manifest was uploaded, the missing steps are done again (params are re-logged
+with the same values, files re-uploaded, the manifest last), so a version is either complete
+or visibly incomplete. Params GitLab cannot store are fitted before the version is created.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from ci_gen.registry.client import NotFound, Registry, RegistryError, Version
 @dataclass
 class Outcome:
     version: Version
-    created: bool     # a new version (False: this commit's version was already there)
+    created: bool     # a new version (False: this model's version was already there)
     completed: bool   # files uploaded now (False: it was complete already)
 
 
@@ -28,22 +32,27 @@ def experiment_name(model: str) -> str:
     return f"[model]{model}"
 
 
-def choose(existing: list[Version], commit: str, tag: str, data: str = "") -> tuple[Version | None, str]:
-    """This commit's version if there is one, else the SemVer a new one gets. Off a tag, a
-    version is this commit's only if it was trained on the same data too: a retraining
-    pipeline (the monitor's) refreshes the data on an unchanged commit."""
+def choose(existing: list[Version], commit: str, tag: str, data: str = "",
+           model: str = "") -> tuple[Version | None, str]:
+    """This model's version if there is one, else the SemVer a new one gets. On a tag
+    pipeline: the tag's version, which must hold this model (or this commit: a re-run of
+    the tag pipeline retrains). Versions registered before the model hash was recorded
+    are matched by commit and training data, as they were then."""
     if tag:
         wanted = semver.from_tag(tag)
         same = [v for v in existing if v.semver == wanted]
-        if same and same[0].tags.get(lineage.COMMIT) != commit:
+        if same and same[0].tags.get(lineage.COMMIT) != commit \
+                and not (model and same[0].tags.get(lineage.MODEL) == model):
             raise RegistryError(f"version {wanted} is already registered for commit "
                                 f"{same[0].tags.get(lineage.COMMIT, '?')[:12]}, not this "
                                 f"commit {commit[:12]}")
         return (same[0] if same else None), wanted
-    mine = [v for v in existing if v.tags.get(lineage.COMMIT) == commit
-            and v.tags.get(lineage.DATA, "") == data]
+    mine = [v for v in existing if (model and v.tags.get(lineage.MODEL) == model)
+            or (lineage.MODEL not in v.tags and v.tags.get(lineage.COMMIT) == commit
+                and v.tags.get(lineage.DATA, "") == data)]
     if mine:
-        return max(mine, key=lambda v: semver.parse(v.semver) or ()), mine[0].semver
+        best = max(mine, key=lambda v: semver.parse(v.semver) or ())
+        return best, best.semver
     return None, semver.next_patch(v.semver for v in existing)
 
 
@@ -60,15 +69,19 @@ def register(reg: Registry, name: str, pack: bundle.Bundle, *, tags: Mapping[str
              params: Mapping[str, str], metrics: Mapping[str, float], env: Mapping[str, str],
              tag: str = "", log=print) -> Outcome:
     commit = tags[lineage.COMMIT]
+    model = lineage.model_hash(pack.manifest, params)
+    # Checked before anything is created: a param GitLab cannot store would fail log-batch
+    # after the version exists.
+    stored = lineage.fit_params(params, gitlab=reg.gitlab, log=log)
     if reg.ensure_model(name, "Registered by ci-gen's register component"):
         log(f"register: created the registered model {name}")
-    found, number = choose(reg.list_versions(name), commit, tag, tags.get(lineage.DATA, ""))
+    found, number = choose(reg.list_versions(name), commit, tag, tags.get(lineage.DATA, ""), model)
     if found is not None and is_complete(reg, found):
         return Outcome(found, created=False, completed=False)
     created = found is None
-    version = found or _create(reg, name, number, tags, env)
-    run_tags = {**tags, lineage.JOB_ID: env.get("CI_JOB_ID", "")}
-    reg.log_batch(version.run_id, params, metrics, {k: v for k, v in run_tags.items() if v})
+    version = found or _create(reg, name, number, {**tags, lineage.MODEL: model}, env)
+    run_tags = {**tags, lineage.MODEL: model, **lineage.job_tags(env, gitlab=reg.gitlab)}
+    reg.log_batch(version.run_id, stored, metrics, {k: v for k, v in run_tags.items() if v})
     base = reg.files_url(reg.get_run(version.run_id)["info"]["artifact_uri"])
     for file_name, data in pack.files.items():  # the manifest is the last one
         reg.put_file(base, file_name, data)

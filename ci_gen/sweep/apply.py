@@ -6,7 +6,8 @@ params in the params file, made with GitLab's API only:
 2. `POST /projects/:id/merge_requests` opens the MR from it into the branch the sweep ran on
    (the MR's source branch): the change is reviewed, never pushed to an existing branch.
 
-Run again for the same commit, it finds the open MR of its branch and says so. The token is
+Run again for the same commit, it finds the open MR of its branch and says so; after a partial
+run (the branch made, the MR not; or a closed MR whose branch was kept) it reuses the branch. The token is
 GITLAB_API_TOKEN (api scope); it is never printed, and messages are scrubbed of it.
 """
 
@@ -92,15 +93,50 @@ def open_mr(leaderboard: Path, params_file: Path, *, env: Mapping[str, str] | No
         return {"kind": "found", "web_url": found[0].web_url, "iid": found[0].iid}
     message = f"sweep: apply the best cell ({label})\n\nBy {board['metric']} ({board['direction']} is better), " \
               f"from the sweep of {sha[:8]}."
-    with api.errors(f"create branch {branch} with {params_file}", gl.url):
-        commit = project.commits.create({
-            "branch": branch, "start_sha": sha, "commit_message": message,
-            "actions": [{"action": "update", "file_path": params_file.as_posix(), "content": new}]})
+    commit = _commit(gl, project, branch, sha, params_file.as_posix(), new, message, say)
     description = (f"The best cell of the sweep in {env.get('CI_PIPELINE_URL') or 'the pipeline'} "
                    f"for {sha[:8]}, applied to `{params_file.as_posix()}`.\n\n{markdown(board)}")
     with api.errors(f"open a merge request from {branch} into {into}", gl.url):
         mr = project.mergerequests.create({
             "source_branch": branch, "target_branch": into, "title": f"Apply the best sweep cell: {label}",
             "description": description, "remove_source_branch": True})
-    say(f"sweep-apply: opened {mr.web_url} ({branch} -> {into}, commit {commit.short_id})")
-    return {"kind": "created", "web_url": mr.web_url, "iid": mr.iid, "commit": commit.id, "branch": branch}
+    say(f"sweep-apply: opened {mr.web_url} ({branch} -> {into}, commit {commit[:8]})")
+    return {"kind": "created", "web_url": mr.web_url, "iid": mr.iid, "commit": commit, "branch": branch}
+
+
+def _commit(gl: Any, project: Any, branch: str, sha: str, path: str, content: str, message: str,
+            say: Callable[[str], None]) -> str:
+    """The branch's head holding `content` at `path`: a new branch from `sha`, or, after a
+    partial run (an MR create that failed, a closed MR whose branch was kept), the existing
+    branch, updated only when it does not hold the change yet. GitLab's commits API refuses
+    `start_sha` for a branch that exists ("A branch called ... already exists",
+    app/services/commits/create_service.rb), so an existing branch is committed to as is."""
+    import gitlab.exceptions as gexc
+
+    from ci_gen.gitlab import api
+
+    with api.errors(f"look for branch {branch}", gl.url):
+        try:
+            head = project.branches.get(branch).commit["id"]
+        except gexc.GitlabGetError as exc:
+            if exc.response_code != 404:
+                raise
+            head = None
+    action = {"action": "update", "file_path": path, "content": content}
+    if head is None:
+        with api.errors(f"create branch {branch} with {path}", gl.url):
+            return project.commits.create({"branch": branch, "start_sha": sha, "commit_message": message,
+                                           "actions": [action]}).id
+    with api.errors(f"read {path} on {branch}", gl.url):
+        try:
+            current = project.files.raw(file_path=path, ref=branch).decode("utf-8", "replace")
+        except gexc.GitlabGetError as exc:
+            if exc.response_code != 404:
+                raise
+            current, action["action"] = None, "create"
+    if current == content:
+        say(f"sweep-apply: branch {branch} is there already with the change (an earlier run); reusing it")
+        return str(head)
+    say(f"sweep-apply: branch {branch} is there already (an earlier run); committing the change onto it")
+    with api.errors(f"update {path} on branch {branch}", gl.url):
+        return project.commits.create({"branch": branch, "commit_message": message, "actions": [action]}).id
