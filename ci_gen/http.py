@@ -68,7 +68,10 @@ def parse_url(raw: str, what: str = "URL") -> Url:
     number, an unclosed IPv6 bracket, spaces, another scheme. Credentials in it are never
     part of the message."""
     raw = (raw or "").strip()
-    bad = f"{what} must be an http(s) URL like https://host/path, not {shown(raw)}"
+    # Everything up to the last "@" after the scheme may be a password, even in a URL too
+    # broken to parse (an unencoded "/" or "@" in it): never shown.
+    masked = re.sub(r"^([^:/]*://).*@", r"\g<1>***@", raw, flags=re.S)
+    bad = f"{what} must be an http(s) URL like https://host/path, not {shown(masked)}"
     if not raw or any(c.isspace() or ord(c) < 32 for c in raw):
         raise HttpError(bad)
     try:
@@ -76,7 +79,9 @@ def parse_url(raw: str, what: str = "URL") -> Url:
         port = parts.port
         host = parts.hostname
     except ValueError as exc:
-        raise HttpError(f"{bad} ({_no_secret(str(exc), raw)})") from None
+        # The library's reason may quote a piece of the URL: left out when it has credentials.
+        reason = "" if "@" in raw else f" ({_no_secret(str(exc), raw)})"
+        raise HttpError(bad + reason) from None
     if parts.scheme not in ("http", "https") or not host:
         raise HttpError(bad)
     basic = None
@@ -182,16 +187,23 @@ class Client:
         safe = method in _IDEMPOTENT if idempotent is None else idempotent
         limit = self.max_bytes if max_bytes is None else max_bytes
         end = time.monotonic() + self.deadline
-        attempts = self.retries if safe else 1
+        attempts = self.retries
         last = "no answer"
+        tried = 0
         for attempt in range(1, attempts + 1):
+            tried = attempt
             try:
                 resp = self._follow(method, url, params, json_body, data, headers or {},
                                     end, limit, what)
             except _Retryable as exc:
                 last = str(exc)
+                if not safe:
+                    break  # it may have arrived: the caller looks before sending it again
             else:
-                if resp.status not in RETRY_STATUS or attempt == attempts:
+                # A 429 is a refusal before anything was done (GitLab's throttles answer it
+                # ahead of the API, lib/gitlab/rack_attack): safe to send again, whatever it is.
+                again = resp.status == 429 or (safe and resp.status in RETRY_STATUS)
+                if not again or attempt == attempts:
                     return resp
                 wait = _retry_after(resp.headers.get("Retry-After"))
                 last = f"HTTP {resp.status}"
@@ -206,7 +218,7 @@ class Client:
                     break
                 time.sleep(pause)
         raise HttpError(f"{self.what} at {self.where} is not reachable for {what} ({last})"
-                        + (f" after {attempts} attempts" if attempts > 1 else ""))
+                        + (f" after {tried} attempts" if tried > 1 else ""))
 
     def _follow(self, method: str, url: str, params: Any, json_body: Any, data: Any,
                 headers: Mapping[str, str], end: float, limit: int, what: str) -> Response:

@@ -109,3 +109,151 @@ def test_bad_input_is_refused_cleanly(case, tmp_path):
     if case.get("secret"):
         assert case["secret"] not in out + err
     assert tree_hash(tmp_path) == before, "files changed on disk"
+
+
+# --- the model registry: hostile answers and tracking URIs (issue 21 points 2, 9, 10) ---------
+# Self-contained: a loopback server (pytest-httpserver) answers as an MLflow tracking server,
+# correctly except for the one answer a case replaces. `ci-gen models ...` must print one line
+# naming what was wrong, exit 1, no traceback, no secret, no control character, no files.
+
+REG_SECRET = "Pa55-w0rd-SECRET-9"
+_REG_MODEL = {"m/w.bin": b"weights", "m/config.txt": b"epochs=1\n"}
+
+
+def _reg_bundle() -> tuple[bytes, dict[str, Any]]:
+    import gzip
+    import hashlib
+    import io
+    import tarfile
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name, data in _REG_MODEL.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    archive = gzip.compress(raw.getvalue(), mtime=0)
+    sha = lambda d: hashlib.sha256(d).hexdigest()  # noqa: E731
+    return archive, {"format": 1, "model": "m",
+                     "files": {"model.tar.gz": {"sha256": sha(archive), "size": len(archive)}},
+                     "contents": {n: sha(d) for n, d in _REG_MODEL.items()}}
+
+
+def _reg_answers(base: str) -> dict[str, bytes]:
+    """What a healthy server answers (path -> JSON or bytes)."""
+    import json
+
+    archive, manifest = _reg_bundle()
+    api = "/api/2.0/mlflow/"
+    version = {"name": "m", "version": "1", "run_id": "r1",
+               "tags": [{"key": "gitlab.version", "value": "0.1.0"}]}
+    return {
+        api + "registered-models/search": json.dumps({"registered_models": [{"name": "m"}]}).encode(),
+        api + "registered-models/get": json.dumps({"registered_model": {"name": "m"}}).encode(),
+        api + "model-versions/search": json.dumps({"model_versions": [version]}).encode(),
+        api + "runs/get": json.dumps({"run": {"info": {"run_id": "r1", "artifact_uri": base + "/files/"},
+                                              "data": {"params": [{"key": "a", "value": "1"}]}}}).encode(),
+        "/files/manifest.json": json.dumps(manifest).encode(),
+        "/files/model.tar.gz": archive,
+    }
+
+
+_A = "/api/2.0/mlflow/"
+_LIST, _VERSIONS = ["models", "list"], ["models", "list", "m"]
+_SHOW, _DOWNLOAD = ["models", "show", "m"], ["models", "download", "m", "--out", "out"]
+# (id, command, path whose answer is replaced, (status, body), what the line must say)
+REGISTRY_ANSWERS = [
+    ("search-is-a-list", _LIST, _A + "registered-models/search", (200, b"[]"), "the document: expected an object"),
+    ("search-models-an-object", _LIST, _A + "registered-models/search", (200, b'{"registered_models": {"a": 1}}'), "registered_models: expected a list"),
+    ("model-name-an-int", _LIST, _A + "registered-models/search", (200, b'{"registered_models": [{"name": 5}]}'), "registered_models.0.name: expected a string, got the integer 5"),
+    ("next-page-an-int", _LIST, _A + "registered-models/search", (200, b'{"registered_models": [], "next_page_token": 7}'), "next_page_token"),
+    ("search-not-json", _LIST, _A + "registered-models/search", (200, b"<html>hi</html>"), "not JSON"),
+    ("search-nan", _LIST, _A + "registered-models/search", (200, b'{"registered_models": [{"name": "m", "creation_timestamp": NaN}]}'), "NaN is not a JSON number"),
+    ("search-nested-deep", _LIST, _A + "registered-models/search", (200, b"[" * 5000 + b"]" * 5000), "model registry answer"),
+    ("model-missing", _VERSIONS, _A + "registered-models/get", (200, b"{}"), "registered_model: missing"),
+    ("version-missing-version", _VERSIONS, _A + "model-versions/search", (200, b'{"model_versions": [{"name": "m"}]}'), "model_versions.0.version: missing"),
+    ("version-an-int", _VERSIONS, _A + "model-versions/search", (200, b'{"model_versions": [{"name": "m", "version": 3}]}'), "model_versions.0.version: expected a string"),
+    ("version-tags-an-object", _VERSIONS, _A + "model-versions/search", (200, b'{"model_versions": [{"name": "m", "version": "1", "tags": {"k": "v"}}]}'), "tags: expected a list"),
+    ("version-timestamp-a-string", _VERSIONS, _A + "model-versions/search", (200, b'{"model_versions": [{"name": "m", "version": "1", "creation_timestamp": "soon"}]}'), "creation_timestamp"),
+    ("run-info-a-list", _SHOW, _A + "runs/get", (200, b'{"run": {"info": []}}'), "run.info: expected an object"),
+    ("run-metric-a-string", _SHOW, _A + "runs/get", (200, b'{"run": {"info": {"run_id": "r1", "artifact_uri": "x"}, "data": {"metrics": [{"key": "a", "value": "high"}]}}}'), "run.data.metrics.0.value"),
+    ("run-without-artifact-uri", _DOWNLOAD, _A + "runs/get", (200, b'{"run": {"info": {"run_id": "r1"}}}'), "run.info.artifact_uri: missing"),
+    ("manifest-a-list", _DOWNLOAD, "/files/manifest.json", (200, b"[1]"), "is not a ci-gen manifest"),
+    ("manifest-size-a-string", _DOWNLOAD, "/files/manifest.json", (200, b'{"format": 1, "model": "m", "files": {"model.tar.gz": {"sha256": "' + b"0" * 64 + b'", "size": "12"}}}'), "files.model.tar.gz.size"),
+    ("manifest-model-a-path", _DOWNLOAD, "/files/manifest.json", (200, b'{"format": 1, "model": "../../up", "files": {"model.tar.gz": {"sha256": "' + b"0" * 64 + b'", "size": 1}}}'), "model: "),
+    ("manifest-files-missing", _DOWNLOAD, "/files/manifest.json", (200, b'{"format": 1, "model": "m"}'), "files: missing"),
+    ("manifest-format-2", _DOWNLOAD, "/files/manifest.json", (200, b'{"format": 2, "model": "m", "files": {}}'), "format"),
+    ("archive-not-gzip", _DOWNLOAD, "/files/model.tar.gz", (200, b"not an archive"), "hash mismatch for model.tar.gz"),
+    ("plain-404", _LIST, _A + "registered-models/search", (404, b'{"message": "404 Not Found"}'), "not visible to this token's user"),
+    ("error-body-with-esc", _LIST, _A + "registered-models/search", (500, b'{"error_code": "INTERNAL_ERROR", "message": "\\u001b[2J\\u001b]0;pwned\\u0007boom"}'), "INTERNAL_ERROR"),
+    ("error-html-body", _SHOW, _A + "runs/get", (502, b"<html>\x1b[31mbad gateway</html>"), "HTTP 502"),
+]
+
+
+@pytest.fixture
+def registry_server():
+    from pytest_httpserver import HTTPServer
+
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+def _registry_env(tmp_path: Path, uri: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(DROP) and not k.startswith("MLFLOW_")}
+    env.update(HOME=str(tmp_path / "home"), CI_GEN_STATE_DIR=str(tmp_path / "state"),
+               MLFLOW_TRACKING_URI=uri, MLFLOW_TRACKING_TOKEN=REG_SECRET,
+               CI_GEN_REGISTRY_RETRIES="1", CI_GEN_REGISTRY_TIMEOUT="5", NO_PROXY="127.0.0.1")
+    return env
+
+
+def _one_clean_line(proc: subprocess.CompletedProcess, expect: str) -> None:
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert expect in lines[0], (expect, lines[0])
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    assert REG_SECRET not in proc.stdout + proc.stderr
+    assert not any(ord(c) < 32 and c not in "\n" for c in proc.stdout + proc.stderr), \
+        repr(proc.stderr)
+
+
+@pytest.mark.parametrize("command, path, answer, expect",
+                         [pytest.param(*c[1:], id=c[0]) for c in REGISTRY_ANSWERS])
+def test_a_malformed_registry_answer_is_one_line(registry_server, tmp_path, command, path,
+                                                 answer, expect):
+    from werkzeug import Response
+
+    base = registry_server.url_for("/").rstrip("/")
+    answers = _reg_answers(base)
+    for where, body in answers.items():
+        status, data = answer if where == path else (200, body)
+        registry_server.expect_request(where).respond_with_response(
+            Response(data, status=status, content_type="application/json"))
+    (tmp_path / "home").mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "ci_gen", *command], cwd=work,
+                          env=_registry_env(tmp_path, base), capture_output=True, text=True,
+                          timeout=120)
+    _one_clean_line(proc, expect)
+    assert not any((work / "out").rglob("*")), "files written"
+
+
+@pytest.mark.parametrize("uri, expect", [
+    (f"http://user:{REG_SECRET}@127.0.0.1:abc/", "must be an http(s) URL"),
+    (f"http://user:{REG_SECRET}/x@127.0.0.1:1/", "must be an http(s) URL"),
+    ("http://[::1/", "must be an http(s) URL"),
+    ("http://127.0.0.1/a b", "must be an http(s) URL"),
+    ("file:///tmp/mlruns", "must be an http(s) URL"),
+    (f"http://user:{REG_SECRET}@127.0.0.1:{closed_port()}/", "is not reachable"),
+])
+def test_a_bad_tracking_uri_is_one_line_without_its_password(tmp_path, uri, expect):
+    (tmp_path / "home").mkdir()
+    proc = subprocess.run([sys.executable, "-m", "ci_gen", "models", "list"], cwd=tmp_path,
+                          env=_registry_env(tmp_path, uri), capture_output=True, text=True,
+                          timeout=120)
+    _one_clean_line(proc, expect)

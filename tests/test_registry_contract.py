@@ -204,7 +204,7 @@ def test_gitlab_answers_only_what_it_implements(fake, tmp_path):
             reg.call(method, endpoint, {"name": name})
     base = reg.files_url(reg.get_run(version.run_id)["info"]["artifact_uri"])
     assert "/packages/ml_models/" in base
-    status, _ = reg._send("PUT", base + "dir/file.bin", b"x", "application/octet-stream")
+    status = reg.http.request("PUT", base + "dir/file.bin", data=b"x").status
     assert status == 400  # flat files only
     with pytest.raises(RegistryError, match="flat"):
         reg.put_file(base, "dir/file.bin", b"x")
