@@ -257,3 +257,33 @@ def test_a_bad_tracking_uri_is_one_line_without_its_password(tmp_path, uri, expe
                           env=_registry_env(tmp_path, uri), capture_output=True, text=True,
                           timeout=120)
     _one_clean_line(proc, expect)
+
+
+def test_server_text_reaches_the_terminal_escaped(registry_server, tmp_path):
+    """Names, tags and params from the registry are printed with control characters escaped:
+    an ESC from the server cannot clear the screen, retitle the terminal or forge a line."""
+    import json
+
+    from werkzeug import Response
+
+    base = registry_server.url_for("/").rstrip("/")
+    answers = _reg_answers(base)
+    evil = "\x1b[2J\x1b]0;pwned\x07\nci-gen: all good"
+    answers[_A + "registered-models/search"] = json.dumps(
+        {"registered_models": [{"name": "m" + evil}]}).encode()
+    answers[_A + "model-versions/search"] = json.dumps({"model_versions": [
+        {"name": "m", "version": "1", "run_id": "r1",
+         "tags": [{"key": "gitlab.version", "value": "0.1.0"},
+                  {"key": "ci_gen.ref", "value": "main" + evil}]}]}).encode()
+    for where, body in answers.items():
+        registry_server.expect_request(where).respond_with_response(
+            Response(body, content_type="application/json"))
+    (tmp_path / "home").mkdir()
+    env = _registry_env(tmp_path, base)
+    for command in (_LIST, _VERSIONS, _SHOW):
+        proc = subprocess.run([sys.executable, "-m", "ci_gen", *command], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout, repr(proc.stdout)
+        assert "\\x1b[2J" in proc.stdout  # shown, escaped
+        assert not any(line.startswith("ci-gen: all good") for line in proc.stdout.splitlines())

@@ -257,3 +257,29 @@ def test_register_job_defaults_to_the_projects_gitlab_registry(fake, tmp_path):
 
     bad = cli("job", "register", "--model-name", "x;id", "--model-path", "m", cwd=project, env=env)
     assert bad.returncode == 2 and "is not a model name" in bad.stderr
+
+
+def test_mlflow_a_run_whose_create_answer_was_lost_is_found_not_made_twice(mlflow_server,
+                                                                          monkeypatch):
+    """runs/create is not idempotent: after a lost answer the run is looked up by name
+    (MLflow's runs/search) before another is made."""
+    from ci_gen.registry.client import OutcomeUnknown
+
+    monkeypatch.setenv("CI_GEN_REGISTRY_MAX_WAIT", "0")
+    reg = Registry(mlflow_server.url)
+    experiment = reg.experiment_id(f"[model]m-{uuid.uuid4().hex[:8]}")
+    real = reg.call
+    lost = []
+
+    def call(method, endpoint, *args, **kw):
+        out = real(method, endpoint, *args, **kw)
+        if endpoint == "runs/create" and not lost:
+            lost.append(out)
+            raise OutcomeUnknown("model registry failed create run (HTTP 502)")
+        return out
+
+    monkeypatch.setattr(reg, "call", call)
+    run = reg.create_run(experiment, "m 0.1.0")
+    assert lost and run["info"]["run_id"] == lost[0].run.info.run_id
+    found = real("POST", "runs/search", {"experiment_ids": [experiment]}, idempotent=True)
+    assert len(found["runs"]) == 1
