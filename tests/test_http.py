@@ -72,7 +72,8 @@ def test_url_password_goes_as_basic_auth_to_its_origin_and_is_never_shown(httpse
 
 @pytest.mark.parametrize("raw", [
     f"http://user:{SECRET}@127.0.0.1:abc/", "http://[::1/", "http://127.0.0.1/a b",
-    f"ftp://user:{SECRET}@host/", "", "http://", "127.0.0.1:5000"])
+    f"ftp://user:{SECRET}@host/", "", "http://", "127.0.0.1:5000",
+    f"http://user:{SECRET}/x@127.0.0.1:1/", f"http://u:{SECRET}@x@127.0.0.1:abc/"])
 def test_bad_urls_are_one_line_without_the_password(raw):
     with pytest.raises(HttpError) as err:
         parse_url(raw, "MLFLOW_TRACKING_URI")
@@ -87,6 +88,23 @@ def test_post_is_sent_once_on_a_server_error(httpserver):
     resp = client.request("POST", client.url("create"), json_body={"a": 1})
     assert resp.status == 503
     assert len(httpserver.log) == 1
+
+
+def test_a_429_is_retried_even_for_a_post_after_its_retry_after(httpserver):
+    """A 429 refuses before anything is done (GitLab's throttles sit in front of the API):
+    sending the create again is safe; a 5xx is not (test above)."""
+    calls: list[float] = []
+
+    def handler(request: Request) -> Response:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            return Response("Retry later\n", status=429, headers={"Retry-After": "1"})
+        return Response("{}", status=200)
+
+    httpserver.expect_request("/create", method="POST").respond_with_handler(handler)
+    client = Client(httpserver.url_for("/"), what="registry", retries=3, max_wait=5)
+    assert client.request("POST", client.url("create"), json_body={}).status == 200
+    assert len(calls) == 2 and calls[1] - calls[0] >= 0.9
 
 
 def test_get_is_retried_and_retry_after_is_honoured(httpserver):
