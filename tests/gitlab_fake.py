@@ -8,7 +8,8 @@ headers and status codes (docs.gitlab.com/api/): `PRIVATE-TOKEN` auth (401
 offset pagination headers (X-Page, X-Next-Page, X-Total, ..., Link), multipart uploads,
 masked-variable validation (Ci::Maskable), and the model registry's MLflow-compatible API
 (`/projects/:id/ml/mlflow/api/2.0/mlflow/...`, lib/api/ml/mlflow/ in GitLab's source) with its
-model files (`/projects/:id/packages/ml_models/:model_version_id/files/:file_name`). Faults (429 with Retry-After, 5xx, slow answers)
+model files (`/projects/:id/packages/ml_models/:model_version_id/files/:file_name`, downloads
+redirected to a second loopback server standing for object storage). Faults (429 with Retry-After, 5xx, slow answers)
 can be injected to test retries. Everything binds to 127.0.0.1 on a free port.
 """
 
@@ -137,6 +138,7 @@ class FakeGitLab:
         return self
 
     def stop(self) -> None:
+        self.ml.close()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -439,12 +441,19 @@ class MlRegistry:
         self.runs: dict[str, dict[str, Any]] = {}
         self.files: dict[tuple[int, str], bytes] = {}
         self._ids = itertools.count(1)
-        # Package files in object storage (None: GitLab serves them itself, `file_storage?`).
+        # Package files live in object storage with direct download, as on GitLab.com: a
+        # download is a redirect to another host (`direct_download = False`: GitLab serves
+        # them itself, `file_storage?`). `storage` may be set to a server a test inspects.
+        self.direct_download = True
         self.storage: ObjectStorage | None = None
         # Answers lost after the work was done: endpoint ("model-versions/create", or
         # "PUT files") -> how many times a 502 replaces the real answer.
         self.lost: dict[str, int] = {}
         self._throttled: list[Any] = [0, "1"]  # [times, Retry-After]
+
+    def close(self) -> None:
+        if self.storage is not None:
+            self.storage.stop()
 
     def throttle(self, times: int, retry_after: str = "1") -> None:
         """The next `times` registry calls answer 429 with `Retry-After` before doing anything:
@@ -637,10 +646,12 @@ class MlRegistry:
         if method == "GET":
             if (version["id"], name) not in self.files:
                 raise HttpError(404, {"message": "404 Not Found"})
-            if self.storage is not None:
+            if self.direct_download:
                 # lib/api/ml_model_packages.rb `present_package_file!` ->
                 # lib/api/helpers.rb `present_carrierwave_file!`: a file in object storage
                 # with direct download is a redirect to its signed URL on another host.
+                if self.storage is None:
+                    self.storage = ObjectStorage().start()
                 return 302, b"", {"Location": self.storage.signed_url(
                     self.files[(version["id"], name)])}
             return 200, self.files[(version["id"], name)], {}
