@@ -112,7 +112,7 @@ def test_bad_input_is_refused_cleanly(case, tmp_path):
 
 
 # --- the model registry: hostile answers and tracking URIs (issue 21 points 2, 9, 10) ---------
-# Self-contained: a loopback server (pytest-httpserver) answers as an MLflow tracking server,
+# Self-contained: a loopback server (pytest-httpserver's `httpserver`) answers as an MLflow tracking server,
 # correctly except for the one answer a case replaces. `ci-gen models ...` must print one line
 # naming what was wrong, exit 1, no traceback, no secret, no control character, no files.
 
@@ -121,22 +121,16 @@ _REG_MODEL = {"m/w.bin": b"weights", "m/config.txt": b"epochs=1\n"}
 
 
 def _reg_bundle() -> tuple[bytes, dict[str, Any]]:
-    import gzip
-    import hashlib
-    import io
-    import tarfile
+    import tempfile
 
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w") as tar:
+    from ci_gen.registry import bundle
+
+    with tempfile.TemporaryDirectory() as tmp:
         for name, data in _REG_MODEL.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    archive = gzip.compress(raw.getvalue(), mtime=0)
-    sha = lambda d: hashlib.sha256(d).hexdigest()  # noqa: E731
-    return archive, {"format": 1, "model": "m",
-                     "files": {"model.tar.gz": {"sha256": sha(archive), "size": len(archive)}},
-                     "contents": {n: sha(d) for n, d in _REG_MODEL.items()}}
+            (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
+            (Path(tmp) / name).write_bytes(data)
+        pack = bundle.pack(Path(tmp) / "m")
+    return pack.files[bundle.ARCHIVE], pack.manifest
 
 
 def _reg_answers(base: str) -> dict[str, bytes]:
@@ -190,17 +184,6 @@ REGISTRY_ANSWERS = [
 ]
 
 
-@pytest.fixture
-def registry_server():
-    from pytest_httpserver import HTTPServer
-
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
 def _registry_env(tmp_path: Path, uri: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(DROP) and not k.startswith("MLFLOW_")}
@@ -223,15 +206,15 @@ def _one_clean_line(proc: subprocess.CompletedProcess, expect: str) -> None:
 
 @pytest.mark.parametrize("command, path, answer, expect",
                          [pytest.param(*c[1:], id=c[0]) for c in REGISTRY_ANSWERS])
-def test_a_malformed_registry_answer_is_one_line(registry_server, tmp_path, command, path,
+def test_a_malformed_registry_answer_is_one_line(httpserver, tmp_path, command, path,
                                                  answer, expect):
     from werkzeug import Response
 
-    base = registry_server.url_for("/").rstrip("/")
+    base = httpserver.url_for("/").rstrip("/")
     answers = _reg_answers(base)
     for where, body in answers.items():
         status, data = answer if where == path else (200, body)
-        registry_server.expect_request(where).respond_with_response(
+        httpserver.expect_request(where).respond_with_response(
             Response(data, status=status, content_type="application/json"))
     (tmp_path / "home").mkdir()
     work = tmp_path / "work"
@@ -259,14 +242,14 @@ def test_a_bad_tracking_uri_is_one_line_without_its_password(tmp_path, uri, expe
     _one_clean_line(proc, expect)
 
 
-def test_server_text_reaches_the_terminal_escaped(registry_server, tmp_path):
+def test_server_text_reaches_the_terminal_escaped(httpserver, tmp_path):
     """Names, tags and params from the registry are printed with control characters escaped:
     an ESC from the server cannot clear the screen, retitle the terminal or forge a line."""
     import json
 
     from werkzeug import Response
 
-    base = registry_server.url_for("/").rstrip("/")
+    base = httpserver.url_for("/").rstrip("/")
     answers = _reg_answers(base)
     evil = "\x1b[2J\x1b]0;pwned\x07\nci-gen: all good"
     answers[_A + "registered-models/search"] = json.dumps(
@@ -276,7 +259,7 @@ def test_server_text_reaches_the_terminal_escaped(registry_server, tmp_path):
          "tags": [{"key": "gitlab.version", "value": "0.1.0"},
                   {"key": "ci_gen.ref", "value": "main" + evil}]}]}).encode()
     for where, body in answers.items():
-        registry_server.expect_request(where).respond_with_response(
+        httpserver.expect_request(where).respond_with_response(
             Response(body, content_type="application/json"))
     (tmp_path / "home").mkdir()
     env = _registry_env(tmp_path, base)
