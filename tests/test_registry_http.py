@@ -250,3 +250,20 @@ def test_a_manifest_claiming_more_than_the_limit_is_refused_before_downloading(m
                        "files": {bundle.ARCHIVE: {"sha256": "0" * 64, "size": 5000}}}).encode()
     with pytest.raises(RegistryError, match="claims 5000 bytes, more than the 1000 allowed"):
         bundle.read_manifest(data, "m 1")
+
+
+def test_ci_gen_run_never_prints_the_tracking_uri_password(tmp_path):
+    from ci_gen.local import registry as local
+
+    secret = "Run-Pa55word-77"
+    said: list[str] = []
+    env: dict[str, str] = {}
+    uri = f"https://bot:{secret}@mlflow.example.com/"
+    run = local.for_run(tmp_path, ["mlops-register"], {"MLFLOW_TRACKING_URI": uri}, env,
+                        said.append)
+    report = tmp_path / "artifacts" / "mlops-register" / ".gitlab-ci-reports" / "dotenv"
+    report.mkdir(parents=True)
+    (report / "register.env").write_text("CI_GEN_MODEL_NAME=m\nCI_GEN_MODEL_VERSION=0.1.0\n")
+    run.report(said.append, tmp_path / "artifacts")
+    assert len(said) == 2 and secret not in "\n".join(said), said
+    assert "ci-gen models show m 0.1.0" in said[1]
