@@ -226,6 +226,7 @@ class Registry:
             raise RegistryError(str(exc)) from None
         # `uri` never holds a URL password: the client sends it as basic auth, to its origin.
         self.uri = url.text.rstrip("/")
+        self._token = token or None
         self.gitlab = bool(_GITLAB_URI.search(self.uri + "/"))
         self.retries = max(1, int(_env_number("CI_GEN_REGISTRY_RETRIES", 3)))
         self.timeout = _env_number("CI_GEN_REGISTRY_TIMEOUT", 30) or 30
