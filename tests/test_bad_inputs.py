@@ -270,3 +270,25 @@ def test_server_text_reaches_the_terminal_escaped(httpserver, tmp_path):
         assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout, repr(proc.stdout)
         assert "\\x1b[2J" in proc.stdout  # shown, escaped
         assert not any(line.startswith("ci-gen: all good") for line in proc.stdout.splitlines())
+
+
+@pytest.mark.parametrize("pointer, expect", [
+    ("outs: {md5: abc}\n", "outs: expected a list"),
+    ("outs:\n- md5: 5\n", "outs.0.md5: expected a string, got the integer 5"),
+    ("outs: []\n", "outs: List should have at least 1 item"),
+    ("- 1\n", "the document: expected an object"),
+    ("outs: [\n", "not YAML"),
+])
+def test_a_malformed_dvc_pointer_for_register_is_one_line(tmp_path, pointer, expect):
+    (tmp_path / "home").mkdir()
+    work = tmp_path / "work"
+    (work / "model").mkdir(parents=True)
+    (work / "model" / "w.bin").write_bytes(b"w")
+    (work / "data.dvc").write_text(pointer)
+    env = {**_registry_env(tmp_path, f"http://127.0.0.1:{closed_port()}"),
+           "CI_COMMIT_SHA": "1" * 40}
+    proc = subprocess.run([sys.executable, "-m", "ci_gen", "job", "register", "--model-name", "m",
+                           "--model-path", "model", "--data", "data.dvc"], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=120)
+    _one_clean_line(proc, expect)
+    assert "data.dvc" in proc.stderr and not (work / "register.env").exists()
