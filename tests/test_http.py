@@ -225,3 +225,14 @@ def test_a_wrong_shape_is_one_line_naming_the_field(data, field):
 def test_parse_json_refuses_nan():
     with pytest.raises(ParseError, match="NaN"):
         parse_json(_Thing, b'{"name": "a", "count": 1, "score": NaN}', "profile.json")
+
+
+class _Files(Model):
+    files: dict[str, int]
+
+
+def test_a_field_path_from_the_documents_own_keys_is_escaped():
+    with pytest.raises(ParseError) as err:
+        parse(_Files, {"files": {"\x1b]0;owned\x07": "x"}}, "manifest.json")
+    assert "\x1b" not in str(err.value) and "\x07" not in str(err.value)
+    assert "files.\\x1b]0;owned\\x07: " in str(err.value)
