@@ -284,7 +284,7 @@ class Registry:
         """Wait (bounded) until the server answers at all: a local one may still be starting.
         Gives up silently; the next call then fails with its own one-line error."""
         probe = Client(self.uri, what="model registry", timeout=2, deadline=3, retries=1,
-                       max_bytes=64 * 1024)
+                       max_bytes=ANSWER_LIMIT)  # a UI page is an answer too, whatever its size
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
