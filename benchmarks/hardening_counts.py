@@ -59,6 +59,7 @@ SECTIONS: dict[str, list[str]] = {
         "tests/test_bad_inputs.py::test_a_bad_tracking_uri_is_one_line_without_its_password",
         "tests/test_bad_inputs.py::test_server_text_reaches_the_terminal_escaped",
         "tests/test_bad_inputs.py::test_a_malformed_dvc_pointer_for_register_is_one_line",
+        "tests/test_bad_inputs.py::test_a_malformed_registry_answer_to_register_is_one_line",
     ],
 }
 

@@ -8,6 +8,7 @@ tree unchanged (hashed before and after).
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -135,8 +136,6 @@ def _reg_bundle() -> tuple[bytes, dict[str, Any]]:
 
 def _reg_answers(base: str) -> dict[str, bytes]:
     """What a healthy server answers (path -> JSON or bytes)."""
-    import json
-
     archive, manifest = _reg_bundle()
     api = "/api/2.0/mlflow/"
     version = {"name": "m", "version": "1", "run_id": "r1",
@@ -245,8 +244,6 @@ def test_a_bad_tracking_uri_is_one_line_without_its_password(tmp_path, uri, expe
 def test_server_text_reaches_the_terminal_escaped(httpserver, tmp_path):
     """Names, tags and params from the registry are printed with control characters escaped:
     an ESC from the server cannot clear the screen, retitle the terminal or forge a line."""
-    import json
-
     from werkzeug import Response
 
     base = httpserver.url_for("/").rstrip("/")
@@ -292,3 +289,33 @@ def test_a_malformed_dvc_pointer_for_register_is_one_line(tmp_path, pointer, exp
                           capture_output=True, text=True, timeout=120)
     _one_clean_line(proc, expect)
     assert "data.dvc" in proc.stderr and not (work / "register.env").exists()
+
+
+@pytest.mark.parametrize("path, body, expect", [
+    (_A + "registered-models/get", b"[]", "the document: expected an object"),
+    (_A + "model-versions/search", b'{"model_versions": [{"name": "m", "version": 1}]}',
+     "model_versions.0.version: expected a string, got the integer 1"),
+    (_A + "experiments/get-by-name", b'{"experiment": {"experiment_id": ["1"]}}',
+     "experiment.experiment_id: expected a string, got a list"),
+])
+def test_a_malformed_registry_answer_to_register_is_one_line(httpserver, tmp_path, path, body,
+                                                             expect):
+    from werkzeug import Response
+
+    base = httpserver.url_for("/").rstrip("/")
+    answers = {**_reg_answers(base), path: body,
+               _A + "model-versions/search": json.dumps({"model_versions": []}).encode()
+               if path != _A + "model-versions/search" else body}
+    for where, data in answers.items():
+        httpserver.expect_request(where).respond_with_response(
+            Response(data, content_type="application/json"))
+    (tmp_path / "home").mkdir()
+    work = tmp_path / "work"
+    (work / "model").mkdir(parents=True)
+    (work / "model" / "w.bin").write_bytes(b"w")
+    env = {**_registry_env(tmp_path, base), "CI_COMMIT_SHA": "1" * 40}
+    proc = subprocess.run([sys.executable, "-m", "ci_gen", "job", "register", "--model-name", "m",
+                           "--model-path", "model"], cwd=work, env=env, capture_output=True,
+                          text=True, timeout=120)
+    _one_clean_line(proc, expect)
+    assert not (work / "register.env").exists()
