@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Optional, TypeVar
 
 from ci_gen.errors import CiGenError, shown
 from ci_gen.http import MiB, Client, HttpError, Response, parse_url
-from ci_gen.parse import Model, ParseError, parse, parse_json
+from ci_gen.parse import Model, ParseError, parse
 
 API = "/api/2.0/mlflow/"
 ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts/"
