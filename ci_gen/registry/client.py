@@ -230,7 +230,8 @@ class Registry:
         self.gitlab = bool(_GITLAB_URI.search(self.uri + "/"))
         self.retries = max(1, int(_env_number("CI_GEN_REGISTRY_RETRIES", 3)))
         self.timeout = _env_number("CI_GEN_REGISTRY_TIMEOUT", 30) or 30
-        self.max_wait = _env_number("CI_GEN_REGISTRY_MAX_WAIT", 4)
+        # GitLab asks for up to a minute (its throttle windows, lib/gitlab/rack_attack.rb).
+        self.max_wait = _env_number("CI_GEN_REGISTRY_MAX_WAIT", 60)
         deadline = _env_number("CI_GEN_REGISTRY_DEADLINE", 600) or 600
         self.http = Client(uri.strip(), what="model registry", timeout=self.timeout,
                            deadline=deadline, retries=self.retries, max_wait=self.max_wait,
