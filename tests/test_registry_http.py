@@ -267,3 +267,12 @@ def test_ci_gen_run_never_prints_the_tracking_uri_password(tmp_path):
     run.report(said.append, tmp_path / "artifacts")
     assert len(said) == 2 and secret not in "\n".join(said), said
     assert "ci-gen models show m 0.1.0" in said[1]
+
+
+def test_links_for_the_mr_report_never_carry_the_uri_password():
+    secret = "Link-Pa55word-3"
+    reg = Registry(f"https://bot:{secret}@mlflow.example.com:5000/")
+    version = Version(name="m", semver="0.1.0", ident="4", run_id="r")
+    links = (reg.model_url("m"), reg.version_url(version), reg.where)
+    assert all(secret not in link and "bot" not in link for link in links), links
+    assert reg.model_url("m") == "https://mlflow.example.com:5000/#/models/m"
