@@ -8,8 +8,7 @@ headers and status codes (docs.gitlab.com/api/): `PRIVATE-TOKEN` auth (401
 offset pagination headers (X-Page, X-Next-Page, X-Total, ..., Link), multipart uploads,
 masked-variable validation (Ci::Maskable), and the model registry's MLflow-compatible API
 (`/projects/:id/ml/mlflow/api/2.0/mlflow/...`, lib/api/ml/mlflow/ in GitLab's source) with its
-model files (`/projects/:id/packages/ml_models/:model_version_id/files/:file_name`, downloads
-redirected to a second loopback server standing for object storage). Faults (429 with Retry-After, 5xx, slow answers)
+model files (`/projects/:id/packages/ml_models/:model_version_id/files/:file_name`). Faults (429 with Retry-After, 5xx, slow answers)
 can be injected to test retries. Everything binds to 127.0.0.1 on a free port.
 """
 
@@ -431,7 +430,9 @@ class MlRegistry:
     get-by-name; any other MLflow endpoint is Grape's plain 404. A version's `version` field
     is its numeric id, its SemVer is in `aliases`; the version is taken from the
     `gitlab.version` tag or auto-incremented; `run_id` and `source` are ignored. Files are
-    flat (no directories) under `packages/ml_models/<version id>/files/`.
+    flat (no directories) under `packages/ml_models/<version id>/files/`; a download is a
+    redirect to a second loopback server standing for object storage (`ObjectStorage`).
+    Answers can be throttled (429 + Retry-After) or lost after the work was done (`lost`).
     """
 
     def __init__(self) -> None:
