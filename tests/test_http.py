@@ -236,3 +236,19 @@ def test_a_field_path_from_the_documents_own_keys_is_escaped():
         parse(_Files, {"files": {"\x1b]0;owned\x07": "x"}}, "manifest.json")
     assert "\x1b" not in str(err.value) and "\x07" not in str(err.value)
     assert "files.\\x1b]0;owned\\x07: " in str(err.value)
+
+
+def test_a_sink_takes_a_2xx_body_and_an_error_body_stays_in_the_answer(httpserver, tmp_path):
+    httpserver.expect_request("/big").respond_with_data(b"z" * 3_000_000)
+    httpserver.expect_request("/gone").respond_with_data(b'{"message": "404 Not Found"}',
+                                                         status=404)
+    client = Client(httpserver.url_for("/"), what="registry")
+    with open(tmp_path / "big", "wb+") as sink:
+        sink.write(b"stale bytes from an earlier attempt")
+        resp = client.request("GET", client.url("big"), sink=sink)
+    assert resp.status == 200 and resp.body == b""
+    assert (tmp_path / "big").read_bytes() == b"z" * 3_000_000
+    with open(tmp_path / "gone", "wb") as sink:
+        resp = client.request("GET", client.url("gone"), sink=sink)
+    assert resp.status == 404 and b"404 Not Found" in resp.body
+    assert (tmp_path / "gone").read_bytes() == b""

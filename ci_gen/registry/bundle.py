@@ -177,18 +177,27 @@ def read_manifest(data: bytes, where: str) -> Manifest:
     return manifest
 
 
-def check(name: str, data: bytes, manifest: Manifest | Mapping[str, Any], where: str) -> None:
+def check(name: str, data: bytes | Path, manifest: Manifest | Mapping[str, Any],
+          where: str) -> None:
+    """`data` (bytes, or a file read in pieces) is the file the manifest describes."""
     want = as_manifest(manifest, where).files.get(name)
-    got = sha256(data)
-    if want is None or got != want.sha256 or len(data) != want.size:
+    if isinstance(data, Path):
+        digest = hashlib.sha256()
+        with open(data, "rb") as fh:
+            for piece in iter(lambda: fh.read(1024 * 1024), b""):
+                digest.update(piece)
+        got, size = digest.hexdigest(), data.stat().st_size
+    else:
+        got, size = sha256(data), len(data)
+    if want is None or got != want.sha256 or size != want.size:
         expected = want.sha256[:12] if want else "(none listed)"
         raise RegistryError(f"hash mismatch for {name} of {where}: expected sha256 "
                             f"{expected}..., got {got[:12]}... "
                             "(corrupted download or changed file); nothing was written")
 
 
-def unpack(archive: bytes, manifest: Manifest | Mapping[str, Any], dest: Path, where: str,
-           edge: dict[str, bytes] | None = None, limit: int | None = None) -> Path:
+def unpack(archive: bytes | Path, manifest: Manifest | Mapping[str, Any], dest: Path,
+           where: str, edge: dict[str, bytes] | None = None, limit: int | None = None) -> Path:
     """Extract into `dest`/<model> after checking every file against the manifest; the
     directory appears whole (renamed into place) or not at all. `edge` files (checked by the
     caller) go to `dest`/edge/ the same way.
@@ -209,7 +218,9 @@ def unpack(archive: bytes, manifest: Manifest | Mapping[str, Any], dest: Path, w
     try:
         seen: set[str] = set()
         total = 0
-        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        source = ({"name": archive} if isinstance(archive, Path)
+                  else {"fileobj": io.BytesIO(archive)})
+        with tarfile.open(mode="r:gz", **source) as tar:
             for member in tar:
                 name = member.name
                 parts = name.split("/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -46,13 +47,19 @@ def download(reg: Registry, version: Version, dest: Path) -> tuple[Path, dict]:
     except NotFound:
         raise RegistryError(f"{where} has no {bundle.MANIFEST}: its registration did not "
                             "finish (re-run its register job)") from None
-    archive = reg.get_file(base, bundle.ARCHIVE, manifest.files[bundle.ARCHIVE].size)
-    bundle.check(bundle.ARCHIVE, archive, manifest, where)
-    edge = {}
-    for name in bundle.edge_names(manifest, where):
-        edge[name] = reg.get_file(base, name, manifest.files[name].size)
-        bundle.check(name, edge[name], manifest, where)
-    return bundle.unpack(archive, manifest, dest, where, edge), manifest.model_dump()
+    edge_names = bundle.edge_names(manifest, where)
+    # The archive goes to a file as it arrives (a model can weigh gigabytes), then is checked
+    # and unpacked from there; the temporary copy goes whatever happens.
+    with tempfile.TemporaryDirectory(prefix="ci-gen-download-") as tmp:
+        archive = Path(tmp) / bundle.ARCHIVE
+        with open(archive, "wb") as sink:
+            reg.get_file(base, bundle.ARCHIVE, manifest.files[bundle.ARCHIVE].size, sink)
+        bundle.check(bundle.ARCHIVE, archive, manifest, where)
+        edge = {}
+        for name in edge_names:
+            edge[name] = reg.get_file(base, name, manifest.files[name].size)
+            bundle.check(name, edge[name], manifest, where)
+        return bundle.unpack(archive, manifest, dest, where, edge), manifest.model_dump()
 
 
 def when(ms: int) -> str:

@@ -22,7 +22,7 @@ import re
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, TypeVar
+from typing import Any, BinaryIO, Callable, Mapping, Optional, TypeVar
 
 from ci_gen.errors import CiGenError, shown
 from ci_gen.http import MiB, Client, HttpError, Response, parse_url
@@ -594,12 +594,14 @@ class Registry:
 
         self._create(what, send, arrived)
 
-    def get_file(self, base: str, name: str, max_bytes: int = 1 * MiB) -> bytes:
-        """One file, refused while reading once it passes `max_bytes` (the manifest's size)."""
+    def get_file(self, base: str, name: str, max_bytes: int = 1 * MiB,
+                 sink: BinaryIO | None = None) -> bytes:
+        """One file, refused while reading once it passes `max_bytes` (the manifest's size);
+        written to `sink` when given (a model is not held in memory), else returned."""
         _check_flat(name)
         what = f"download {name}"
         resp = self._request("GET", base + urllib.parse.quote(name), what,
-                             max_bytes=max_bytes, headers={"Accept": "*/*"})
+                             max_bytes=max_bytes, headers={"Accept": "*/*"}, sink=sink)
         if resp.status >= 300:
             if resp.status == 404:
                 raise NotFound(f"file {name}: not found in the model registry at {self.where}")
