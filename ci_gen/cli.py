@@ -15,7 +15,7 @@ import pkgutil
 import sys
 
 from ci_gen import __version__
-from ci_gen.errors import CiGenError
+from ci_gen.errors import CiGenError, printable
 
 # Order of `ci-gen --help`; command modules not named here come last, alphabetically.
 ORDER = ("list", "render", "build", "init", "lint", "run", "report", "variables", "job")
@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CiGenError as exc:
-        print(f"ci-gen: error: {exc}", file=sys.stderr)
+        # printable: whatever server text a message carries, it stays one harmless line.
+        print(f"ci-gen: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:
         # The file system said no (name too long, permission, disk full): the user's to fix.

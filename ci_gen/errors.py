@@ -23,6 +23,13 @@ def shown(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def printable(text: str) -> str:
+    """Text for the terminal, as it is except that control characters are escaped (`\x1b`,
+    `\n`): a server's text can neither start a terminal sequence nor forge a line."""
+    return text if text.isprintable() else "".join(
+        c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class CiGenError(Exception):
     """A failure the user can act on. Never carries a secret in its message."""
 

@@ -20,7 +20,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, BinaryIO, Iterator, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from ci_gen.errors import CiGenError, shown
@@ -68,7 +68,10 @@ def parse_url(raw: str, what: str = "URL") -> Url:
     number, an unclosed IPv6 bracket, spaces, another scheme. Credentials in it are never
     part of the message."""
     raw = (raw or "").strip()
-    bad = f"{what} must be an http(s) URL like https://host/path, not {shown(raw)}"
+    # Everything up to the last "@" after the scheme may be a password, even in a URL too
+    # broken to parse (an unencoded "/" or "@" in it): never shown.
+    masked = re.sub(r"^([^:/]*://).*@", r"\g<1>***@", raw, flags=re.S)
+    bad = f"{what} must be an http(s) URL like https://host/path, not {shown(masked)}"
     if not raw or any(c.isspace() or ord(c) < 32 for c in raw):
         raise HttpError(bad)
     try:
@@ -76,7 +79,9 @@ def parse_url(raw: str, what: str = "URL") -> Url:
         port = parts.port
         host = parts.hostname
     except ValueError as exc:
-        raise HttpError(f"{bad} ({_no_secret(str(exc), raw)})") from None
+        # The library's reason may quote a piece of the URL: left out when it has credentials.
+        reason = "" if "@" in raw else f" ({_no_secret(str(exc), raw)})"
+        raise HttpError(bad + reason) from None
     if parts.scheme not in ("http", "https") or not host:
         raise HttpError(bad)
     basic = None
@@ -174,24 +179,33 @@ class Client:
     def request(self, method: str, url: str, *, params: Mapping[str, Any] | None = None,
                 json_body: Any = None, data: bytes | None = None,
                 headers: Mapping[str, str] | None = None, idempotent: bool | None = None,
-                max_bytes: int | None = None, what: str = "") -> Response:
+                max_bytes: int | None = None, what: str = "",
+                sink: BinaryIO | None = None) -> Response:
         """One call, retried when safe; the answer whatever its status (callers judge it).
-        Raises HttpError when no answer came within the deadline or it was too large."""
+        Raises HttpError when no answer came within the deadline or it was too large. With a
+        `sink`, a 2xx body is written there (emptied first on each attempt), not kept."""
         method = method.upper()
         what = what or f"{method} {urlsplit(url).path}"
         safe = method in _IDEMPOTENT if idempotent is None else idempotent
         limit = self.max_bytes if max_bytes is None else max_bytes
         end = time.monotonic() + self.deadline
-        attempts = self.retries if safe else 1
+        attempts = self.retries
         last = "no answer"
+        tried = 0
         for attempt in range(1, attempts + 1):
+            tried = attempt
             try:
                 resp = self._follow(method, url, params, json_body, data, headers or {},
-                                    end, limit, what)
+                                    end, limit, what, sink)
             except _Retryable as exc:
                 last = str(exc)
+                if not safe:
+                    break  # it may have arrived: the caller looks before sending it again
             else:
-                if resp.status not in RETRY_STATUS or attempt == attempts:
+                # A 429 is a refusal before anything was done (GitLab's throttles answer it
+                # ahead of the API, lib/gitlab/rack_attack): safe to send again, whatever it is.
+                again = resp.status == 429 or (safe and resp.status in RETRY_STATUS)
+                if not again or attempt == attempts:
                     return resp
                 wait = _retry_after(resp.headers.get("Retry-After"))
                 last = f"HTTP {resp.status}"
@@ -206,10 +220,11 @@ class Client:
                     break
                 time.sleep(pause)
         raise HttpError(f"{self.what} at {self.where} is not reachable for {what} ({last})"
-                        + (f" after {attempts} attempts" if attempts > 1 else ""))
+                        + (f" after {tried} attempts" if tried > 1 else ""))
 
     def _follow(self, method: str, url: str, params: Any, json_body: Any, data: Any,
-                headers: Mapping[str, str], end: float, limit: int, what: str) -> Response:
+                headers: Mapping[str, str], end: float, limit: int, what: str,
+                sink: BinaryIO | None = None) -> Response:
         import requests
         session = self._requests()
         for _ in range(_MAX_REDIRECTS + 1):
@@ -247,14 +262,16 @@ class Client:
                         method, json_body, data = "GET", None, None
                     params = None  # the Location carries its own query
                     continue
-                body = self._read(resp, end, limit, what)
+                ok = 200 <= resp.status_code < 300
+                body = self._read(resp, end, limit, what, sink if ok else None)
                 return Response(resp.status_code, target.text, dict(resp.headers), body)
             finally:
                 resp.close()
         raise HttpError(f"{self.what} at {self.where} redirected {what} more than "
                         f"{_MAX_REDIRECTS} times")
 
-    def _read(self, resp: Any, end: float, limit: int, what: str) -> bytes:
+    def _read(self, resp: Any, end: float, limit: int, what: str,
+              sink: BinaryIO | None = None) -> bytes:
         import requests
         declared = resp.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -262,13 +279,22 @@ class Client:
                             f"{_size(int(declared))}, more than the {_size(limit)} allowed")
         chunks: list[bytes] = []
         total = 0
+        if sink is not None:
+            sink.seek(0)
+            sink.truncate()
         try:
             for chunk in _chunks(resp.raw):
                 total += len(chunk)
                 if total > limit:
                     raise HttpError(f"{self.what} at {self.where} answered {what} with more "
                                     f"than the {_size(limit)} allowed")
-                chunks.append(chunk)
+                if sink is not None:
+                    try:
+                        sink.write(chunk)
+                    except OSError as exc:  # the disk, not the server: never retried
+                        raise HttpError(f"cannot keep {what}: {exc.strerror or exc}") from None
+                else:
+                    chunks.append(chunk)
                 if time.monotonic() > end:
                     raise HttpError(f"{self.what} at {self.where} did not finish answering "
                                     f"{what} within {self.deadline:g} s")

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ci_gen.errors import CiGenError, shown
+from ci_gen.errors import CiGenError, printable, shown
 
 
 class ParseError(CiGenError):
@@ -62,7 +62,8 @@ def describe(exc: ValidationError) -> str:
     if not errors:
         return "invalid"
     first = errors[0]
-    loc = ".".join(str(part) for part in first.get("loc", ()) if part != "__root__")
+    # A location can hold a document's own keys (a dict's): escaped like any value shown.
+    loc = ".".join(printable(str(part)) for part in first.get("loc", ()) if part != "__root__")
     message = _message(first)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{loc or 'the document'}: {message}{more}"

@@ -53,3 +53,10 @@ def mlflow_server(tmp_path_factory):
     server = registry.start(tmp_path_factory.mktemp("mlflow"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def httpserver_listen_address():
+    """pytest-httpserver's one server binds 127.0.0.1 (it binds `localhost` otherwise), for
+    every module: the first module to start it decides its address for the whole session."""
+    return ("127.0.0.1", 0)

@@ -149,6 +149,7 @@ class FakeGitLab:
         return self
 
     def stop(self) -> None:
+        self.ml.close()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -482,7 +483,9 @@ class MlRegistry:
     get-by-name; any other MLflow endpoint is Grape's plain 404. A version's `version` field
     is its numeric id, its SemVer is in `aliases`; the version is taken from the
     `gitlab.version` tag or auto-incremented; `run_id` and `source` are ignored. Files are
-    flat (no directories) under `packages/ml_models/<version id>/files/`.
+    flat (no directories) under `packages/ml_models/<version id>/files/`; a download is a
+    redirect to a second loopback server standing for object storage (`ObjectStorage`).
+    Answers can be throttled (429 + Retry-After) or lost after the work was done (`lost`).
     """
 
     def __init__(self) -> None:
@@ -494,6 +497,25 @@ class MlRegistry:
         self.builds: set[str] = set()   # CI job ids that exist (gitlab.CI_JOB_ID must name one)
         self.web = ""                   # the project's web URL, for version pages
         self._ids = itertools.count(1)
+        # Package files live in object storage with direct download, as on GitLab.com: a
+        # download is a redirect to another host (`direct_download = False`: GitLab serves
+        # them itself, `file_storage?`). `storage` may be set to a server a test inspects.
+        self.direct_download = True
+        self.storage: ObjectStorage | None = None
+        # Answers lost after the work was done: endpoint ("model-versions/create", or
+        # "PUT files") -> how many times a 502 replaces the real answer.
+        self.lost: dict[str, int] = {}
+        self._throttled: list[Any] = [0, "1"]  # [times, Retry-After]
+
+    def close(self) -> None:
+        if self.storage is not None:
+            self.storage.stop()
+
+    def throttle(self, times: int, retry_after: str = "1") -> None:
+        """The next `times` registry calls answer 429 with `Retry-After` before doing anything:
+        lib/gitlab/rack_attack.rb (`throttled_response`: 429, text/plain, Retry-After, the
+        RateLimit-* headers), a middleware in front of the API."""
+        self._throttled = [times, retry_after]
 
     # -- entities -----------------------------------------------------------------------
     @staticmethod
@@ -605,6 +627,21 @@ class MlRegistry:
     # -- routes -------------------------------------------------------------------------
     def route(self, method: str, pid: int, rest: str, query: dict[str, list[str]], raw: bytes,
               base: str) -> tuple[int, Any, dict[str, str]]:
+        if self._throttled[0] > 0:
+            self._throttled[0] -= 1
+            raise HttpError(429, "Retry later\n", {"Retry-After": self._throttled[1],
+                                                   "RateLimit-Remaining": "0"})
+        answer = self._answer(method, pid, rest, query, raw, base)
+        key = "PUT files" if method == "PUT" else rest[len(MLFLOW):]
+        if self.lost.get(key, 0) > 0:
+            # Done, but the answer never reaches the client (a proxy timed out): what makes a
+            # blind retry of a create fail with "Version has already been taken".
+            self.lost[key] -= 1
+            raise HttpError(502, "<html><body><h1>502 Bad Gateway</h1></body></html>\n")
+        return answer
+
+    def _answer(self, method: str, pid: int, rest: str, query: dict[str, list[str]], raw: bytes,
+                base: str) -> tuple[int, Any, dict[str, str]]:
         if rest.startswith("/packages/ml_models/"):
             return self._files(method, rest[len("/packages/ml_models/"):], raw)
         if not rest.startswith(MLFLOW):
@@ -679,8 +716,76 @@ class MlRegistry:
         if method == "GET":
             if (version["id"], name) not in self.files:
                 raise HttpError(404, {"message": "404 Not Found"})
+            if self.direct_download:
+                # lib/api/ml_model_packages.rb `present_package_file!` ->
+                # lib/api/helpers.rb `present_carrierwave_file!`: a file in object storage
+                # with direct download is a redirect to its signed URL on another host.
+                if self.storage is None:
+                    self.storage = ObjectStorage().start()
+                return 302, b"", {"Location": self.storage.signed_url(
+                    self.files[(version["id"], name)])}
             return 200, self.files[(version["id"], name)], {}
         raise HttpError(405, {"message": "405 Method Not Allowed"})
+
+
+class ObjectStorage:
+    """A second loopback server standing for the S3 bucket GitLab keeps package files in.
+
+    It answers signed URLs (`X-Amz-Signature` in the query) and, as S3 does, refuses a request
+    that also carries an Authorization header (400 InvalidArgument, "Only one auth mechanism
+    allowed"): a client that forwards the registry token across the redirect fails here.
+    """
+
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[str, bytes]] = {}
+        self.seen: list[dict[str, str]] = []   # the headers of every request
+        self._server: ThreadingHTTPServer | None = None
+        self.url = ""
+
+    def signed_url(self, data: bytes) -> str:
+        key, signature = secrets.token_hex(8), secrets.token_hex(16)
+        self.objects[key] = (signature, data)
+        return (f"{self.url}/gitlab-packages/{key}?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+                f"&X-Amz-Expires=600&X-Amz-Signature={signature}")
+
+    def start(self) -> ObjectStorage:
+        storage = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                storage.seen.append(dict(self.headers))
+                path, _, qs = self.path.partition("?")
+                query = urllib.parse.parse_qs(qs)
+                key = path.rsplit("/", 1)[-1]
+                if self.headers.get("Authorization"):
+                    status, body = 400, (b"<Error><Code>InvalidArgument</Code><Message>Only one "
+                                         b"auth mechanism allowed</Message></Error>")
+                elif key not in storage.objects or \
+                        query.get("X-Amz-Signature") != [storage.objects[key][0]]:
+                    status, body = 403, b"<Error><Code>AccessDenied</Code></Error>"
+                else:
+                    status, body = 200, storage.objects[key][1]
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
 
 
 def _labels(value: Any) -> list[str]:

@@ -72,7 +72,8 @@ def test_url_password_goes_as_basic_auth_to_its_origin_and_is_never_shown(httpse
 
 @pytest.mark.parametrize("raw", [
     f"http://user:{SECRET}@127.0.0.1:abc/", "http://[::1/", "http://127.0.0.1/a b",
-    f"ftp://user:{SECRET}@host/", "", "http://", "127.0.0.1:5000"])
+    f"ftp://user:{SECRET}@host/", "", "http://", "127.0.0.1:5000",
+    f"http://user:{SECRET}/x@127.0.0.1:1/", f"http://u:{SECRET}@x@127.0.0.1:abc/"])
 def test_bad_urls_are_one_line_without_the_password(raw):
     with pytest.raises(HttpError) as err:
         parse_url(raw, "MLFLOW_TRACKING_URI")
@@ -87,6 +88,23 @@ def test_post_is_sent_once_on_a_server_error(httpserver):
     resp = client.request("POST", client.url("create"), json_body={"a": 1})
     assert resp.status == 503
     assert len(httpserver.log) == 1
+
+
+def test_a_429_is_retried_even_for_a_post_after_its_retry_after(httpserver):
+    """A 429 refuses before anything is done (GitLab's throttles sit in front of the API):
+    sending the create again is safe; a 5xx is not (test above)."""
+    calls: list[float] = []
+
+    def handler(request: Request) -> Response:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            return Response("Retry later\n", status=429, headers={"Retry-After": "1"})
+        return Response("{}", status=200)
+
+    httpserver.expect_request("/create", method="POST").respond_with_handler(handler)
+    client = Client(httpserver.url_for("/"), what="registry", retries=3, max_wait=5)
+    assert client.request("POST", client.url("create"), json_body={}).status == 200
+    assert len(calls) == 2 and calls[1] - calls[0] >= 0.9
 
 
 def test_get_is_retried_and_retry_after_is_honoured(httpserver):
@@ -207,3 +225,30 @@ def test_a_wrong_shape_is_one_line_naming_the_field(data, field):
 def test_parse_json_refuses_nan():
     with pytest.raises(ParseError, match="NaN"):
         parse_json(_Thing, b'{"name": "a", "count": 1, "score": NaN}', "profile.json")
+
+
+class _Files(Model):
+    files: dict[str, int]
+
+
+def test_a_field_path_from_the_documents_own_keys_is_escaped():
+    with pytest.raises(ParseError) as err:
+        parse(_Files, {"files": {"\x1b]0;owned\x07": "x"}}, "manifest.json")
+    assert "\x1b" not in str(err.value) and "\x07" not in str(err.value)
+    assert "files.\\x1b]0;owned\\x07: " in str(err.value)
+
+
+def test_a_sink_takes_a_2xx_body_and_an_error_body_stays_in_the_answer(httpserver, tmp_path):
+    httpserver.expect_request("/big").respond_with_data(b"z" * 3_000_000)
+    httpserver.expect_request("/gone").respond_with_data(b'{"message": "404 Not Found"}',
+                                                         status=404)
+    client = Client(httpserver.url_for("/"), what="registry")
+    with open(tmp_path / "big", "wb+") as sink:
+        sink.write(b"stale bytes from an earlier attempt")
+        resp = client.request("GET", client.url("big"), sink=sink)
+    assert resp.status == 200 and resp.body == b""
+    assert (tmp_path / "big").read_bytes() == b"z" * 3_000_000
+    with open(tmp_path / "gone", "wb") as sink:
+        resp = client.request("GET", client.url("gone"), sink=sink)
+    assert resp.status == 404 and b"404 Not Found" in resp.body
+    assert (tmp_path / "gone").read_bytes() == b""

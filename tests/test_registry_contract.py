@@ -265,7 +265,7 @@ def test_gitlab_answers_only_what_it_implements(fake, tmp_path):
             reg.call(method, endpoint, {"name": name})
     base = reg.files_url(reg.get_run(version.run_id)["info"]["artifact_uri"])
     assert "/packages/ml_models/" in base
-    status, _ = reg._send("PUT", base + "dir/file.bin", b"x", "application/octet-stream")
+    status = reg.http.request("PUT", base + "dir/file.bin", data=b"x").status
     assert status == 400  # flat files only
     with pytest.raises(RegistryError, match="flat"):
         reg.put_file(base, "dir/file.bin", b"x")
@@ -339,3 +339,29 @@ def test_the_mr_reports_model_link_is_the_projects_page(fake, tmp_path, monkeypa
     assert info["model_url"] == f"{project_url}/-/ml/models/{model_id}"
     assert info["compare_url"].startswith(f"{project_url}/-/ml/models/{model_id}/versions/")
     assert f"]({project_url}/-/ml/models/{model_id})" in links.markdown(info)
+
+
+def test_mlflow_a_run_whose_create_answer_was_lost_is_found_not_made_twice(mlflow_server,
+                                                                          monkeypatch):
+    """runs/create is not idempotent: after a lost answer the run is looked up by name
+    (MLflow's runs/search) before another is made."""
+    from ci_gen.registry.client import OutcomeUnknown
+
+    monkeypatch.setenv("CI_GEN_REGISTRY_MAX_WAIT", "0")
+    reg = Registry(mlflow_server.url)
+    experiment = reg.experiment_id(f"[model]m-{uuid.uuid4().hex[:8]}")
+    real = reg.call
+    lost = []
+
+    def call(method, endpoint, *args, **kw):
+        out = real(method, endpoint, *args, **kw)
+        if endpoint == "runs/create" and not lost:
+            lost.append(out)
+            raise OutcomeUnknown("model registry failed create run (HTTP 502)")
+        return out
+
+    monkeypatch.setattr(reg, "call", call)
+    run = reg.create_run(experiment, "m 0.1.0")
+    assert lost and run["info"]["run_id"] == lost[0].run.info.run_id
+    found = real("POST", "runs/search", {"experiment_ids": [experiment]}, idempotent=True)
+    assert len(found["runs"]) == 1

@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, uri: str) -> int:
+    from ci_gen.errors import printable
     from ci_gen.registry import catalog
     from ci_gen.registry.client import Registry
 
@@ -58,11 +59,11 @@ def _run(args: argparse.Namespace, uri: str) -> int:
     version = catalog.find(reg, args.name, args.version)
     if args.action == "show":
         print("\n".join(catalog.show_lines(reg, version)))
-        print(f"  see: {reg.version_url(version)}")
+        print(printable(f"  see: {reg.version_url(version)}"))
         return 0
     path, manifest = catalog.download(reg, version, Path(args.out))
-    print(f"models: {version.name} {version.semver} downloaded to {path} "
-          f"({len(manifest['contents'])} files, sha256 checked)")
+    print(printable(f"models: {version.name} {version.semver} downloaded to {path} "
+                    f"({len(manifest['contents'])} files, sha256 checked)"))
     edge = manifest.get("edge") or []
     if edge:
         print(f"models: edge models in {path.parent / 'edge'}: {', '.join(edge)} (sha256 checked)")

@@ -49,6 +49,7 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ci_gen.errors import printable
     from ci_gen.files import atomic_write
     from ci_gen.registry import bundle, lineage
     from ci_gen.registry.client import Registry
@@ -70,16 +71,16 @@ def run(args: argparse.Namespace) -> int:
                        env=env, tag=env.get("CI_COMMIT_TAG", ""))
     v = done.version
     if done.created:
-        print(f"register: {v.name} {v.semver} registered for commit {tags[lineage.COMMIT][:12]} "
+        print(printable(f"register: {v.name} {v.semver} registered for commit {tags[lineage.COMMIT][:12]} "
               f"({len(params)} params, {len(metrics)} metrics, "
               f"{len(pack.files[bundle.ARCHIVE])} bytes of model files"
-              + (f", edge models {', '.join(p.name for p in edge)}" if edge else "") + ")")
+              + (f", edge models {', '.join(p.name for p in edge)}" if edge else "") + ")"))
     elif done.completed:
-        print(f"register: {v.name} {v.semver} was incomplete for this model; finished it")
+        print(printable(f"register: {v.name} {v.semver} was incomplete for this model; "
+                        "finished it"))
     else:
-        print(f"register: {v.name} {v.semver} is already registered for this model "
-              f"(commit {v.tags.get(lineage.COMMIT, '?')[:12]}); "
-              "nothing to do")
-    print(f"register: see it at {reg.version_url(v)}")
+        print(printable(f"register: {v.name} {v.semver} is already registered for this model "
+                        f"(commit {v.tags.get(lineage.COMMIT, '?')[:12]}); nothing to do"))
+    print(printable(f"register: see it at {reg.version_url(v)}"))
     atomic_write(args.out, f"CI_GEN_MODEL_NAME={v.name}\nCI_GEN_MODEL_VERSION={v.semver}\n")
     return 0

@@ -12,17 +12,17 @@ empty migrated store is kept once per mlflow version in the user's cache and cop
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ci_gen.errors import CiGenError
+from ci_gen.errors import CiGenError, shown
 
 STARTUP_TIMEOUT = 90.0  # two shared cores: the first start imports a lot
 
@@ -125,19 +125,22 @@ def start(root: Path, timeout: float = STARTUP_TIMEOUT, wait: bool = True) -> Se
     server = Server(f"http://127.0.0.1:{port}", root, process)
     if not wait:
         return server
+    from ci_gen.http import Client, HttpError
+
+    probe = Client(server.url, what="the local MLflow server", timeout=2, deadline=3,
+                   retries=1, max_bytes=64 * 1024)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise CiGenError(f"the MLflow server exited at start ({_last_line(root)}); "
                              f"log: {root / 'server.log'}")
         try:
-            with urllib.request.urlopen(server.url + "/health", timeout=2) as resp:
-                if resp.status == 200:
-                    if fresh:
-                        _keep_template(db)
-                    server.ready = True
-                    return server
-        except OSError:
+            if probe.request("GET", probe.url("health"), what="/health").status == 200:
+                if fresh:
+                    _keep_template(db)
+                server.ready = True
+                return server
+        except HttpError:
             pass
         time.sleep(0.2)
     server.stop()
@@ -159,6 +162,10 @@ SKIP_NO_MLFLOW = ("no model registry: mlflow is not installed (pip install mlflo
                   "MLFLOW_TRACKING_URI is not set")
 # How long a register job waits for the server, which starts while the first jobs run.
 JOB_WAIT = "180"
+
+
+def _has_credentials(uri: str) -> bool:
+    return re.search(r"://[^?#]*@", uri) is not None
 
 
 def store_dir(project_state: Path) -> Path:
@@ -192,10 +199,14 @@ class RunRegistry:
             name, version = values.get("CI_GEN_MODEL_NAME"), values.get("CI_GEN_MODEL_VERSION")
             if not (name and version):
                 continue
-            where = (f"--project {self.root.parent.parent}" if self.root is not None
-                     else f"--tracking-uri {self.uri}")
+            if self.root is not None:
+                where = f" --project {self.root.parent.parent}"
+            elif _has_credentials(self.uri):
+                where = ""  # the URL holds a password: the command reads MLFLOW_TRACKING_URI
+            else:
+                where = f" --tracking-uri {self.uri}"
             say(f"model registry: {name} {version} registered; see it with: "
-                f"ci-gen models show {name} {version} {where}")
+                f"ci-gen models show {name} {version}{where}")
 
 
 def for_run(state_dir: Path, chosen: list[str], given: dict[str, str], env: dict[str, str],
@@ -206,7 +217,8 @@ def for_run(state_dir: Path, chosen: list[str], given: dict[str, str], env: dict
         return None
     uri = given.get("MLFLOW_TRACKING_URI") or os.environ.get("MLFLOW_TRACKING_URI", "")
     if uri:
-        say(f"model registry: {uri} (MLFLOW_TRACKING_URI)")
+        # Never the URL's user:password: shown() masks them (issue 21: a password printed).
+        say(f"model registry: {shown(uri, 200)[1:-1]} (MLFLOW_TRACKING_URI)")
         return RunRegistry(uri, None)
     if executable() is None:
         env["GCL_VARIABLE_CI_GEN_SKIP_REGISTER"] = SKIP_NO_MLFLOW

@@ -22,11 +22,15 @@ import re
 import shutil
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Mapping
+
+from pydantic import AfterValidator, Field, StringConstraints
 
 from ci_gen.errors import shown
+from ci_gen.parse import Model, ParseError, parse, parse_json
 from ci_gen.registry.client import RegistryError
 
 ARCHIVE = "model.tar.gz"
@@ -34,6 +38,8 @@ MANIFEST = "manifest.json"
 EDGE_DIR = "edge"
 FORMAT = 1
 _FLAT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+MANIFEST_LIMIT = 1024 * 1024       # a manifest is a few hundred bytes per file
+DEFAULT_MAX_BYTES = 2 * 1024 ** 3
 
 
 def sha256(data: bytes) -> str:
@@ -95,42 +101,114 @@ def pack(model: Path, edge: list[Path] = ()) -> Bundle:
     return Bundle({**files, MANIFEST: text}, manifest)
 
 
-def edge_names(manifest: dict[str, Any], where: str) -> list[str]:
+def max_bytes() -> int:
+    """The most a model may weigh, downloaded or unpacked (CI_GEN_MODEL_MAX_BYTES, default
+    2 GiB): a registry's answer, its manifest included, is hostile until checked."""
+    raw = os.environ.get("CI_GEN_MODEL_MAX_BYTES", "")
+    if not raw:
+        return DEFAULT_MAX_BYTES
+    if not re.fullmatch(r"[0-9]{1,15}", raw):
+        raise RegistryError(f"CI_GEN_MODEL_MAX_BYTES must be a number of bytes, not {shown(raw)}")
+    return int(raw)
+
+
+def _dir_name(value: str) -> str:
+    # The directory a download creates under --out: one plain name, never a path.
+    if value in (".", "..") or not value or any(c in value for c in "/\\") \
+            or not value.isprintable():
+        raise ValueError("must be one directory name, not a path")
+    return value
+
+
+class FileEntry(Model):
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    size: Annotated[int, Field(ge=0, strict=True)]  # pack writes a number: "12" is not one
+
+
+class Manifest(Model):
+    """manifest.json as `pack` writes it; read back from a registry, so checked."""
+
+    format: Literal[1]
+    model: Annotated[str, AfterValidator(_dir_name)]
+    files: dict[str, FileEntry]
+    contents: dict[str, Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]] = {}
+    edge: list[str] = []
+
+
+def as_manifest(manifest: Manifest | Mapping[str, Any], where: str) -> Manifest:
+    if isinstance(manifest, Manifest):
+        return manifest
+    try:
+        return parse(Manifest, manifest, f"{MANIFEST} of {where}")
+    except ParseError as exc:
+        raise RegistryError(str(exc)) from None
+
+
+def edge_names(manifest: Manifest | Mapping[str, Any], where: str) -> list[str]:
     """The edge files a manifest lists (each one also in its `files`)."""
-    names = manifest.get("edge") or []
-    if not isinstance(names, list) or any(not isinstance(n, str) or not _FLAT.fullmatch(n)
-                                          or n not in manifest["files"] for n in names):
+    if not isinstance(manifest, Manifest):
+        names = manifest.get("edge") or []
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise RegistryError(f"{MANIFEST} of {where} lists edge files it does not describe")
+    manifest = as_manifest(manifest, where)
+    names = manifest.edge
+    if any(not _FLAT.fullmatch(n) or n in (ARCHIVE, MANIFEST) or n not in manifest.files
+           for n in names):
         raise RegistryError(f"{MANIFEST} of {where} lists edge files it does not describe")
     return names
 
 
-def read_manifest(data: bytes, where: str) -> dict[str, Any]:
+def read_manifest(data: bytes, where: str) -> Manifest:
+    """manifest.json, typed: a wrong shape is one line naming the field."""
+    source = f"{MANIFEST} of {where}"
     try:
-        manifest = json.loads(data)
-    except ValueError:
-        manifest = None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT \
-            or not isinstance(manifest.get("files"), dict):
-        raise RegistryError(f"{MANIFEST} of {where} is not a ci-gen manifest (format {FORMAT})")
+        manifest = parse_json(Manifest, data, source)
+    except ParseError as exc:
+        if '"format"' not in data.decode("utf-8", "replace")[:4096]:
+            raise RegistryError(f"{source} is not a ci-gen manifest (format {FORMAT})") from None
+        raise RegistryError(str(exc)) from None
+    if ARCHIVE not in manifest.files:
+        raise RegistryError(f"{source}: files.{ARCHIVE}: missing")
+    limit = max_bytes()
+    for name, entry in manifest.files.items():
+        if entry.size > limit:
+            raise RegistryError(f"{source}: files.{shown(name)} claims {entry.size} bytes, more "
+                                f"than the {limit} allowed (CI_GEN_MODEL_MAX_BYTES)")
     return manifest
 
 
-def check(name: str, data: bytes, manifest: dict[str, Any], where: str) -> None:
-    want = manifest["files"].get(name) or {}
-    got = sha256(data)
-    if got != want.get("sha256") or len(data) != want.get("size"):
+def check(name: str, data: bytes | Path, manifest: Manifest | Mapping[str, Any],
+          where: str) -> None:
+    """`data` (bytes, or a file read in pieces) is the file the manifest describes."""
+    want = as_manifest(manifest, where).files.get(name)
+    if isinstance(data, Path):
+        digest = hashlib.sha256()
+        with open(data, "rb") as fh:
+            for piece in iter(lambda: fh.read(1024 * 1024), b""):
+                digest.update(piece)
+        got, size = digest.hexdigest(), data.stat().st_size
+    else:
+        got, size = sha256(data), len(data)
+    if want is None or got != want.sha256 or size != want.size:
+        expected = want.sha256[:12] if want else "(none listed)"
         raise RegistryError(f"hash mismatch for {name} of {where}: expected sha256 "
-                            f"{str(want.get('sha256'))[:12]}..., got {got[:12]}... "
+                            f"{expected}..., got {got[:12]}... "
                             "(corrupted download or changed file); nothing was written")
 
 
-def unpack(archive: bytes, manifest: dict[str, Any], dest: Path, where: str,
-           edge: dict[str, bytes] | None = None) -> Path:
+def unpack(archive: bytes | Path, manifest: Manifest | Mapping[str, Any], dest: Path,
+           where: str, edge: dict[str, bytes] | None = None, limit: int | None = None) -> Path:
     """Extract into `dest`/<model> after checking every file against the manifest; the
     directory appears whole (renamed into place) or not at all. `edge` files (checked by the
-    caller) go to `dest`/edge/ the same way."""
+    caller) go to `dest`/edge/ the same way.
+
+    Bounded while unpacking, before any content is trusted: no more members than the
+    manifest lists, no member it does not list, no more than `limit` bytes in all
+    (CI_GEN_MODEL_MAX_BYTES), each member's hash checked as it is written."""
+    manifest = as_manifest(manifest, where)
+    limit = max_bytes() if limit is None else limit
     dest = Path(dest)
-    target = dest / manifest["model"]
+    target = dest / manifest.model
     for there in (target, dest / EDGE_DIR) if edge else (target,):
         if there.exists():
             raise RegistryError(f"{shown(str(there))} already exists; remove it or choose "
@@ -138,18 +216,33 @@ def unpack(archive: bytes, manifest: dict[str, Any], dest: Path, where: str,
     dest.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest, prefix=".ci-gen-download-"))
     try:
-        seen: dict[str, str] = {}
-        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-            for member in tar.getmembers():
-                if not member.isfile() or member.name.startswith("/") or ".." in member.name.split("/"):
+        seen: set[str] = set()
+        total = 0
+        source = ({"name": archive} if isinstance(archive, Path)
+                  else {"fileobj": io.BytesIO(archive)})
+        with tarfile.open(mode="r:gz", **source) as tar:
+            for member in tar:
+                name = member.name
+                parts = name.split("/")
+                if not member.isfile() or name.startswith("/") or ".." in parts \
+                        or parts[0] != manifest.model or not name.isprintable():
                     raise RegistryError(f"{ARCHIVE} of {where} holds an unsafe entry "
-                                        f"{shown(member.name)}")
-                data = tar.extractfile(member).read()
-                seen[member.name] = sha256(data)
-                out = tmp / member.name
+                                        f"{shown(name)}")
+                if name not in manifest.contents or name in seen:
+                    raise RegistryError(f"{ARCHIVE} of {where} holds {shown(name)}, which its "
+                                        "manifest does not list (once); nothing was written")
+                total += member.size
+                if total > limit:
+                    raise RegistryError(f"{ARCHIVE} of {where} unpacks to more than the {limit} "
+                                        "bytes allowed (CI_GEN_MODEL_MAX_BYTES); nothing was "
+                                        "written")
+                seen.add(name)
+                out = tmp / name
                 out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_bytes(data)
-        if seen != manifest.get("contents"):
+                if _copy(tar.extractfile(member), out, member.size) != manifest.contents[name]:
+                    raise RegistryError(f"the files in {ARCHIVE} of {where} do not match its "
+                                        f"manifest ({shown(name)}); nothing was written")
+        if seen != set(manifest.contents):
             raise RegistryError(f"the files in {ARCHIVE} of {where} do not match its manifest; "
                                 "nothing was written")
         if edge:
@@ -157,7 +250,24 @@ def unpack(archive: bytes, manifest: dict[str, Any], dest: Path, where: str,
             for name, data in edge.items():
                 (tmp / ".edge" / name).write_bytes(data)
             os.replace(tmp / ".edge", dest / EDGE_DIR)
-        os.replace(tmp / manifest["model"], target)
+        os.replace(tmp / manifest.model, target)
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile):
+        raise RegistryError(f"{ARCHIVE} of {where} is not a readable archive") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _copy(src: Any, out: Path, size: int) -> str:
+    """Write one member in pieces (never whole in memory); its sha256."""
+    digest = hashlib.sha256()
+    left = size
+    with open(out, "wb") as fh:
+        while left > 0:
+            chunk = src.read(min(left, 1024 * 1024))
+            if not chunk:
+                break
+            left -= len(chunk)
+            digest.update(chunk)
+            fh.write(chunk)
+    return digest.hexdigest()

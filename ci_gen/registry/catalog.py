@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ci_gen.errors import shown
+from ci_gen.errors import printable, shown
 from ci_gen.registry import bundle, lineage, semver
 from ci_gen.registry.client import NotFound, Registry, RegistryError, Version
 
@@ -36,21 +37,29 @@ def find(reg: Registry, name: str, number: str = "") -> Version:
 
 
 def download(reg: Registry, version: Version, dest: Path) -> tuple[Path, dict]:
-    """Fetch the manifest, then each file; check every hash; unpack into `dest`."""
+    """Fetch the manifest, then each file (each refused past the size the manifest gives it);
+    check every hash; unpack into `dest`."""
     where = f"{version.name} {version.semver}"
-    base = reg.files_url(reg.get_run(version.run_id)["info"]["artifact_uri"])
+    base = reg.files_url(reg.run(version.run_id).info.artifact_uri)
     try:
-        manifest = bundle.read_manifest(reg.get_file(base, bundle.MANIFEST), where)
+        manifest = bundle.read_manifest(
+            reg.get_file(base, bundle.MANIFEST, bundle.MANIFEST_LIMIT), where)
     except NotFound:
         raise RegistryError(f"{where} has no {bundle.MANIFEST}: its registration did not "
                             "finish (re-run its register job)") from None
-    archive = reg.get_file(base, bundle.ARCHIVE)
-    bundle.check(bundle.ARCHIVE, archive, manifest, where)
-    edge = {}
-    for name in bundle.edge_names(manifest, where):
-        edge[name] = reg.get_file(base, name)
-        bundle.check(name, edge[name], manifest, where)
-    return bundle.unpack(archive, manifest, dest, where, edge), manifest
+    edge_names = bundle.edge_names(manifest, where)
+    # The archive goes to a file as it arrives (a model can weigh gigabytes), then is checked
+    # and unpacked from there; the temporary copy goes whatever happens.
+    with tempfile.TemporaryDirectory(prefix="ci-gen-download-") as tmp:
+        archive = Path(tmp) / bundle.ARCHIVE
+        with open(archive, "wb") as sink:
+            reg.get_file(base, bundle.ARCHIVE, manifest.files[bundle.ARCHIVE].size, sink)
+        bundle.check(bundle.ARCHIVE, archive, manifest, where)
+        edge = {}
+        for name in edge_names:
+            edge[name] = reg.get_file(base, name, manifest.files[name].size)
+            bundle.check(name, edge[name], manifest, where)
+        return bundle.unpack(archive, manifest, dest, where, edge), manifest.model_dump()
 
 
 def when(ms: int) -> str:
@@ -63,31 +72,30 @@ def when(ms: int) -> str:
 
 def list_lines(reg: Registry, name: str = "") -> list[str]:
     if not name:
-        models = reg.list_models()
+        models = reg.models()
         if not models:
             return [f"no registered models in the model registry at {reg.where}"]
-        return [m.get("name", "") for m in models]
+        return [printable(m.name) for m in models]
     rows = [f"{'VERSION':<12} {'CREATED':<21} {'COMMIT':<12} REF"]
     for v in versions(reg, name):
-        rows.append(f"{v.semver:<12} {when(v.created_ms):<21} "
-                    f"{v.tags.get(lineage.COMMIT, '-')[:12]:<12} {v.tags.get(lineage.REF, '-')}")
+        rows.append(printable(f"{v.semver:<12} {when(v.created_ms):<21} "
+                               f"{v.tags.get(lineage.COMMIT, '-')[:12]:<12} "
+                               f"{v.tags.get(lineage.REF, '-')}"))
     return rows
 
 
 def show_lines(reg: Registry, version: Version) -> list[str]:
-    run = reg.get_run(version.run_id)
-    data = run.get("data") or {}
+    run = reg.run(version.run_id)
     out = [f"{version.name} {version.semver}", f"  created: {when(version.created_ms)}"]
-    run_tags = {t["key"]: t["value"] for t in data.get("tags") or []}
-    tags = {**run_tags, **version.tags}
+    tags = {**run.tag_map(), **version.tags}
     for key, label in lineage.SHOWN:
         if tags.get(key):
             out.append(f"  {label}: {tags[key]}")
-    for kind in ("params", "metrics"):
-        items = sorted((d["key"], d["value"]) for d in data.get(kind) or [])
+    for kind, items in (("params", sorted((p.key, p.value or "") for p in run.data.params)),
+                        ("metrics", sorted((m.key, m.value) for m in run.data.metrics))):
         if items:
             out.append(f"  {kind}: " + ", ".join(f"{k}={_num(v)}" for k, v in items))
-    return out
+    return [printable(line) for line in out]
 
 
 def _num(value: object) -> str:

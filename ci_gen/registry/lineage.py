@@ -12,12 +12,14 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
 import yaml
+from pydantic import Field, StringConstraints
 
 from ci_gen import __version__
 from ci_gen.errors import shown
+from ci_gen.parse import Model, ParseError, parse
 from ci_gen.patterns import RE_IMAGE_BY_DIGEST
 from ci_gen.registry.client import RegistryError
 
@@ -41,19 +43,25 @@ SHOWN = ((COMMIT, "commit"), (REF, "ref"), (PIPELINE, "pipeline"), (JOB, "job"),
          (DATA, "training data (DVC md5)"), (IMAGE, "image"), (TOOL, "ci-gen"))
 
 
+class _Out(Model):
+    md5: Annotated[str, StringConstraints(min_length=1)]
+
+
+class _Pointer(Model):
+    outs: Annotated[list[_Out], Field(min_length=1)]
+
+
 def data_hash(pointer: Path) -> str:
     """The md5 DVC recorded for the training data (a `.dvc` pointer's first output)."""
     try:
         doc = yaml.safe_load(pointer.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise RegistryError(f"cannot read the DVC pointer {shown(str(pointer))}: "
-                            f"{getattr(exc, 'strerror', None) or exc}") from None
-    outs = doc.get("outs") if isinstance(doc, dict) else None
-    first = outs[0] if isinstance(outs, list) and outs and isinstance(outs[0], dict) else {}
-    md5 = first.get("md5")
-    if not md5:
-        raise RegistryError(f"{shown(str(pointer))} records no md5 for its data")
-    return str(md5)
+                            f"{getattr(exc, 'strerror', None) or 'not YAML'}") from None
+    try:
+        return parse(_Pointer, doc, f"the DVC pointer {shown(str(pointer))}").outs[0].md5
+    except ParseError as exc:
+        raise RegistryError(f"{exc} (it records no md5 for its data)") from None
 
 
 def image_ref(value: str) -> str:

@@ -58,8 +58,8 @@ def choose(existing: list[Version], commit: str, tag: str, data: str = "",
 
 def is_complete(reg: Registry, version: Version) -> bool:
     try:
-        base = reg.files_url(reg.get_run(version.run_id)["info"]["artifact_uri"])
-        reg.get_file(base, bundle.MANIFEST)
+        base = reg.files_url(reg.run(version.run_id).info.artifact_uri)
+        reg.get_file(base, bundle.MANIFEST, bundle.MANIFEST_LIMIT)
         return True
     except NotFound:
         return False
@@ -82,7 +82,7 @@ def register(reg: Registry, name: str, pack: bundle.Bundle, *, tags: Mapping[str
     version = found or _create(reg, name, number, {**tags, lineage.MODEL: model}, env)
     run_tags = {**tags, lineage.MODEL: model, **lineage.job_tags(env, gitlab=reg.gitlab)}
     reg.log_batch(version.run_id, stored, metrics, {k: v for k, v in run_tags.items() if v})
-    base = reg.files_url(reg.get_run(version.run_id)["info"]["artifact_uri"])
+    base = reg.files_url(reg.run(version.run_id).info.artifact_uri)
     for file_name, data in pack.files.items():  # the manifest is the last one
         reg.put_file(base, file_name, data)
     reg.finish_run(version.run_id)

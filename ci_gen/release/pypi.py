@@ -5,16 +5,25 @@ that comes back lives about 15 minutes and is handed to twine through its enviro
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.error
-import urllib.request
+from typing import Any, Optional
 
 from ci_gen.errors import CiGenError, shown
+from ci_gen.http import Client, HttpError
+from ci_gen.parse import Model, ParseError, parse_json
 from ci_gen.patterns import RE_INDEX_BASE, RE_JWT
 
 PYPI = "https://pypi.org"
 TIMEOUT = 30
+
+
+class _Minted(Model):
+    token: str
+
+
+class _Refusal(Model):
+    message: Optional[str] = None
+    errors: list[dict[str, Any]] = []
 
 
 def mint_token(oidc_token: str, index: str = PYPI) -> str:
@@ -23,30 +32,32 @@ def mint_token(oidc_token: str, index: str = PYPI) -> str:
         raise CiGenError(f"pypi: index {shown(index)} is not an https URL (or http on 127.0.0.1)")
     if not re.fullmatch(RE_JWT, oidc_token or ""):
         raise CiGenError("pypi: no OIDC token: give the job `id_tokens:` with `aud: pypi`")
-    request = urllib.request.Request(
-        f"{index}/_/oidc/mint-token", method="POST",
-        data=json.dumps({"token": oidc_token}).encode(),
-        headers={"Content-Type": "application/json"})
+    client = Client(index, what="pypi", timeout=TIMEOUT, deadline=2 * TIMEOUT,
+                    max_bytes=1024 * 1024)
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as resp:
-            answer = json.load(resp)
-    except urllib.error.HTTPError as exc:
-        raise CiGenError(f"pypi: {index} refused the OIDC token (HTTP {exc.code}): {_reason(exc)}") from None
-    except (OSError, ValueError) as exc:
-        raise CiGenError(f"pypi: cannot reach {index}: {exc}") from None
-    token = answer.get("token") if isinstance(answer, dict) else None
-    if not isinstance(token, str) or not token.startswith("pypi-"):
+        # Sent once: a token is minted per request (the Client never repeats a POST).
+        resp = client.request("POST", client.url("_/oidc/mint-token"),
+                              json_body={"token": oidc_token}, what="the token exchange")
+    except HttpError as exc:
+        raise CiGenError(f"pypi: {exc}") from None
+    if not resp.ok:
+        raise CiGenError(f"pypi: {index} refused the OIDC token (HTTP {resp.status}): "
+                         f"{_reason(resp.body)}")
+    try:
+        token = parse_json(_Minted, resp.body, f"pypi: {index}'s answer").token
+    except ParseError:
+        token = ""
+    if not token.startswith("pypi-"):
         raise CiGenError(f"pypi: {index} answered without an upload token")
     return token
 
 
-def _reason(exc: urllib.error.HTTPError) -> str:
+def _reason(body: bytes) -> str:
     """PyPI's `errors[].description` (or `message`), shown without any token in it."""
     try:
-        body = json.load(exc)
-    except (OSError, ValueError):
+        refusal = parse_json(_Refusal, body, "pypi's refusal")
+    except ParseError:
         return "no details"
-    errors = body.get("errors") if isinstance(body, dict) else None
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        return shown(str(errors[0].get("description", "")), 200)
-    return shown(str(body.get("message", "no details")) if isinstance(body, dict) else "no details", 200)
+    if refusal.errors:
+        return shown(str(refusal.errors[0].get("description", "")), 200)
+    return shown(refusal.message or "no details", 200)
