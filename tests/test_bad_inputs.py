@@ -109,3 +109,241 @@ def test_bad_input_is_refused_cleanly(case, tmp_path):
     if case.get("secret"):
         assert case["secret"] not in out + err
     assert tree_hash(tmp_path) == before, "files changed on disk"
+
+
+# --- monitor: hostile Prometheus answers, scrapes and reference profiles (issue 21) ----------
+# Self-contained: a loopback stand-in answers every request with one canned body (a Prometheus
+# query answer or a metrics exposition); `ci-gen job monitor` runs as a user runs it. Each case:
+# one line on stderr naming the source and the field, exit 1, no traceback, no report written.
+
+import json as _json  # noqa: E402
+import threading as _threading  # noqa: E402
+from http.server import BaseHTTPRequestHandler as _Handler, ThreadingHTTPServer as _Server  # noqa: E402
+
+MON_MODEL = "fashion-mnist"
+MON_BOUNDS = [0.25, 0.5, 0.75, 1.0]
+MON_CLASSES = ["shirt", "shoe", "bag"]
+
+
+def mon_profile(intensity=(10, 60, 25, 5, 0), classes=(40, 30, 30)) -> dict:
+    return {"format": "ci-gen/profile/v1", "model": MON_MODEL, "samples": 100, "signals": {
+        "mean_intensity": {"kind": "histogram", "metric": "serving_input_mean_intensity",
+                           "le": [*MON_BOUNDS, "+Inf"], "counts": list(intensity)},
+        "predicted_class": {"kind": "categorical", "metric": "serving_predicted_class_total",
+                            "label": "class", "categories": MON_CLASSES, "counts": list(classes)}}}
+
+
+def exposition(intensity=(10, 60, 25, 5, 0), classes=(40, 30, 30), value=repr) -> str:
+    """serve.py's metrics for per-bucket `intensity` and per-class `classes` counts."""
+    ids = f'model="{MON_MODEL}",version="1"'
+    lines = ["# TYPE serving_input_mean_intensity histogram"]
+    total = 0.0
+    for le, count in zip([*map(repr, MON_BOUNDS), "+Inf"], intensity):
+        total += count
+        lines.append(f'serving_input_mean_intensity_bucket{{{ids},le="{le}"}} {value(total)}')
+    lines += [f"serving_input_mean_intensity_count{{{ids}}} {value(total)}",
+              f"serving_input_mean_intensity_sum{{{ids}}} 1.0",
+              "# TYPE serving_predicted_class counter"]
+    lines += [f'serving_predicted_class_total{{{ids},class="{c}"}} {value(n)}'
+              for c, n in zip(MON_CLASSES, classes)]
+    return "\n".join(lines) + "\n"
+
+
+class Canned:
+    """A loopback server answering every GET with (status, content type, body[, length])."""
+
+    def __init__(self, status: int, body: bytes, ctype: str = "application/json",
+                 length: int | None = None) -> None:
+        class Handler(_Handler):
+            def do_GET(self):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body) if length is None else length))
+                self.end_headers()
+                self.wfile.write(body if length is None else b"")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = _Server(("127.0.0.1", 0), Handler)
+        _threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def run_monitor(tmp_path: Path, reference: str | bytes, source_flag: str, url: str,
+                *extra: str) -> subprocess.CompletedProcess:
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    data = reference if isinstance(reference, bytes) else reference.encode()
+    (work / "profile.json").write_bytes(data)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(DROP)}
+    env.update(HOME=str(tmp_path), CI_GEN_STATE_DIR=str(tmp_path / "state"))
+    return subprocess.run([sys.executable, "-m", "ci_gen", "job", "monitor", "--reference", "profile.json",
+                           "--model-name", MON_MODEL, source_flag, url, "--min-samples", "1", *extra],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=120)
+
+
+def assert_one_line(proc: subprocess.CompletedProcess, *expected: str) -> None:
+    err = proc.stderr
+    assert "Traceback" not in err, err
+    assert len(err.splitlines()) == 1, f"expected one line on stderr, got: {err!r}"
+    for text in expected:
+        assert text in err, (text, err)
+    assert proc.returncode == 1, (proc.returncode, err)
+
+
+def vector(*rows: object) -> bytes:
+    return _json.dumps({"status": "success", "data": {"resultType": "vector", "result": list(rows)}}).encode()
+
+
+ROW = {"metric": {"le": "0.25"}, "value": [1700000000.0, "10"]}
+PROMETHEUS_ANSWERS = {
+    "a list": (b"[]", "the document: expected an object, got a list"),
+    "null": (b"null", "the document: expected an object, got null"),
+    "a row without value": (vector({"metric": {"le": "0.25"}}), "data.result.0.value: missing"),
+    "le not a number": (vector({**ROW, "metric": {"le": "abc"}}), "data.result.0.metric.le: le='abc' is not a bucket bound"),
+    "le NaN": (vector({**ROW, "metric": {"le": "NaN"}}), "le='NaN' is not a bucket bound"),
+    "value +Inf": (vector({**ROW, "value": [1700000000.0, "+Inf"]}), "data.result.0.value.1: must be a finite number"),
+    "value NaN": (vector({**ROW, "value": [1700000000.0, "NaN"]}), "data.result.0.value.1: must be a finite number"),
+    "value a word": (vector({**ROW, "value": [1700000000.0, "lots"]}), "data.result.0.value.1: must be a number"),
+    "value a list": (vector({**ROW, "value": [1700000000.0, [1]]}), "data.result.0.value.1"),
+    "value negative": (vector({**ROW, "value": [1700000000.0, "-5"]}), "must be a non-negative number"),
+    "value one item": (vector({**ROW, "value": ["10"]}), "data.result.0.value"),
+    "metric a list": (vector({**ROW, "metric": []}), "data.result.0.metric: expected an object, got a list"),
+    "label an integer": (vector({**ROW, "metric": {"le": 5}}), "data.result.0.metric.le: expected a string"),
+    "result an object": (_json.dumps({"status": "success", "data": {"resultType": "vector", "result": {}}}).encode(),
+                         "data.result: expected a list, got an object"),
+    "status an integer": (b'{"status": 1}', "status: expected a string, got the integer 1"),
+    "data missing": (b'{"status": "success"}', "expected an instant vector, got no data"),
+    "a matrix": (_json.dumps({"status": "success", "data": {"resultType": "matrix", "result": []}}).encode(),
+                 "expected an instant vector, got resultType 'matrix'"),
+    "NaN literal": (b'{"status": "success", "data": NaN}', "NaN is not a JSON number"),
+    "nested too deep": (b"[" * 5000 + b"]" * 5000, "nested too deep"),
+    "not JSON": (b"<html>hello</html>", "is not JSON"),
+    "an error": (b'{"status": "error", "errorType": "bad_data", "error": "parse error"}', "refused"),
+}
+
+
+@pytest.mark.parametrize("case", list(PROMETHEUS_ANSWERS))
+def test_monitor_refuses_a_malformed_prometheus_answer_in_one_line(case, tmp_path):
+    body, expected = PROMETHEUS_ANSWERS[case]
+    prometheus = Canned(200, body)
+    try:
+        proc = run_monitor(tmp_path, _json.dumps(mon_profile()), "--prometheus-url", prometheus.url)
+    finally:
+        prometheus.close()
+    assert_one_line(proc, f"Prometheus at {prometheus.url}", expected)
+    assert not (tmp_path / "work" / "drift").exists()
+
+
+@pytest.mark.parametrize(("status", "body", "length", "expected"), [
+    (500, b"<html>oops</html>", None, "answered HTTP 500"),
+    (200, b"", 64 * 1024 * 1024, "more than the 16.0 MiB allowed"),
+])
+def test_monitor_refuses_an_error_or_a_huge_prometheus_answer(tmp_path, status, body, length, expected):
+    prometheus = Canned(status, body, length=length)
+    try:
+        proc = run_monitor(tmp_path, _json.dumps(mon_profile()), "--prometheus-url", prometheus.url)
+    finally:
+        prometheus.close()
+    assert_one_line(proc, expected)
+
+
+SCRAPES = {
+    "a count +Inf": (exposition(value=lambda v: "+Inf"), "value: must be a finite number"),
+    "a count NaN": (exposition(value=lambda v: "NaN"), "value: must be a finite number"),
+    "a class count +Inf": (exposition().replace('class="bag"} 30', 'class="bag"} +Inf'),
+                           "serving_predicted_class_total{class='bag'"),
+    "le not a number": (exposition().replace('le="0.25"', 'le="abc"'), "label le: le='abc' is not a bucket bound"),
+    "not the text format": ('serving_input_mean_intensity_bucket{le="0.25} 1\n', "is not in Prometheus' text format"),
+}
+
+
+@pytest.mark.parametrize("case", list(SCRAPES))
+def test_monitor_refuses_a_malformed_scrape_in_one_line(case, tmp_path):
+    text, expected = SCRAPES[case]
+    endpoint = Canned(200, text.encode(), "text/plain; version=0.0.4")
+    try:
+        proc = run_monitor(tmp_path, _json.dumps(mon_profile()), "--metrics-url", endpoint.url + "/metrics")
+    finally:
+        endpoint.close()
+    assert_one_line(proc, endpoint.url, expected)
+    assert "no drift" not in proc.stdout
+    assert not (tmp_path / "work" / "drift").exists()
+
+
+def _counts(profile: str, field: str, value: str) -> str:
+    return profile.replace('"counts": [10, 60, 25, 5, 0]', f'"counts": [10, {value}, 25, 5, 0]') \
+        if field == "intensity" else profile.replace('"counts": [40, 30, 30]', f'"counts": [40, {value}, 30]')
+
+
+REFERENCES = {
+    "a count Infinity": (_counts(_json.dumps(mon_profile()), "intensity", "Infinity"),
+                         "signals.mean_intensity.counts.1: must be a finite number"),
+    "a count NaN": (_counts(_json.dumps(mon_profile()), "classes", "NaN"),
+                    "signals.predicted_class.counts.1: must be a finite number"),
+    "a count 1e400": (_counts(_json.dumps(mon_profile()), "intensity", "1e400"),
+                      "signals.mean_intensity.counts.1: must be a finite number"),
+    "a count of 400 digits": (_counts(_json.dumps(mon_profile()), "intensity", "9" * 400),
+                              "signals.mean_intensity.counts.1: must be a finite number"),
+    "a count a string": (_counts(_json.dumps(mon_profile()), "intensity", '"60"'),
+                         "signals.mean_intensity.counts.1: must be a non-negative number"),
+    "a bound Infinity": (_json.dumps(mon_profile()).replace("0.25", "Infinity"), "bucket bound Infinity"),
+    "signals a list": (_json.dumps({**mon_profile(), "signals": []}), "signals: expected an object, got a list"),
+    "a signal null": (_json.dumps({**mon_profile(), "signals": {"x": None}}), "signals.x: expected an object, got null"),
+    "a label an integer": (_json.dumps(mon_profile()).replace('"label": "class"', '"label": 7'),
+                           "signals.predicted_class.label: expected a string"),
+    "the document a list": ("[]", "the document: expected an object, got a list"),
+    "nested for RecursionError": ('{"format": "ci-gen/profile/v1", "signals": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                                  "nested too deep"),
+    "not UTF-8": (b'{"format": "\xff\xfe"}', "not readable JSON"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFERENCES))
+def test_monitor_refuses_a_bad_reference_in_one_line_naming_the_field(case, tmp_path):
+    reference, expected = REFERENCES[case]
+    endpoint = Canned(200, exposition().encode(), "text/plain; version=0.0.4")
+    try:
+        proc = run_monitor(tmp_path, reference, "--metrics-url", endpoint.url + "/metrics")
+    finally:
+        endpoint.close()
+    assert_one_line(proc, "reference profile profile.json", expected)
+    assert not (tmp_path / "work" / "drift").exists()
+
+
+@pytest.mark.parametrize("side", ["live", "reference"])
+def test_monitor_huge_counts_like_the_reference_are_no_drift(tmp_path, side):
+    # 1e308 a count: every sum of them overflows a float. Shares equal on both sides: PSI 0.
+    huge = (1e307, 6e307, 2.5e307, 5e306, 0.0), (1e308, 1e308, 1e308)
+    small = (2, 12, 5, 1, 0), (1, 1, 1)
+    live, ref = (huge, small) if side == "live" else (small, huge)
+    endpoint = Canned(200, exposition(*live).encode(), "text/plain; version=0.0.4")
+    try:
+        proc = run_monitor(tmp_path, _json.dumps(mon_profile(*ref)), "--metrics-url", endpoint.url + "/metrics")
+    finally:
+        endpoint.close()
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr)
+    report = _json.loads((tmp_path / "work" / "drift" / "report.json").read_text())
+    assert report["verdict"] == "stable" and [s["psi"] for s in report["signals"]] == [0.0, 0.0]
+
+
+def test_monitor_psi_is_never_nan_and_undefined_is_never_no_drift():
+    import math
+
+    from ci_gen.monitoring import drift
+
+    for bad in (math.inf, math.nan, -1.0):
+        with pytest.raises(drift.CountError, match="not a finite non-negative number"):
+            drift.psi((1.0, 2.0), (bad, 2.0))
+        with pytest.raises(drift.CountError):
+            drift.psi((bad, 2.0), (1.0, 2.0))
+    assert drift.psi((1e308,) * 5, (1e308,) * 5) == 0.0
+    assert drift.psi((1.0, 0.0), (0.0, 1.0)) == pytest.approx(2 * (1 - 1e-4) * math.log(1e4))
+    undefined = drift.SignalDrift("x", math.nan, 0.2, ("a",), (1.0,), (1.0,), 1.0)
+    assert undefined.drifted  # NaN is not "at or below the threshold"
