@@ -347,3 +347,214 @@ def test_monitor_psi_is_never_nan_and_undefined_is_never_no_drift():
     assert drift.psi((1.0, 0.0), (0.0, 1.0)) == pytest.approx(2 * (1 - 1e-4) * math.log(1e4))
     undefined = drift.SignalDrift("x", math.nan, 0.2, ("a",), (1.0,), (1.0,), 1.0)
     assert undefined.drifted  # NaN is not "at or below the threshold"
+
+
+# --- the example's serve.py: hostile requests (issue 21) ----------------------------------------
+# A real serve.py process serving a real (tiny, untrained) SavedModel with the example's
+# signature: `images` float32 [batch, 28, 28] -> `output_0` [batch, 10]. Reads time out after
+# 1 s and 4 connections are served at once, so the half-open case is quick. Each refusal is a
+# JSON answer {"error": one line} with the status asserted; every predict request is counted once.
+
+import http.client as _http  # noqa: E402
+import time as _time  # noqa: E402
+import urllib.error as _urlerror  # noqa: E402
+import urllib.request as _urlrequest  # noqa: E402
+
+from prometheus_client.parser import text_string_to_metric_families as _families  # noqa: E402
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "fashion-mnist"
+SERVE_MODEL = "tiny"
+SERVE_THREADS, SERVE_TIMEOUT_MS = 4, 1000
+TINY_SAVEDMODEL = """
+import sys
+import tensorflow as tf
+
+class Tiny(tf.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = tf.Variable(tf.random.stateless_normal([784, 10], seed=[1, 2]) * 0.01)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32, name="images")])
+    def serve(self, images):
+        return {"output_0": tf.nn.softmax(tf.matmul(tf.reshape(images, [-1, 784]), self.w))}
+
+tiny = Tiny()
+tf.saved_model.save(tiny, sys.argv[1], signatures={"serving_default": tiny.serve})
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_serve(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run([sys.executable, "-c", TINY_SAVEDMODEL, str(root / "model" / "1")], env=env,
+                   check=True, capture_output=True, timeout=600)
+    log = open(root / "serve.log", "w")
+    proc = subprocess.Popen([sys.executable, str(EXAMPLE / "serve.py"), "--model_name", SERVE_MODEL,
+                             "--model_base_path", str(root / "model"), "--rest_api_port", "0",
+                             "--rest_api_timeout_in_ms", str(SERVE_TIMEOUT_MS),
+                             "--rest_api_num_threads", str(SERVE_THREADS)],
+                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert " at http://" in line, (line, (root / "serve.log").read_text())
+        url = line.split(" at ", 1)[1].split("/v1/", 1)[0]
+        yield {"url": url, "pid": proc.pid, "log": root / "serve.log",
+               "host": "127.0.0.1", "port": int(url.rsplit(":", 1)[1])}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+ZEROS = _json.dumps({"instances": [[[0.0] * 28] * 28]})
+
+
+def predict_raw(serve: dict, body: bytes, ctype: str | None = "application/json",
+                method: str = "POST") -> tuple[int, bytes]:
+    headers = {} if ctype is None else {"Content-Type": ctype}
+    req = _urlrequest.Request(f"{serve['url']}/v1/models/{SERVE_MODEL}:predict", data=body,
+                              method=method, headers=headers)
+    try:
+        with _urlrequest.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read()
+    except _urlerror.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def strict(raw: bytes) -> object:
+    def refuse(name):
+        raise AssertionError(f"{name} in an answer: not JSON")
+    return _json.loads(raw, parse_constant=refuse)
+
+
+def one_error(status: int, raw: bytes, expected_status: int, expected: str) -> None:
+    answer = strict(raw)
+    assert status == expected_status, (status, answer)
+    assert set(answer) == {"error"} and "\n" not in answer["error"], answer
+    assert expected in answer["error"], (expected, answer)
+
+
+HOSTILE_BODIES = {
+    "NaN": (ZEROS.replace("0.0", "NaN", 1), "NaN, which is not a number"),
+    "Infinity": (ZEROS.replace("0.0", "Infinity", 1), "Infinity, which is not a number"),
+    "-Infinity": (ZEROS.replace("0.0", "-Infinity", 1), "-Infinity, which is not a number"),
+    "1e39 overflows float32": (ZEROS.replace("0.0", "1e39", 1), "beyond float32's range"),
+    "-1e39": (ZEROS.replace("0.0", "-1e39", 1), "beyond float32's range"),
+    "1e400 overflows any float": (ZEROS.replace("0.0", "1e400", 1), "a number beyond any float"),
+    "a 5000-digit integer": (ZEROS.replace("0.0", "9" * 5000, 1), "integer of 5000 digits"),
+    "a 101-digit integer": (ZEROS.replace("0.0", "9" * 101, 1), "integer of 101 digits"),
+    "nested 5000 deep": ('{"instances": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deep"),
+    "nested 500 deep": ('{"instances": ' + "[" * 500 + "0" + "]" * 500 + "}", "ragged"),
+    "a huge integer within the JSON limit": (ZEROS.replace("0.0", "1" + "0" * 60, 1), "beyond float32's range"),
+    "not UTF-8": ('{"instances": "\udcff"}', "not valid JSON"),
+    "booleans": (ZEROS.replace("0.0", "true"), "numbers only"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(HOSTILE_BODIES))
+def test_serve_refuses_non_finite_huge_and_deep_inputs_with_400(tiny_serve, case):
+    text, expected = HOSTILE_BODIES[case]
+    status, raw = predict_raw(tiny_serve, text.encode("utf-8", "surrogateescape"))
+    one_error(status, raw, 400, expected)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("ctype", "status"), [
+    ("application/x-www-form-urlencoded", 415), ("text/plain", 415),
+    ("multipart/form-data; boundary=x", 415), (None, 415), ("application/json-patch+json", 415),
+    ("application/json", 200), ("application/json; charset=utf-8", 200), ("Application/JSON", 200),
+])
+def test_serve_requires_the_json_content_type(tiny_serve, ctype, status):
+    got, raw = predict_raw(tiny_serve, ZEROS.encode(), ctype)
+    if status == 200:
+        assert got == 200 and len(strict(raw)["predictions"]) == 1
+    else:
+        one_error(got, raw, 415, "predict needs Content-Type: application/json")
+
+
+def scrape(serve: dict) -> dict:
+    with _urlrequest.urlopen(serve["url"] + "/monitoring/prometheus/metrics", timeout=30) as resp:
+        text = resp.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in _families(text) for s in f.samples}
+
+
+def by_status(samples: dict) -> dict[str, float]:
+    return {dict(k[1])["status"]: v for k, v in samples.items() if k[0] == "serving_requests_total"}
+
+
+def raw_request(serve: dict, head: bytes, body: bytes = b"", then_close: bool = True,
+                read: bool = True) -> bytes:
+    sock = socket.create_connection((serve["host"], serve["port"]), timeout=30)
+    try:
+        sock.sendall(head + body)
+        if then_close:
+            sock.shutdown(socket.SHUT_WR)
+        return sock.recv(65536) if read else b""
+    finally:
+        sock.close()
+
+
+@pytest.mark.slow
+def test_serve_counts_every_predict_request_once_by_its_status(tiny_serve):
+    path = f"/v1/models/{SERVE_MODEL}:predict"
+    before = scrape(tiny_serve)
+    assert predict_raw(tiny_serve, ZEROS.encode())[0] == 200
+    assert predict_raw(tiny_serve, ZEROS.replace("0.0", "NaN").encode())[0] == 400
+    assert predict_raw(tiny_serve, ZEROS.encode(), "application/x-www-form-urlencoded")[0] == 415
+    assert predict_raw(tiny_serve, b"", method="GET")[0] == 405
+    # 411: no Content-Length; 413: one over the limit (the body is never read).
+    assert b" 411 " in raw_request(tiny_serve, f"POST {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert b" 413 " in raw_request(tiny_serve, f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                   f"application/json\r\nContent-Length: {64 * 1024 * 1024 + 1}\r\n\r\n".encode())
+    # Aborted: 10 of 1000 bytes, then the client closes. Nothing can be answered; counted as 499.
+    assert raw_request(tiny_serve, f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                       "\r\nContent-Length: 1000\r\n\r\n".encode(), b'{"instance') == b""
+    # Timed out: 10 of 1000 bytes and the client waits: 408 after the read timeout.
+    assert b" 408 " in raw_request(tiny_serve, f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                   "application/json\r\nContent-Length: 1000\r\n\r\n".encode(),
+                                   b'{"instance', then_close=False)
+    # Refused by the HTTP layer before the handler: an unsupported method.
+    assert b" 501 " in raw_request(tiny_serve, f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+    deadline = _time.monotonic() + 10
+    while True:  # the aborted request is counted once its thread saw the close
+        after = scrape(tiny_serve)
+        delta = {k: v - by_status(before).get(k, 0.0) for k, v in by_status(after).items()}
+        if delta.get("499") or _time.monotonic() > deadline:
+            break
+        _time.sleep(0.2)
+    assert {k: v for k, v in delta.items() if v} == {
+        "200": 1, "400": 1, "405": 1, "408": 1, "411": 1, "413": 1, "415": 1, "499": 1, "501": 1}
+    intensity = [v for k, v in after.items() if k[0] == "serving_input_mean_intensity_sum"]
+    assert intensity and all(v == v and abs(v) != float("inf") for v in intensity)
+
+
+def _threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+@pytest.mark.slow
+def test_serve_half_open_connections_are_timed_out_and_threads_stay_bounded(tiny_serve):
+    baseline = _threads(tiny_serve["pid"])
+    socks = []
+    try:
+        for _ in range(24):  # request line and half the headers, then nothing
+            s = socket.create_connection((tiny_serve["host"], tiny_serve["port"]), timeout=30)
+            s.sendall(f"POST /v1/models/{SERVE_MODEL}:predict HTTP/1.1\r\nHost: x\r\n".encode())
+            socks.append(s)
+        _time.sleep(0.5)
+        most = max(_threads(tiny_serve["pid"]) for _ in range(5) if not _time.sleep(0.1))
+        assert most <= baseline + SERVE_THREADS, (baseline, most)
+        # Each is closed by the server: 24 connections, 4 at a time, 1 s each.
+        started = _time.monotonic()
+        for s in socks:
+            assert s.recv(1024) == b""  # EOF: the server closed it (the client's own timeout is 30 s)
+        closed_after = _time.monotonic() - started
+        assert closed_after < 24 / SERVE_THREADS * SERVE_TIMEOUT_MS / 1000 + 5, closed_after
+    finally:
+        for s in socks:
+            s.close()
+    status, raw = predict_raw(tiny_serve, ZEROS.encode())
+    assert status == 200 and len(strict(raw)["predictions"]) == 1
