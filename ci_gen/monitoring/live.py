@@ -16,6 +16,7 @@ a body of the wrong shape is one line naming the source and the field, never a c
 from __future__ import annotations
 
 import math
+import sys
 import time
 from typing import Annotated, Optional, Protocol
 
@@ -91,9 +92,10 @@ def bound(le: str, where: str) -> float:
     return value
 
 
-def _get(client: Client, url: str, what: str, params: dict | None = None) -> Response:
+def _get(client: Client, url: str, what: str, params: dict | None = None,
+         accept: str = "application/json") -> Response:
     try:
-        return client.request("GET", url, params=params, what=what)
+        return client.request("GET", url, params=params, what=what, headers={"Accept": accept})
     except Unreachable as exc:
         tries = f", {exc.attempts} attempts" if exc.attempts > 1 else ""
         raise SourceError(f"cannot reach {client.what} at {client.base.text} ({exc.reason}{tries})") from None
@@ -125,7 +127,7 @@ def per_category(by_label: dict[str, float], signal: Signal) -> tuple[float, ...
 def _add(into: dict, key: object, value: float) -> None:
     # Sums of finite counts stay finite: past the largest float they are capped, not infinite.
     total = into.get(key, 0.0) + value
-    into[key] = total if math.isfinite(total) else 1.7976931348623157e308
+    into[key] = total if math.isfinite(total) else sys.float_info.max
 
 
 class PrometheusSource:
@@ -215,7 +217,8 @@ class ScrapeSource:
         if self._samples is None:
             from prometheus_client.parser import text_string_to_metric_families
 
-            resp = _get(self.client, self.client.base.text, "a scrape")
+            # The classic text format (what serve.py and TF Serving write), not OpenMetrics.
+            resp = _get(self.client, self.client.base.text, "a scrape", accept="text/plain;version=0.0.4")
             if not resp.ok:
                 raise SourceError(f"the metrics endpoint {self.url} answered HTTP {resp.status}: {resp.text()}")
             text = resp.body.decode("utf-8", "replace")
