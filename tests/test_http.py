@@ -207,3 +207,12 @@ def test_a_wrong_shape_is_one_line_naming_the_field(data, field):
 def test_parse_json_refuses_nan():
     with pytest.raises(ParseError, match="NaN"):
         parse_json(_Thing, b'{"name": "a", "count": 1, "score": NaN}', "profile.json")
+
+
+def test_json_refuses_a_number_beyond_any_float_unless_a_model_names_its_field():
+    with pytest.raises(HttpError, match="'1e400' is not a finite number"):
+        loads_json(b"[1e400]", "answer")
+    assert loads_json(b"[1e400, NaN]", "answer", keep_nonfinite=True)[0] == float("inf")
+    with pytest.raises(ParseError, match="score: must be a finite number"):
+        parse_json(_Thing, b'{"name": "a", "count": 1, "score": Infinity}', "profile.json",
+                   name_nonfinite=True)
