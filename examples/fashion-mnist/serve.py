@@ -27,7 +27,7 @@ drift metrics), strict JSON (NaN, Infinity, numbers beyond float32 such as 1e39,
 more than 100 digits, nesting too deep: 400), at most 64 MiB (413) with a Content-Length (411).
 Each connection's reads time out (--rest_api_timeout_in_ms, as TF Serving's flag) and at most
 --rest_api_num_threads connections are served at once, so half-open connections cannot pile
-up threads. Every predict request is counted once by its status: 408 for a body that did not
+up threads. Every predict request is counted once by its status: 408 for headers or a body that did not
 arrive in time, 499 (as nginx) for a client that closed the connection before sending it all.
 """
 
@@ -326,7 +326,14 @@ class Handler(BaseHTTPRequestHandler):
     def handle_one_request(self):
         self._counted = False
         self.path = ""  # not the previous request's on this connection, if this one has none
-        super().handle_one_request()
+        try:
+            super().handle_one_request()
+        except ConnectionError:  # the client went away while its headers were read
+            self._count(CLIENT_CLOSED, None)
+            raise
+        # Whatever was not counted yet is a request line whose headers did not come in time:
+        # the base class closed the connection without an answer (a no-op for anything else).
+        self._count(408, None)
 
     def send_error(self, code, message=None, explain=None):
         # The HTTP layer's own refusals (header too large, unsupported method, bad request line)
