@@ -27,8 +27,9 @@ drift metrics), strict JSON (NaN, Infinity, numbers beyond float32 such as 1e39,
 more than 100 digits, nesting too deep: 400), at most 64 MiB (413) with a Content-Length (411).
 Each connection's reads time out (--rest_api_timeout_in_ms, as TF Serving's flag) and at most
 --rest_api_num_threads connections are served at once, so half-open connections cannot pile
-up threads. Every predict request is counted once by its status: 408 for headers or a body that did not
-arrive in time, 499 (as nginx) for a client that closed the connection before sending it all.
+up threads. Every predict request is counted once by its status: 408 for headers or a body
+that did not arrive in time, 499 (as nginx) for a client that closed the connection before
+sending it all.
 """
 
 from __future__ import annotations
