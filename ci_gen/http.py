@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,16 @@ _CREDENTIAL_HEADERS = ("authorization", "private-token", "job-token", "cookie",
 
 class HttpError(CiGenError):
     """A server could not be reached, answered too slowly or too much, or a URL is unusable."""
+
+
+class Unreachable(HttpError):
+    """No answer at all (refused, unknown host, timed out, broken off), after every attempt:
+    callers that word "cannot reach" apart from "answered badly" catch this one."""
+
+    def __init__(self, message: str, reason: str = "", attempts: int = 1) -> None:
+        super().__init__(message)
+        self.reason = reason or message
+        self.attempts = attempts
 
 
 @dataclass(frozen=True)
@@ -127,12 +138,22 @@ class Response:
         return shown(self.body[:limit * 2].decode("utf-8", "replace"), limit)
 
 
-def loads_json(raw: bytes | str, source: str) -> Any:
-    """Strict JSON: NaN, Infinity and nesting too deep to parse are one-line errors."""
+def loads_json(raw: bytes | str, source: str, *, keep_nonfinite: bool = False) -> Any:
+    """Strict JSON: NaN, Infinity, numbers too large for a float (1e400) and nesting too deep
+    to parse are one-line errors. `keep_nonfinite` reads the non-finite ones as floats
+    instead, for a `ci_gen.parse` Model (which refuses them) to name the field that holds one."""
     def refuse(name: str) -> Any:
+        if keep_nonfinite:
+            return float(name)
         raise HttpError(f"{source}: {name} is not a JSON number")
+
+    def number(text: str) -> float:
+        value = float(text)
+        if not keep_nonfinite and not math.isfinite(value):
+            raise HttpError(f"{source}: {shown(text, 40)} is not a finite number")
+        return value
     try:
-        return json.loads(raw, parse_constant=refuse)
+        return json.loads(raw, parse_constant=refuse, parse_float=number)
     except HttpError:
         raise
     except RecursionError:
@@ -219,8 +240,8 @@ class Client:
                 if time.monotonic() + pause >= end:
                     break
                 time.sleep(pause)
-        raise HttpError(f"{self.what} at {self.where} is not reachable for {what} ({last})"
-                        + (f" after {tried} attempts" if tried > 1 else ""))
+        raise Unreachable(f"{self.what} at {self.where} is not reachable for {what} ({last})"
+                          + (f" after {tried} attempts" if tried > 1 else ""), last, tried)
 
     def _follow(self, method: str, url: str, params: Any, json_body: Any, data: Any,
                 headers: Mapping[str, str], end: float, limit: int, what: str,

@@ -46,11 +46,13 @@ def parse(model: type[M], data: Any, source: str) -> M:
         raise ParseError(f"{source}: nested too deep") from None
 
 
-def parse_json(model: type[M], raw: bytes | str, source: str) -> M:
-    """JSON text as `model` (NaN, Infinity and deep nesting refused, one line)."""
+def parse_json(model: type[M], raw: bytes | str, source: str, *, name_nonfinite: bool = False) -> M:
+    """JSON text as `model` (NaN, Infinity and deep nesting refused, one line).
+    `name_nonfinite`: NaN/Infinity are refused by the model, so the message names their field
+    (only for models whose every number is a float or int field, never `Any`)."""
     from ci_gen.http import HttpError, loads_json
     try:
-        data = loads_json(raw, source)
+        data = loads_json(raw, source, keep_nonfinite=name_nonfinite)
     except HttpError as exc:
         raise ParseError(str(exc)) from None
     return parse(model, data, source)

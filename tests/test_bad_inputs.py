@@ -319,3 +319,454 @@ def test_a_malformed_registry_answer_to_register_is_one_line(httpserver, tmp_pat
                           text=True, timeout=120)
     _one_clean_line(proc, expect)
     assert not (work / "register.env").exists()
+
+
+# --- monitor: hostile Prometheus answers, scrapes and reference profiles (issue 21) ----------
+# Self-contained: a loopback stand-in answers every request with one canned body (a Prometheus
+# query answer or a metrics exposition); `ci-gen job monitor` runs as a user runs it. Each case:
+# one line on stderr naming the source and the field, exit 1, no traceback, no report written.
+
+import json as _json  # noqa: E402
+import threading as _threading  # noqa: E402
+from http.server import BaseHTTPRequestHandler as _Handler, ThreadingHTTPServer as _Server  # noqa: E402
+
+MON_MODEL = "fashion-mnist"
+MON_BOUNDS = [0.25, 0.5, 0.75, 1.0]
+MON_CLASSES = ["shirt", "shoe", "bag"]
+
+
+def mon_profile(intensity=(10, 60, 25, 5, 0), classes=(40, 30, 30)) -> dict:
+    return {"format": "ci-gen/profile/v1", "model": MON_MODEL, "samples": 100, "signals": {
+        "mean_intensity": {"kind": "histogram", "metric": "serving_input_mean_intensity",
+                           "le": [*MON_BOUNDS, "+Inf"], "counts": list(intensity)},
+        "predicted_class": {"kind": "categorical", "metric": "serving_predicted_class_total",
+                            "label": "class", "categories": MON_CLASSES, "counts": list(classes)}}}
+
+
+def exposition(intensity=(10, 60, 25, 5, 0), classes=(40, 30, 30), value=repr) -> str:
+    """serve.py's metrics for per-bucket `intensity` and per-class `classes` counts."""
+    ids = f'model="{MON_MODEL}",version="1"'
+    lines = ["# TYPE serving_input_mean_intensity histogram"]
+    total = 0.0
+    for le, count in zip([*map(repr, MON_BOUNDS), "+Inf"], intensity):
+        total += count
+        lines.append(f'serving_input_mean_intensity_bucket{{{ids},le="{le}"}} {value(total)}')
+    lines += [f"serving_input_mean_intensity_count{{{ids}}} {value(total)}",
+              f"serving_input_mean_intensity_sum{{{ids}}} 1.0",
+              "# TYPE serving_predicted_class counter"]
+    lines += [f'serving_predicted_class_total{{{ids},class="{c}"}} {value(n)}'
+              for c, n in zip(MON_CLASSES, classes)]
+    return "\n".join(lines) + "\n"
+
+
+class Canned:
+    """A loopback server answering every GET with (status, content type, body[, length])."""
+
+    def __init__(self, status: int, body: bytes, ctype: str = "application/json",
+                 length: int | None = None) -> None:
+        class Handler(_Handler):
+            def do_GET(self):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body) if length is None else length))
+                self.end_headers()
+                self.wfile.write(body if length is None else b"")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = _Server(("127.0.0.1", 0), Handler)
+        _threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def run_monitor(tmp_path: Path, reference: str | bytes, source_flag: str, url: str,
+                *extra: str) -> subprocess.CompletedProcess:
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    data = reference if isinstance(reference, bytes) else reference.encode()
+    (work / "profile.json").write_bytes(data)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(DROP)}
+    env.update(HOME=str(tmp_path), CI_GEN_STATE_DIR=str(tmp_path / "state"))
+    return subprocess.run([sys.executable, "-m", "ci_gen", "job", "monitor", "--reference", "profile.json",
+                           "--model-name", MON_MODEL, source_flag, url, "--min-samples", "1", *extra],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=120)
+
+
+def assert_one_line(proc: subprocess.CompletedProcess, *expected: str) -> None:
+    err = proc.stderr
+    assert "Traceback" not in err, err
+    assert len(err.splitlines()) == 1, f"expected one line on stderr, got: {err!r}"
+    for text in expected:
+        assert text in err, (text, err)
+    assert proc.returncode == 1, (proc.returncode, err)
+
+
+def vector(*rows: object) -> bytes:
+    return _json.dumps({"status": "success", "data": {"resultType": "vector", "result": list(rows)}}).encode()
+
+
+ROW = {"metric": {"le": "0.25"}, "value": [1700000000.0, "10"]}
+PROMETHEUS_ANSWERS = {
+    "a list": (b"[]", "the document: expected an object, got a list"),
+    "null": (b"null", "the document: expected an object, got null"),
+    "a row without value": (vector({"metric": {"le": "0.25"}}), "data.result.0.value: missing"),
+    "le not a number": (vector({**ROW, "metric": {"le": "abc"}}), "data.result.0.metric.le: le='abc' is not a bucket bound"),
+    "le NaN": (vector({**ROW, "metric": {"le": "NaN"}}), "le='NaN' is not a bucket bound"),
+    "value +Inf": (vector({**ROW, "value": [1700000000.0, "+Inf"]}), "data.result.0.value.1: must be a finite number"),
+    "value NaN": (vector({**ROW, "value": [1700000000.0, "NaN"]}), "data.result.0.value.1: must be a finite number"),
+    "value a word": (vector({**ROW, "value": [1700000000.0, "lots"]}), "data.result.0.value.1: must be a number"),
+    "value a list": (vector({**ROW, "value": [1700000000.0, [1]]}), "data.result.0.value.1"),
+    "value negative": (vector({**ROW, "value": [1700000000.0, "-5"]}), "must be a non-negative number"),
+    "value one item": (vector({**ROW, "value": ["10"]}), "data.result.0.value"),
+    "metric a list": (vector({**ROW, "metric": []}), "data.result.0.metric: expected an object, got a list"),
+    "label an integer": (vector({**ROW, "metric": {"le": 5}}), "data.result.0.metric.le: expected a string"),
+    "result an object": (_json.dumps({"status": "success", "data": {"resultType": "vector", "result": {}}}).encode(),
+                         "data.result: expected a list, got an object"),
+    "status an integer": (b'{"status": 1}', "status: expected a string, got the integer 1"),
+    "data missing": (b'{"status": "success"}', "expected an instant vector, got no data"),
+    "a matrix": (_json.dumps({"status": "success", "data": {"resultType": "matrix", "result": []}}).encode(),
+                 "expected an instant vector, got resultType 'matrix'"),
+    "NaN literal": (b'{"status": "success", "data": NaN}', "NaN is not a JSON number"),
+    "nested too deep": (b"[" * 5000 + b"]" * 5000, "nested too deep"),
+    "not JSON": (b"<html>hello</html>", "is not JSON"),
+    "an error": (b'{"status": "error", "errorType": "bad_data", "error": "parse error"}', "refused"),
+}
+
+
+@pytest.mark.parametrize("case", list(PROMETHEUS_ANSWERS))
+def test_monitor_refuses_a_malformed_prometheus_answer_in_one_line(case, tmp_path):
+    body, expected = PROMETHEUS_ANSWERS[case]
+    prometheus = Canned(200, body)
+    try:
+        proc = run_monitor(tmp_path, _json.dumps(mon_profile()), "--prometheus-url", prometheus.url)
+    finally:
+        prometheus.close()
+    assert_one_line(proc, f"Prometheus at {prometheus.url}", expected)
+    assert not (tmp_path / "work" / "drift").exists()
+
+
+@pytest.mark.parametrize(("status", "body", "length", "expected"), [
+    (500, b"<html>oops</html>", None, "answered HTTP 500"),
+    (200, b"", 64 * 1024 * 1024, "more than the 16.0 MiB allowed"),
+])
+def test_monitor_refuses_an_error_or_a_huge_prometheus_answer(tmp_path, status, body, length, expected):
+    prometheus = Canned(status, body, length=length)
+    try:
+        proc = run_monitor(tmp_path, _json.dumps(mon_profile()), "--prometheus-url", prometheus.url)
+    finally:
+        prometheus.close()
+    assert_one_line(proc, expected)
+
+
+SCRAPES = {
+    "a count +Inf": (exposition(value=lambda v: "+Inf"), "value: must be a finite number"),
+    "a count NaN": (exposition(value=lambda v: "NaN"), "value: must be a finite number"),
+    "a class count +Inf": (exposition().replace('class="bag"} 30', 'class="bag"} +Inf'),
+                           "serving_predicted_class_total{class='bag'"),
+    "le not a number": (exposition().replace('le="0.25"', 'le="abc"'), "label le: le='abc' is not a bucket bound"),
+    "not the text format": ('serving_input_mean_intensity_bucket{le="0.25} 1\n', "is not in Prometheus' text format"),
+}
+
+
+@pytest.mark.parametrize("case", list(SCRAPES))
+def test_monitor_refuses_a_malformed_scrape_in_one_line(case, tmp_path):
+    text, expected = SCRAPES[case]
+    endpoint = Canned(200, text.encode(), "text/plain; version=0.0.4")
+    try:
+        proc = run_monitor(tmp_path, _json.dumps(mon_profile()), "--metrics-url", endpoint.url + "/metrics")
+    finally:
+        endpoint.close()
+    assert_one_line(proc, endpoint.url, expected)
+    assert "no drift" not in proc.stdout
+    assert not (tmp_path / "work" / "drift").exists()
+
+
+def _counts(profile: str, field: str, value: str) -> str:
+    return profile.replace('"counts": [10, 60, 25, 5, 0]', f'"counts": [10, {value}, 25, 5, 0]') \
+        if field == "intensity" else profile.replace('"counts": [40, 30, 30]', f'"counts": [40, {value}, 30]')
+
+
+REFERENCES = {
+    "a count Infinity": (_counts(_json.dumps(mon_profile()), "intensity", "Infinity"),
+                         "signals.mean_intensity.counts.1: must be a finite number"),
+    "a count NaN": (_counts(_json.dumps(mon_profile()), "classes", "NaN"),
+                    "signals.predicted_class.counts.1: must be a finite number"),
+    "a count 1e400": (_counts(_json.dumps(mon_profile()), "intensity", "1e400"),
+                      "signals.mean_intensity.counts.1: must be a finite number"),
+    "a count of 400 digits": (_counts(_json.dumps(mon_profile()), "intensity", "9" * 400),
+                              "signals.mean_intensity.counts.1: must be a finite number"),
+    "a count a string": (_counts(_json.dumps(mon_profile()), "intensity", '"60"'),
+                         "signals.mean_intensity.counts.1: must be a non-negative number"),
+    "a bound Infinity": (_json.dumps(mon_profile()).replace("0.25", "Infinity"), "bucket bound Infinity"),
+    "signals a list": (_json.dumps({**mon_profile(), "signals": []}), "signals: expected an object, got a list"),
+    "a signal null": (_json.dumps({**mon_profile(), "signals": {"x": None}}), "signals.x: expected an object, got null"),
+    "a label an integer": (_json.dumps(mon_profile()).replace('"label": "class"', '"label": 7'),
+                           "signals.predicted_class.label: expected a string"),
+    "the document a list": ("[]", "the document: expected an object, got a list"),
+    "nested for RecursionError": ('{"format": "ci-gen/profile/v1", "signals": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                                  "nested too deep"),
+    "not UTF-8": (b'{"format": "\xff\xfe"}', "not readable JSON"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFERENCES))
+def test_monitor_refuses_a_bad_reference_in_one_line_naming_the_field(case, tmp_path):
+    reference, expected = REFERENCES[case]
+    endpoint = Canned(200, exposition().encode(), "text/plain; version=0.0.4")
+    try:
+        proc = run_monitor(tmp_path, reference, "--metrics-url", endpoint.url + "/metrics")
+    finally:
+        endpoint.close()
+    assert_one_line(proc, "reference profile profile.json", expected)
+    assert not (tmp_path / "work" / "drift").exists()
+
+
+@pytest.mark.parametrize("side", ["live", "reference"])
+def test_monitor_huge_counts_like_the_reference_are_no_drift(tmp_path, side):
+    # 1e308 a count: every sum of them overflows a float. Shares equal on both sides: PSI 0.
+    huge = (1e307, 6e307, 2.5e307, 5e306, 0.0), (1e308, 1e308, 1e308)
+    small = (2, 12, 5, 1, 0), (1, 1, 1)
+    live, ref = (huge, small) if side == "live" else (small, huge)
+    endpoint = Canned(200, exposition(*live).encode(), "text/plain; version=0.0.4")
+    try:
+        proc = run_monitor(tmp_path, _json.dumps(mon_profile(*ref)), "--metrics-url", endpoint.url + "/metrics")
+    finally:
+        endpoint.close()
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr)
+    report = _json.loads((tmp_path / "work" / "drift" / "report.json").read_text())
+    assert report["verdict"] == "stable" and [s["psi"] for s in report["signals"]] == [0.0, 0.0]
+
+
+def test_monitor_psi_is_never_nan_and_undefined_is_never_no_drift():
+    import math
+
+    from ci_gen.monitoring import drift
+
+    for bad in (math.inf, math.nan, -1.0):
+        with pytest.raises(drift.CountError, match="not a finite non-negative number"):
+            drift.psi((1.0, 2.0), (bad, 2.0))
+        with pytest.raises(drift.CountError):
+            drift.psi((bad, 2.0), (1.0, 2.0))
+    assert drift.psi((1e308,) * 5, (1e308,) * 5) == 0.0
+    assert drift.psi((1.0, 0.0), (0.0, 1.0)) == pytest.approx(2 * (1 - 1e-4) * math.log(1e4))
+    undefined = drift.SignalDrift("x", math.nan, 0.2, ("a",), (1.0,), (1.0,), 1.0)
+    assert undefined.drifted  # NaN is not "at or below the threshold"
+
+
+# --- the example's serve.py: hostile requests (issue 21) ----------------------------------------
+# A real serve.py process serving a real (tiny, untrained) SavedModel with the example's
+# signature: `images` float32 [batch, 28, 28] -> `output_0` [batch, 10]. Reads time out after
+# 1 s and 4 connections are served at once, so the half-open case is quick. Each refusal is a
+# JSON answer {"error": one line} with the status asserted; every predict request is counted once.
+
+import http.client as _http  # noqa: E402
+import time as _time  # noqa: E402
+import urllib.error as _urlerror  # noqa: E402
+import urllib.request as _urlrequest  # noqa: E402
+
+from prometheus_client.parser import text_string_to_metric_families as _families  # noqa: E402
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "fashion-mnist"
+SERVE_MODEL = "tiny"
+SERVE_THREADS, SERVE_TIMEOUT_MS = 4, 1000
+TINY_SAVEDMODEL = """
+import sys
+import tensorflow as tf
+
+class Tiny(tf.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = tf.Variable(tf.random.stateless_normal([784, 10], seed=[1, 2]) * 0.01)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32, name="images")])
+    def serve(self, images):
+        return {"output_0": tf.nn.softmax(tf.matmul(tf.reshape(images, [-1, 784]), self.w))}
+
+tiny = Tiny()
+tf.saved_model.save(tiny, sys.argv[1], signatures={"serving_default": tiny.serve})
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_serve(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run([sys.executable, "-c", TINY_SAVEDMODEL, str(root / "model" / "1")], env=env,
+                   check=True, capture_output=True, timeout=600)
+    log = open(root / "serve.log", "w")
+    proc = subprocess.Popen([sys.executable, str(EXAMPLE / "serve.py"), "--model_name", SERVE_MODEL,
+                             "--model_base_path", str(root / "model"), "--rest_api_port", "0",
+                             "--rest_api_timeout_in_ms", str(SERVE_TIMEOUT_MS),
+                             "--rest_api_num_threads", str(SERVE_THREADS)],
+                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert " at http://" in line, (line, (root / "serve.log").read_text())
+        url = line.split(" at ", 1)[1].split("/v1/", 1)[0]
+        yield {"url": url, "pid": proc.pid, "log": root / "serve.log",
+               "host": "127.0.0.1", "port": int(url.rsplit(":", 1)[1])}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+ZEROS = _json.dumps({"instances": [[[0.0] * 28] * 28]})
+
+
+def predict_raw(serve: dict, body: bytes, ctype: str | None = "application/json",
+                method: str = "POST") -> tuple[int, bytes]:
+    headers = {} if ctype is None else {"Content-Type": ctype}
+    req = _urlrequest.Request(f"{serve['url']}/v1/models/{SERVE_MODEL}:predict", data=body,
+                              method=method, headers=headers)
+    try:
+        with _urlrequest.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read()
+    except _urlerror.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def strict(raw: bytes) -> object:
+    def refuse(name):
+        raise AssertionError(f"{name} in an answer: not JSON")
+    return _json.loads(raw, parse_constant=refuse)
+
+
+def one_error(status: int, raw: bytes, expected_status: int, expected: str) -> None:
+    answer = strict(raw)
+    assert status == expected_status, (status, answer)
+    assert set(answer) == {"error"} and "\n" not in answer["error"], answer
+    assert expected in answer["error"], (expected, answer)
+
+
+HOSTILE_BODIES = {
+    "NaN": (ZEROS.replace("0.0", "NaN", 1), "NaN, which is not a number"),
+    "Infinity": (ZEROS.replace("0.0", "Infinity", 1), "Infinity, which is not a number"),
+    "-Infinity": (ZEROS.replace("0.0", "-Infinity", 1), "-Infinity, which is not a number"),
+    "1e39 overflows float32": (ZEROS.replace("0.0", "1e39", 1), "beyond float32's range"),
+    "-1e39": (ZEROS.replace("0.0", "-1e39", 1), "beyond float32's range"),
+    "1e400 overflows any float": (ZEROS.replace("0.0", "1e400", 1), "a number beyond any float"),
+    "a 5000-digit integer": (ZEROS.replace("0.0", "9" * 5000, 1), "integer of 5000 digits"),
+    "a 101-digit integer": (ZEROS.replace("0.0", "9" * 101, 1), "integer of 101 digits"),
+    "nested 5000 deep": ('{"instances": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deep"),
+    "nested 500 deep": ('{"instances": ' + "[" * 500 + "0" + "]" * 500 + "}", "ragged"),
+    "a huge integer within the JSON limit": (ZEROS.replace("0.0", "1" + "0" * 60, 1), "beyond float32's range"),
+    "not UTF-8": ('{"instances": "\udcff"}', "not valid JSON"),
+    "booleans": (ZEROS.replace("0.0", "true"), "numbers only"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(HOSTILE_BODIES))
+def test_serve_refuses_non_finite_huge_and_deep_inputs_with_400(tiny_serve, case):
+    text, expected = HOSTILE_BODIES[case]
+    status, raw = predict_raw(tiny_serve, text.encode("utf-8", "surrogateescape"))
+    one_error(status, raw, 400, expected)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("ctype", "status"), [
+    ("application/x-www-form-urlencoded", 415), ("text/plain", 415),
+    ("multipart/form-data; boundary=x", 415), (None, 415), ("application/json-patch+json", 415),
+    ("application/json", 200), ("application/json; charset=utf-8", 200), ("Application/JSON", 200),
+])
+def test_serve_requires_the_json_content_type(tiny_serve, ctype, status):
+    got, raw = predict_raw(tiny_serve, ZEROS.encode(), ctype)
+    if status == 200:
+        assert got == 200 and len(strict(raw)["predictions"]) == 1
+    else:
+        one_error(got, raw, 415, "predict needs Content-Type: application/json")
+
+
+def scrape(serve: dict) -> dict:
+    with _urlrequest.urlopen(serve["url"] + "/monitoring/prometheus/metrics", timeout=30) as resp:
+        text = resp.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in _families(text) for s in f.samples}
+
+
+def by_status(samples: dict) -> dict[str, float]:
+    return {dict(k[1])["status"]: v for k, v in samples.items() if k[0] == "serving_requests_total"}
+
+
+def raw_request(serve: dict, head: bytes, body: bytes = b"", then_close: bool = True,
+                read: bool = True) -> bytes:
+    sock = socket.create_connection((serve["host"], serve["port"]), timeout=30)
+    try:
+        sock.sendall(head + body)
+        if then_close:
+            sock.shutdown(socket.SHUT_WR)
+        return sock.recv(65536) if read else b""
+    finally:
+        sock.close()
+
+
+@pytest.mark.slow
+def test_serve_counts_every_predict_request_once_by_its_status(tiny_serve):
+    path = f"/v1/models/{SERVE_MODEL}:predict"
+    before = scrape(tiny_serve)
+    assert predict_raw(tiny_serve, ZEROS.encode())[0] == 200
+    assert predict_raw(tiny_serve, ZEROS.replace("0.0", "NaN").encode())[0] == 400
+    assert predict_raw(tiny_serve, ZEROS.encode(), "application/x-www-form-urlencoded")[0] == 415
+    assert predict_raw(tiny_serve, b"", method="GET")[0] == 405
+    # 411: no Content-Length; 413: one over the limit (the body is never read).
+    assert b" 411 " in raw_request(tiny_serve, f"POST {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert b" 413 " in raw_request(tiny_serve, f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                   f"application/json\r\nContent-Length: {64 * 1024 * 1024 + 1}\r\n\r\n".encode())
+    # Aborted: 10 of 1000 bytes, then the client closes. Nothing can be answered; counted as 499.
+    assert raw_request(tiny_serve, f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                       "\r\nContent-Length: 1000\r\n\r\n".encode(), b'{"instance') == b""
+    # Timed out: 10 of 1000 bytes and the client waits: 408 after the read timeout.
+    assert b" 408 " in raw_request(tiny_serve, f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                   "application/json\r\nContent-Length: 1000\r\n\r\n".encode(),
+                                   b'{"instance', then_close=False)
+    # Headers that never end: the connection is closed after the read timeout, no answer; 408.
+    assert raw_request(tiny_serve, f"POST {path} HTTP/1.1\r\nHost: x\r\n".encode(), then_close=False) == b""
+    # Refused by the HTTP layer before the handler: an unsupported method.
+    assert b" 501 " in raw_request(tiny_serve, f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+    deadline = _time.monotonic() + 10
+    while True:  # the aborted request is counted once its thread saw the close
+        after = scrape(tiny_serve)
+        delta = {k: v - by_status(before).get(k, 0.0) for k, v in by_status(after).items()}
+        if delta.get("499") or _time.monotonic() > deadline:
+            break
+        _time.sleep(0.2)
+    assert {k: v for k, v in delta.items() if v} == {
+        "200": 1, "400": 1, "405": 1, "408": 2, "411": 1, "413": 1, "415": 1, "499": 1, "501": 1}
+    intensity = [v for k, v in after.items() if k[0] == "serving_input_mean_intensity_sum"]
+    assert intensity and all(v == v and abs(v) != float("inf") for v in intensity)
+
+
+def _threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+@pytest.mark.slow
+def test_serve_half_open_connections_are_timed_out_and_threads_stay_bounded(tiny_serve):
+    baseline = _threads(tiny_serve["pid"])
+    socks = []
+    try:
+        for _ in range(24):  # request line and half the headers, then nothing
+            s = socket.create_connection((tiny_serve["host"], tiny_serve["port"]), timeout=30)
+            s.sendall(f"POST /v1/models/{SERVE_MODEL}:predict HTTP/1.1\r\nHost: x\r\n".encode())
+            socks.append(s)
+        _time.sleep(0.5)
+        most = max(_threads(tiny_serve["pid"]) for _ in range(5) if not _time.sleep(0.1))
+        assert most <= baseline + SERVE_THREADS, (baseline, most)
+        # Each is closed by the server: 24 connections, 4 at a time, 1 s each.
+        started = _time.monotonic()
+        for s in socks:
+            assert s.recv(1024) == b""  # EOF: the server closed it (the client's own timeout is 30 s)
+        closed_after = _time.monotonic() - started
+        assert closed_after < 24 / SERVE_THREADS * SERVE_TIMEOUT_MS / 1000 + 5, closed_after
+    finally:
+        for s in socks:
+            s.close()
+    status, raw = predict_raw(tiny_serve, ZEROS.encode())
+    assert status == 200 and len(strict(raw)["predictions"]) == 1

@@ -252,3 +252,12 @@ def test_a_sink_takes_a_2xx_body_and_an_error_body_stays_in_the_answer(httpserve
         resp = client.request("GET", client.url("gone"), sink=sink)
     assert resp.status == 404 and b"404 Not Found" in resp.body
     assert (tmp_path / "gone").read_bytes() == b""
+
+
+def test_json_refuses_a_number_beyond_any_float_unless_a_model_names_its_field():
+    with pytest.raises(HttpError, match="'1e400' is not a finite number"):
+        loads_json(b"[1e400]", "answer")
+    assert loads_json(b"[1e400, NaN]", "answer", keep_nonfinite=True)[0] == float("inf")
+    with pytest.raises(ParseError, match="score: must be a finite number"):
+        parse_json(_Thing, b'{"name": "a", "count": 1, "score": Infinity}', "profile.json",
+                   name_nonfinite=True)

@@ -145,7 +145,8 @@ def _send(stack: dict, images: np.ndarray) -> int:
     requests = 0
     for start in range(0, len(images), BATCH):
         body = json.dumps({"instances": images[start:start + BATCH].tolist()}).encode()
-        req = urllib.request.Request(f"{stack['service']}/v1/models/{MODEL}:predict", data=body)
+        req = urllib.request.Request(f"{stack['service']}/v1/models/{MODEL}:predict", data=body,
+                                     headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=60) as resp:
             assert resp.status == 200
         requests += 1

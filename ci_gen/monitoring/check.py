@@ -54,7 +54,8 @@ def monitor(opts: MonitorOptions, env: Mapping[str, str] | None = None,
                          f"not {opts.model!r}")
     thresholds = drift.thresholds_for(reference, opts.threshold, opts.signal_thresholds)
     source = make_source(opts, env)
-    results = [drift.compare(s, source.counts(s, opts.model), thresholds[s.name]) for s in reference.signals]
+    results = [drift.compare(s, source.counts(s, opts.model), thresholds[s.name], source.description)
+               for s in reference.signals]
     report = reports.DriftReport(opts.model, source.description, str(opts.reference), reference.samples,
                                  opts.min_samples, results)
     paths = reports.write(report, opts.out_dir)

@@ -5,6 +5,11 @@ no distribution assumption, works for histograms and categories alike, and has a
 industry agrees on: below 0.1 stable, 0.1 to 0.25 a moderate shift, above 0.25 a major one.
 A bin empty on one side would make it infinite, so proportions are floored at EPSILON first.
 
+Counts are refused unless finite and non-negative (NaN in a PSI would compare as "not above the
+threshold", that is "no drift"), and proportions are taken after scaling by the largest count,
+so counts near the float limit (1e308) cannot overflow a sum into a false drift. A PSI that is
+not finite anyway counts as drift, never as stable.
+
 Sampling noise alone gives PSI of about (bins - 1) * (1/n_live + 1/n_ref) on identical
 distributions, so a window needs enough predictions (`min-samples`) before it is judged.
 """
@@ -12,6 +17,7 @@ distributions, so a window needs enough predictions (`min-samples`) before it is
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 from ci_gen.errors import CiGenError
@@ -33,21 +39,57 @@ class SignalDrift:
 
     @property
     def drifted(self) -> bool:
-        return self.psi > self.threshold
+        # Written so that an undefined PSI (NaN) is a drift: `nan > t` would be False.
+        return not self.psi <= self.threshold
+
+
+class CountError(CiGenError):
+    """A count that is not a finite, non-negative number: drift cannot be judged."""
+
+
+def checked(counts: tuple[float, ...], source: str) -> tuple[float, ...]:
+    """`counts` as floats, or one line naming `source` and the bin of the first bad one."""
+    out = []
+    for i, c in enumerate(counts):
+        try:
+            value = float(c)
+        except (TypeError, ValueError, OverflowError):
+            value = math.nan
+        if not math.isfinite(value) or value < 0:
+            raise CountError(f"{source}: count {i + 1} of {len(counts)} is {c!r}, not a finite "
+                             "non-negative number; drift cannot be judged")
+        out.append(value)
+    return tuple(out)
+
+
+def total(counts: tuple[float, ...]) -> float:
+    """The sum of finite counts, capped at the largest float instead of overflowing."""
+    top = max(counts, default=0.0)
+    if top <= 0:
+        return 0.0
+    scaled = top * math.fsum(c / top for c in counts)
+    return scaled if math.isfinite(scaled) else sys.float_info.max
 
 
 def proportions(counts: tuple[float, ...]) -> tuple[float, ...]:
-    total = sum(counts)
-    return tuple(c / total for c in counts) if total > 0 else tuple(0.0 for _ in counts)
+    """Shares of finite, non-negative counts; each count is divided by the largest first, so
+    nothing is summed that could overflow (5 x 1e308 is infinite, 5 x 1.0 is not)."""
+    top = max(counts, default=0.0)
+    if not top > 0:
+        return tuple(0.0 for _ in counts)
+    scaled = [c / top for c in counts]
+    whole = math.fsum(scaled)
+    return tuple(s / whole for s in scaled)
 
 
 def psi(reference: tuple[float, ...], live: tuple[float, ...]) -> float:
-    """PSI of two count (or proportion) vectors over the same bins."""
+    """PSI of two count (or proportion) vectors over the same bins (finite, non-negative)."""
     if len(reference) != len(live):
         raise ValueError("reference and live must have the same bins")
-    ref = [max(p, EPSILON) for p in proportions(reference)]
-    cur = [max(p, EPSILON) for p in proportions(live)]
-    return sum((c - r) * math.log(c / r) for r, c in zip(ref, cur))
+    ref = [max(p, EPSILON) for p in proportions(checked(reference, "reference"))]
+    cur = [max(p, EPSILON) for p in proportions(checked(live, "live"))]
+    # Every share is in [EPSILON, 1]: each term is finite, and so is their sum.
+    return math.fsum((c - r) * math.log(c / r) for r, c in zip(ref, cur))
 
 
 def thresholds_for(reference: Reference, default: float, overrides: dict[str, str]) -> dict[str, float]:
@@ -69,6 +111,9 @@ def thresholds_for(reference: Reference, default: float, overrides: dict[str, st
     return out
 
 
-def compare(signal: Signal, live_counts: tuple[float, ...], threshold: float) -> SignalDrift:
-    return SignalDrift(signal.name, psi(signal.counts, live_counts), threshold, tuple(signal.bin_names()),
-                       proportions(signal.counts), proportions(live_counts), sum(live_counts))
+def compare(signal: Signal, live_counts: tuple[float, ...], threshold: float,
+            source: str = "live") -> SignalDrift:
+    live_counts = checked(live_counts, f"{source}: signal {signal.name}")
+    reference = checked(signal.counts, f"reference signal {signal.name}")
+    return SignalDrift(signal.name, psi(reference, live_counts), threshold, tuple(signal.bin_names()),
+                       proportions(reference), proportions(live_counts), total(live_counts))

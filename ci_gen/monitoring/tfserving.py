@@ -67,19 +67,27 @@ def from_samples(samples: list, model: str) -> ServingSummary:
     by_status: dict[str, float] = {}
     latency: dict[float, float] = {}
     for s in samples:
-        if s.labels.get("model_name") != model:
-            continue
+        if s.labels.get("model_name") != model or not math.isfinite(s.value) or s.value < 0:
+            continue  # only a summary for the message: an unusable sample is left out
         if s.name in (REQUESTS, REQUESTS + "_total"):
             status = s.labels.get("status", "")
             by_status[status] = by_status.get(status, 0.0) + s.value
         elif s.name == LATENCY + "_bucket":
             bound = le_bound(s.labels.get("le", ""))
-            latency[bound] = latency.get(bound, 0.0) + s.value
+            if bound is not None:
+                latency[bound] = latency.get(bound, 0.0) + s.value
     return summarise(by_status, latency)
 
 
-def le_bound(value: str) -> float:
-    return math.inf if value in ("+Inf", "Inf", "inf") else float(value)
+def le_bound(value: str) -> float | None:
+    """A histogram bucket's `le` label as a number; None when it is not one (or is NaN)."""
+    if value in ("+Inf", "Inf", "inf"):
+        return math.inf
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def explain(found: str, summary: ServingSummary, model: str) -> str:

@@ -20,16 +20,28 @@ The model directory holds numeric version subdirectories (SavedModels); the high
 For this example's model the input is `images`: float32 [batch, 28, 28] (pixels / 255, in [0, 1])
 and the output is [batch, 10] class probabilities. Errors are JSON `{"error": "..."}`: 400 for
 a malformed request, 404 for an unknown model, version or path.
+
+Hostile requests are answered, never served: a predict body must be `Content-Type:
+application/json` (415 otherwise: a web page's form post cannot reach the model and skew the
+drift metrics), strict JSON (NaN, Infinity, numbers beyond float32 such as 1e39, integers of
+more than 100 digits, nesting too deep: 400), at most 64 MiB (413) with a Content-Length (411).
+Each connection's reads time out (--rest_api_timeout_in_ms, as TF Serving's flag) and at most
+--rest_api_num_threads connections are served at once, so half-open connections cannot pile
+up threads. Every predict request is counted once by its status: 408 for headers or a body
+that did not arrive in time, 499 (as nginx) for a client that closed the connection before
+sending it all.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import signal
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,6 +52,10 @@ import fmnist_profile as stats
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep service logs readable
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
+MAX_INT_DIGITS = 100  # no input value needs more; Python's own limit (4300) would raise a ValueError
+DEFAULT_TIMEOUT_MS = 30_000  # TF Serving's --rest_api_timeout_in_ms default
+DEFAULT_THREADS = 32
+CLIENT_CLOSED = 499  # nginx's status for a request whose client went away; never sent
 SIGNATURE = "serving_default"
 METRICS_PATH = "/monitoring/prometheus/metrics"
 _ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<tail>/metadata|:[A-Za-z]+)?$")
@@ -52,6 +68,10 @@ class ServeError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class Aborted(Exception):
+    """The client closed the connection before its request was complete: nothing to answer."""
 
 
 class StartupError(RuntimeError):
@@ -159,7 +179,7 @@ class Servable:
             value = [self._unwrap(row) for row in value]
         try:
             raw = np.asarray(value)
-        except ValueError:  # ragged nesting
+        except (ValueError, RecursionError):  # ragged, or nested deeper than any tensor
             raise ServeError(400, f"input '{self.input_name}' is ragged: all instances must have the same shape") from None
         if raw.dtype.kind not in "iuf":
             raise ServeError(400, f"input '{self.input_name}' must hold numbers only, got {raw.dtype.kind!r} values")
@@ -169,7 +189,15 @@ class Servable:
             raise ServeError(400, f"input '{self.input_name}' must have shape [{want}], got {list(raw.shape)}")
         if raw.shape[0] == 0:
             raise ServeError(400, "empty batch")
-        return raw.astype(self.input_dtype), columnar
+        with np.errstate(over="ignore", invalid="ignore"):
+            cast = raw.astype(self.input_dtype)
+        if cast.dtype.kind == "f" and not np.isfinite(cast).all():
+            # JSON has no NaN or Infinity (refused when parsed); this is a number beyond the
+            # input type's range (1e39 in float32), which would reach the model as infinity.
+            limit = float(np.finfo(cast.dtype).max)
+            raise ServeError(400, f"input '{self.input_name}' holds a number beyond {np.dtype(cast.dtype).name}'s "
+                                  f"range (+-{limit:.3g})")
+        return cast, columnar
 
     def _unwrap(self, value):
         # Named form {"images": ...} is accepted like TF Serving does, for a single input too.
@@ -209,13 +237,14 @@ class Metrics:
             names = stats.class_names(int(outputs[0].shape[1]))
             self._by_class = [classes.labels(**self._labels, **{"class": name}) for name in names]
 
-    def observe_request(self, status: int, seconds: float) -> None:
+    def observe_request(self, status: int, seconds: float | None) -> None:
         key = str(status)
         child = self._by_status.get(key)
         if child is None:  # a handful of statuses at most: bound children are kept
             child = self._by_status.setdefault(key, self.requests.labels(**self._labels, status=key))
         child.inc()
-        self.latency.observe(seconds)
+        if seconds is not None:  # None: refused by the HTTP layer before the handler ran
+            self.latency.observe(seconds)
 
     def observe_batch(self, batch, results: dict) -> None:
         """Batch size, each instance's mean intensity, the predicted classes: aggregates only."""
@@ -223,7 +252,8 @@ class Metrics:
 
         self.batch_size.observe(len(batch))
         for value in stats.mean_intensity(batch).tolist():
-            self.intensity.observe(value)
+            if math.isfinite(value):  # inputs are checked finite; a NaN here would poison the sum for good
+                self.intensity.observe(value)
         if self._by_class and len(results) == 1:
             scores = next(iter(results.values()))
             for k, n in enumerate(np.bincount(scores.argmax(axis=1), minlength=len(self._by_class)).tolist()):
@@ -237,12 +267,43 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_PLAIN_0_0_4
 
 
+def strict_json(body: bytes) -> object:
+    """A request body as JSON, or a 400: NaN, Infinity, 1e400 (a float's infinity), integers
+    too long to be a value and nesting deeper than Python's parser goes are not numbers."""
+    def constant(name: str) -> object:
+        raise ServeError(400, f"request body holds {name}, which is not a number (JSON has no NaN or Infinity)")
+
+    def number(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise ServeError(400, f"request body holds {text[:40]}, a number beyond any float")
+        return value
+
+    def integer(text: str) -> int:
+        if len(text.lstrip("-")) > MAX_INT_DIGITS:
+            raise ServeError(400, f"request body holds an integer of {len(text.lstrip('-'))} digits "
+                                  f"(at most {MAX_INT_DIGITS})")
+        value = int(text)
+        # Beyond int64 numpy would make an array of Python objects; as a float, the range check names it.
+        return value if -2**63 <= value < 2**63 else float(value)
+
+    try:
+        return json.loads(body, parse_constant=constant, parse_float=number, parse_int=integer)
+    except RecursionError:
+        raise ServeError(400, "request body is nested too deep") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ServeError(400, f"request body is not valid JSON: {str(exc)[:200]}") from None
+
+
 class Handler(BaseHTTPRequestHandler):
     server_version = "fmnist-serve/1"
     protocol_version = "HTTP/1.1"  # keep-alive, as TF Serving
     # Headers and body go out in separate writes: with Nagle's algorithm on, the body waits for
     # the client's delayed ACK (~40 ms per request on a keep-alive connection).
     disable_nagle_algorithm = True
+    # Every read on the connection (request line, headers, body, the next keep-alive request)
+    # times out: a half-open connection is closed instead of holding its thread for ever.
+    timeout = DEFAULT_TIMEOUT_MS / 1000
     servable: Servable  # set on the class by make_server
 
     def do_GET(self):
@@ -251,23 +312,56 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         self._handle("POST")
 
+    def _is_predict(self) -> bool:
+        """Is this request for this model's predict (whatever the method)? Those are counted."""
+        match = _ROUTE.match(unquote(urlsplit(getattr(self, "path", "") or "").path))
+        return bool(match and match["name"] == self.servable.name and match["tail"] == ":predict"
+                    and match["version"] in (None, str(self.servable.version)))
+
+    def _count(self, status: int, seconds: float | None) -> None:
+        metrics = self.servable.metrics
+        if metrics is not None and not self._counted and self._is_predict():
+            self._counted = True
+            metrics.observe_request(status, seconds)
+
+    def handle_one_request(self):
+        self._counted = False
+        self.path = ""  # not the previous request's on this connection, if this one has none
+        try:
+            super().handle_one_request()
+        except ConnectionError:  # the client went away while its headers were read
+            self._count(CLIENT_CLOSED, None)
+            raise
+        # Whatever was not counted yet is a request line whose headers did not come in time:
+        # the base class closed the connection without an answer (a no-op for anything else).
+        self._count(408, None)
+
+    def send_error(self, code, message=None, explain=None):
+        # The HTTP layer's own refusals (header too large, unsupported method, bad request line)
+        # are answered before do_* runs: a predict request among them is counted here.
+        self._count(code, None)
+        super().send_error(code, message, explain)
+
     def _handle(self, method: str) -> None:
         started = time.perf_counter()
         self._note = ""
-        self._predict = False  # set once the request is routed to this model's predict
         try:
             status, payload = self._route(method)
         except ServeError as exc:
             status, payload = exc.status, {"error": exc.message}
+        except Aborted:
+            status, payload = CLIENT_CLOSED, None
         except Exception as exc:  # a bug or a TF failure: answer, log, keep serving
             status, payload = 500, {"error": f"internal error: {type(exc).__name__}: {exc}"}
         seconds = time.perf_counter() - started
-        metrics = self.servable.metrics
-        if self._predict and metrics is not None:
-            # Counted before the answer leaves: a client that has its answer and then scrapes must
-            # see it, even when this thread is descheduled right after the write.
-            metrics.observe_request(status, seconds)
-        self._send(status, payload)
+        # Counted before the answer leaves: a client that has its answer and then scrapes must
+        # see it, even when this thread is descheduled right after the write.
+        self._count(status, seconds)
+        if payload is not None:
+            try:
+                self._send(status, payload)
+            except OSError:  # the client left while the answer was written
+                self.close_connection = True
         ms = seconds * 1000
         sys.stderr.write(f'{self.address_string()} "{method} {self.path}" {status} {ms:.1f}ms{self._note}\n')
 
@@ -293,11 +387,11 @@ class Handler(BaseHTTPRequestHandler):
                 raise ServeError(405, f"{tail[1:]} needs POST")
             if tail != ":predict":
                 raise ServeError(400, f"method {tail[1:]!r} not supported by this server (only predict)")
-            self._predict = True
-            try:
-                request = json.loads(body)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise ServeError(400, f"request body is not valid JSON: {exc}") from None
+            ctype = self.headers.get("Content-Type")
+            if self.headers.get_content_type() != "application/json" or ctype is None:
+                got = "none" if ctype is None else repr(ctype[:80])
+                raise ServeError(415, f"predict needs Content-Type: application/json (got {got})")
+            request = strict_json(body)
             response, n = servable.predict(request)
             self._note = f" batch={n}"
             return 200, response
@@ -315,14 +409,28 @@ class Handler(BaseHTTPRequestHandler):
         if int(length) > MAX_BODY_BYTES:
             self.close_connection = True  # unread body: the connection cannot be reused
             raise ServeError(413, f"request body larger than {MAX_BODY_BYTES} bytes")
-        return self.rfile.read(int(length))
+        try:
+            body = self.rfile.read(int(length))
+        except TimeoutError:
+            self.close_connection = True
+            raise ServeError(408, f"request body not received within {self.timeout:g} s") from None
+        except ConnectionError:
+            self.close_connection = True
+            raise Aborted from None
+        if len(body) < int(length):  # the client closed its side before sending it all
+            self.close_connection = True
+            raise Aborted
+        return body
 
     def _send(self, status: int, payload: dict | tuple[bytes, str]) -> None:
         # A (bytes, content type) pair is sent as is: the metrics exposition.
-        data, ctype = payload if isinstance(payload, tuple) else (json.dumps(payload).encode(), "application/json")
+        data, ctype = payload if isinstance(payload, tuple) else (json.dumps(payload, allow_nan=False).encode(),
+                                                                  "application/json")
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
 
@@ -333,14 +441,40 @@ class Handler(BaseHTTPRequestHandler):
         sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
 
-def make_server(servable: Servable, host: str, port: int, metrics: bool = True) -> ThreadingHTTPServer:
+class Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer with at most `threads` connections served at once: the next one
+    waits in the listen queue until a thread is free (a read timeout frees it in time)."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, address, handler, threads: int = DEFAULT_THREADS):
+        self._slots = threading.BoundedSemaphore(threads)
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address):
+        self._slots.acquire()
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+def make_server(servable: Servable, host: str, port: int, metrics: bool = True,
+                timeout_ms: int = DEFAULT_TIMEOUT_MS, threads: int = DEFAULT_THREADS) -> ThreadingHTTPServer:
     servable.metrics = Metrics(servable) if metrics else None
-    handler = type("BoundHandler", (Handler,), {"servable": servable})
+    handler = type("BoundHandler", (Handler,), {"servable": servable, "timeout": timeout_ms / 1000})
     try:
-        server = ThreadingHTTPServer((host, port), handler)
+        server = Server((host, port), handler, threads)
     except OSError as exc:
         raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    server.daemon_threads = True
     return server
 
 
@@ -351,11 +485,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rest_api_port", type=int, default=8501, help="0 picks a free port (printed at start)")
     parser.add_argument("--rest_api_host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--no_metrics", action="store_true", help=f"do not collect or serve metrics at {METRICS_PATH}")
+    parser.add_argument("--rest_api_timeout_in_ms", type=int, default=DEFAULT_TIMEOUT_MS,
+                        help="each read on a connection times out after this (default: 30000, as TF Serving)")
+    parser.add_argument("--rest_api_num_threads", type=int, default=DEFAULT_THREADS,
+                        help=f"connections served at once; more wait (default: {DEFAULT_THREADS})")
     args = parser.parse_args(argv)
+    if args.rest_api_timeout_in_ms < 1 or args.rest_api_num_threads < 1:
+        parser.error("--rest_api_timeout_in_ms and --rest_api_num_threads must be at least 1")
     base = args.model_base_path or os.path.join(os.environ.get("MODEL_BASE_PATH", "model"), args.model_name)
     try:
         servable = Servable(args.model_name, base)
-        server = make_server(servable, args.rest_api_host, args.rest_api_port, metrics=not args.no_metrics)
+        server = make_server(servable, args.rest_api_host, args.rest_api_port, metrics=not args.no_metrics,
+                             timeout_ms=args.rest_api_timeout_in_ms, threads=args.rest_api_num_threads)
     except StartupError as exc:
         print(f"serve.py: error: {exc}", file=sys.stderr)
         return 1

@@ -40,8 +40,12 @@ def value(families: dict, sample_name: str, **labels: str) -> float:
     return found[0] if found else 0.0
 
 
+JSON = {"Content-Type": "application/json"}  # serve.py answers 415 to a predict body of another type
+
+
 def predict(url: str, images: np.ndarray) -> list:
-    req = urllib.request.Request(f"{url}/v1/models/{MODEL}:predict", data=json.dumps({"instances": images.tolist()}).encode())
+    req = urllib.request.Request(f"{url}/v1/models/{MODEL}:predict", data=json.dumps({"instances": images.tolist()}).encode(),
+                                 headers=JSON)
     with urllib.request.urlopen(req, timeout=60) as resp:
         return json.loads(resp.read())["predictions"]
 
@@ -73,7 +77,7 @@ def test_a_request_is_counted_before_its_answer_leaves():
     url = f"http://127.0.0.1:{httpd.server_address[1]}"
     try:
         with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(urllib.request.Request(f"{url}/v1/models/{MODEL}:predict", data=b"nope"), timeout=30)
+            urllib.request.urlopen(urllib.request.Request(f"{url}/v1/models/{MODEL}:predict", data=b"nope", headers=JSON), timeout=30)
         assert refused.value.code == 400
         _, families = scrape(url)
     finally:
@@ -105,7 +109,7 @@ def test_predictions_are_counted_by_status_batch_class_and_intensity(server, tra
     predictions = predict(server.url, batch)
     predict(server.url, batch[:1])
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(urllib.request.Request(f"{server.url}/v1/models/{MODEL}:predict", data=b"nope"), timeout=30)
+        urllib.request.urlopen(urllib.request.Request(f"{server.url}/v1/models/{MODEL}:predict", data=b"nope", headers=JSON), timeout=30)
     assert refused.value.code == 400
     _, after = scrape(server.url)
 

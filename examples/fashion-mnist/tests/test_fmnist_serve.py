@@ -20,7 +20,9 @@ MODEL = "fashion-mnist"
 def call(url: str, payload: object | None = None, raw: bytes | None = None, method: str | None = None):
     """(status, parsed JSON body) of one request; non-JSON bodies fail the test."""
     data = raw if raw is not None else (None if payload is None else json.dumps(payload).encode())
-    req = urllib.request.Request(url, data=data, method=method)
+    # serve.py, unlike TF Serving, requires the JSON content type of a predict body (415 otherwise).
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"} if data is not None else {})
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             status, body = resp.status, resp.read()
