@@ -253,6 +253,38 @@ def test_crashing_release_shows_its_log_and_restores_the_previous_one(project):
     assert _pids_under(project.state) == []
 
 
+def test_cancelled_deploy_restores_the_previous_one(project):
+    """GitLab cancels a job with SIGTERM; during the health wait the previous release is
+    stopped, so the job starts it again before it ends (0.2.0 died with it stopped)."""
+    _ok(project.run("deploy", sha="aaaaaaa"))
+    project.serve("loading", "B")
+    argv = [sys.executable, "-m", "ci_gen", "job", "deploy", "--environment", "review",
+            "--engine", "process", "--image", "registry.example.com/g/p:bbbbbbb", "--host",
+            "127.0.0.1", "--port", "8501", "--model-name", "fashion-mnist", "--model-path",
+            "model/fashion-mnist", "--serve-script", "serve.py", "--health-path", "",
+            "--health-timeout", "120", "--env", "", "--dotenv", "deploy.env"]
+    proc = subprocess.Popen(argv, cwd=project.work, env={**project.env(), "CI_COMMIT_SHORT_SHA": "bbbbbbb"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = project.state / "deploy" / "review" / "releases" / "bbbbbbb" / "serve.log"
+    try:
+        deadline = time.monotonic() + 60
+        while not (log.is_file() and "serving B" in log.read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, out + err
+    assert err.strip().splitlines() == [
+        "ci-gen: error: release bbbbbbb failed (the job was cancelled (SIGTERM)); "
+        "previous release aaaaaaa restored"]
+    assert project.status()["marker"] == "A"
+    assert project.current()["release"] == "aaaaaaa"
+    assert _pids_under(log.parent) == []
+
+
 def test_failure_without_previous_release_is_clean(project):
     project.serve("exit", "A")
     proc = project.run("deploy", sha="aaaaaaa")

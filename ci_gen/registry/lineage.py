@@ -13,9 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
-from ci_gen import __version__
+from ci_gen import __version__, yamlload
 from ci_gen.errors import shown
 from ci_gen.patterns import RE_IMAGE_BY_DIGEST
 from ci_gen.registry.client import RegistryError
@@ -37,10 +35,9 @@ SHOWN = ((COMMIT, "commit"), (REF, "ref"), (PIPELINE, "pipeline"), (JOB, "job"),
 def data_hash(pointer: Path) -> str:
     """The md5 DVC recorded for the training data (a `.dvc` pointer's first output)."""
     try:
-        doc = yaml.safe_load(pointer.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise RegistryError(f"cannot read the DVC pointer {shown(str(pointer))}: "
-                            f"{getattr(exc, 'strerror', None) or exc}") from None
+        doc = yamlload.read(pointer)
+    except yamlload.YamlError as exc:
+        raise RegistryError(f"cannot read the DVC pointer: {exc}") from None
     outs = doc.get("outs") if isinstance(doc, dict) else None
     first = outs[0] if isinstance(outs, list) and outs and isinstance(outs[0], dict) else {}
     md5 = first.get("md5")
@@ -72,9 +69,11 @@ def params(path: Path) -> dict[str, str]:
     from ci_gen.evaluation.metrics import flatten
 
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError:
-        raise RegistryError(f"{shown(str(path))} is not valid YAML") from None
+        doc = yamlload.read(path) or {}
+    except yamlload.YamlError as exc:
+        raise RegistryError(str(exc)) from None
+    if not isinstance(doc, dict):
+        raise RegistryError(f"{path}: must hold a mapping of params")
     return {k: _text(v) for k, v in flatten(doc).items()}
 
 
