@@ -191,11 +191,14 @@ class EngineStandIn:
                     self.close_connection = True
                     return
                 status, payload = answer
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:  # the client gave up (its size limit or deadline): fine
+                    self.close_connection = True
 
             do_GET = do_POST = do_DELETE = do_HEAD = _any
 

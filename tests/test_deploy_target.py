@@ -381,7 +381,7 @@ def _everything_after_start(answer):
 @pytest.mark.parametrize("rule, why, restored", [
     (_new_container_inspect((200, b"<html>502 Bad Gateway</html>")),
      "engine answer to GET /containers/", True),
-    (_new_container_inspect((200, b"[1, 2]")), "State: ", True),
+    (_new_container_inspect((200, b"[1, 2]")), "the document: expected an object, got a list", True),
     (_new_container_inspect("drop"), "is unreachable", True),
     (_everything_after_start("drop"), "is unreachable", False),
 ], ids=["inspect-not-json", "inspect-a-list", "connection-dropped-in-health-wait",

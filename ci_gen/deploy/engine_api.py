@@ -226,7 +226,9 @@ def _read(resp: http.client.HTTPResponse, limit: int) -> bytes:
         raise _TooLarge()
     chunks, total = [], 0
     while True:
-        chunk = resp.read1(64 * 1024) if hasattr(resp, "read1") else resp.read(64 * 1024)
+        # read(n), not read1: it marks the response done when its length is reached, so the
+        # kept-alive connection can send the next request (the call's timer bounds the wait).
+        chunk = resp.read(64 * 1024)
         if not chunk:
             return b"".join(chunks)
         total += len(chunk)

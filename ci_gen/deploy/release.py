@@ -70,6 +70,7 @@ def _deploy(spec: Spec, environ: dict[str, str], say: Say) -> Release | None:
             except BaseException as exc:  # noqa: BLE001 - every ending restores
                 healthy, why = False, reason(exc)
                 failure = why
+                rel = rollout.started or rel  # its pid, when it got as far as starting
             if healthy:
                 return rollout.promote(rel)
             rollout.discard(rel, why)
@@ -172,6 +173,7 @@ class _Rollout:
     say: Say
     previous: Release | None = None
     prev_engine: Engine | None = None
+    started: Release | None = None  # the new release once running (what to stop on failure)
 
     @property
     def releases(self) -> Path:
@@ -218,6 +220,7 @@ class _Rollout:
             rel = self.engine.start(rel)
         except CiGenError as exc:
             return rel, False, str(exc)
+        self.started = rel
         write_release(self.releases / rel.release / "release.json", rel)
         return rel, *wait_healthy(lambda: self.engine.alive(rel), rel.release, rel.health_url,
                                   self.spec.health_timeout, self.say)
