@@ -456,7 +456,7 @@ YAML_FILE_CASES = [
      "cell-1.json is larger than 1024 KiB"),
     ("cells-more-than-max", _JCOLLECT,
      {f"sweep/cells/cell-{i}.json": _jcell(index=i, total=9) for i in range(1, 10)}, {},
-     "9 cell results in sweep/cells, more than max-cells (8)"),
+     "the sweep has 9 cells, more than max-cells (8)"),
 ]
 
 

@@ -48,7 +48,7 @@ def read_cells(cells: Path, max_cells: int = GITLAB_MATRIX_LIMIT) -> list[dict[s
         raise CiGenError(f"sweep-collect: no cell results in {cells} (did the sweep's cells run and "
                          f"keep their artifacts?)")
     if len(files) > max_cells:
-        raise CiGenError(f"sweep-collect: {len(files)} cell results in {cells}, more than "
+        raise CiGenError(f"sweep-collect: the sweep has {len(files)} cells, more than "
                          f"max-cells ({max_cells})")
     found: dict[int, dict[str, Any]] = {}
     for path in files:
