@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from ci_gen.errors import CiGenError
+from ci_gen.files import TooLarge, read_limited
 
 MAX_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 100
@@ -40,16 +41,15 @@ def read_text(path: Path, name: str | None = None, what: str = "YAML file",
     UTF-8, unreadable."""
     name = name or str(path)
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(max_bytes + 1)
+        raw = read_limited(path, max_bytes)
+    except TooLarge:
+        raise YamlError(f"{name}: larger than {max_bytes // (1024 * 1024)} MiB") from None
     except FileNotFoundError:
         raise YamlError(f"{name}: no such file") from None
     except IsADirectoryError:
         raise YamlError(f"{name}: is a directory, not a {what}") from None
     except OSError as exc:
         raise YamlError(f"{name}: cannot read: {exc.strerror}") from None
-    if len(raw) > max_bytes:
-        raise YamlError(f"{name}: larger than {max_bytes // (1024 * 1024)} MiB")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

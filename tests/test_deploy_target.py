@@ -27,6 +27,7 @@ from ci_gen.registry import bundle, lineage
 from ci_gen.registry.client import Registry
 from ci_gen.registry.register import register
 from gitlab_fake import PROJECT_ID, FakeGitLab
+from support.cli import cancelled
 
 MODEL = "fashion-mnist"
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -411,29 +412,15 @@ def test_any_failure_after_the_stop_starts_the_previous_release_again(
 def test_a_cancelled_deploy_starts_the_previous_release_again(engine, images, registry, tmp_path):
     """GitLab cancels a job with SIGTERM: during the health wait the previous release is
     stopped, so the job restores it before it ends."""
-    import signal
-    import time
-
     job = Job(tmp_path, registry, {"DEPLOY_ENGINE_HOST": engine.url})
     _ok(job.deploy(images["v1"]))
     work = tmp_path / "cancelled"
     work.mkdir()
-    argv = [sys.executable, "-m", "ci_gen", "job", "deploy", "--environment", "production",
-            "--engine", "podman", "--image", images["v3"], "--host", "127.0.0.1",
-            "--port", str(job.port), "--model-name", MODEL, "--health-timeout", "120"]
-    proc = subprocess.Popen(argv, cwd=work, env=job.env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while ("ci-gen-ml-demo-production-2", "running", "2") not in _releases(engine):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.3)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    done = subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    argv = ["job", "deploy", "--environment", "production", "--engine", "podman", "--image",
+            images["v3"], "--host", "127.0.0.1", "--port", str(job.port), "--model-name", MODEL,
+            "--health-timeout", "120"]
+    done = cancelled(argv, work, job.env(),
+                     lambda: ("ci-gen-ml-demo-production-2", "running", "2") in _releases(engine))
     line = _one_line_error(done)
     assert line == ("ci-gen: error: release 2 (ci-gen-ml-demo-production-2, commit 01234567) "
                     "failed (the job was cancelled (SIGTERM)); release 1 restored")

@@ -27,6 +27,7 @@ from ci_gen.deploy.spec import make_spec
 from ci_gen.deploy.target import container_config
 from ci_gen.errors import UsageError
 from servers import free_port
+from support.cli import cancelled
 
 SERVE = textwrap.dedent('''\
     import argparse, http.server, json, os, sys
@@ -258,24 +259,15 @@ def test_cancelled_deploy_restores_the_previous_one(project):
     stopped, so the job starts it again before it ends (0.2.0 died with it stopped)."""
     _ok(project.run("deploy", sha="aaaaaaa"))
     project.serve("loading", "B")
-    argv = [sys.executable, "-m", "ci_gen", "job", "deploy", "--environment", "review",
-            "--engine", "process", "--image", "registry.example.com/g/p:bbbbbbb", "--host",
-            "127.0.0.1", "--port", "8501", "--model-name", "fashion-mnist", "--model-path",
-            "model/fashion-mnist", "--serve-script", "serve.py", "--health-path", "",
-            "--health-timeout", "120", "--env", "", "--dotenv", "deploy.env"]
-    proc = subprocess.Popen(argv, cwd=project.work, env={**project.env(), "CI_COMMIT_SHORT_SHA": "bbbbbbb"},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    argv = ["job", "deploy", "--environment", "review", "--engine", "process", "--image",
+            "registry.example.com/g/p:bbbbbbb", "--host", "127.0.0.1", "--port", "8501",
+            "--model-name", "fashion-mnist", "--model-path", "model/fashion-mnist",
+            "--serve-script", "serve.py", "--health-path", "", "--health-timeout", "120",
+            "--env", "", "--dotenv", "deploy.env"]
     log = project.state / "deploy" / "review" / "releases" / "bbbbbbb" / "serve.log"
-    try:
-        deadline = time.monotonic() + 60
-        while not (log.is_file() and "serving B" in log.read_text()):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc = cancelled(argv, project.work, {**project.env(), "CI_COMMIT_SHORT_SHA": "bbbbbbb"},
+                     lambda: log.is_file() and "serving B" in log.read_text())
+    out, err = proc.stdout, proc.stderr
     assert proc.returncode == 1, out + err
     assert err.strip().splitlines() == [
         "ci-gen: error: release bbbbbbb failed (the job was cancelled (SIGTERM)); "

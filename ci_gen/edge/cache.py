@@ -29,7 +29,7 @@ from pydantic import Field, field_validator
 
 from ci_gen import __version__
 from ci_gen.errors import CiGenError
-from ci_gen.files import atomic_write
+from ci_gen.files import TooLarge, atomic_write, read_limited
 from ci_gen.parse import ParseError, StrictModel, parse_json
 
 KEEP = 5  # entries kept; older ones are removed after each store
@@ -153,13 +153,11 @@ def _inside(path: Path, cache: Path, root: Path) -> None:
 
 def _read(path: Path, limit: int) -> bytes:
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(limit + 1)
+        return read_limited(path, limit)
+    except TooLarge:
+        raise CiGenError(f"{path.name} is larger than recorded") from None
     except OSError as exc:
         raise CiGenError(f"cannot read {path.name}: {exc.strerror}") from None
-    if len(raw) > limit:
-        raise CiGenError(f"{path.name} is larger than recorded")
-    return raw
 
 
 def store(cache: Path, entry: str, measured: dict[str, Any], blobs: dict[str, bytes],

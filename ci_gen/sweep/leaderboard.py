@@ -16,7 +16,7 @@ from pydantic import Field
 
 from ci_gen.errors import CiGenError
 from ci_gen.evaluation.metrics import check_metric_name, is_num
-from ci_gen.files import atomic_write
+from ci_gen.files import TooLarge, atomic_write, read_limited
 from ci_gen.inputs import GITLAB_MATRIX_LIMIT
 from ci_gen.parse import Model, ParseError, parse_json
 from ci_gen.sweep import grid
@@ -73,13 +73,12 @@ def read_cells(cells: Path, max_cells: int = GITLAB_MATRIX_LIMIT) -> list[dict[s
 def _cell(path: Path) -> CellResult:
     """One cell file, parsed: a wrong shape is one line naming the file and the field."""
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_CELL_BYTES + 1)
+        raw = read_limited(path, MAX_CELL_BYTES)
+    except TooLarge:
+        raise CiGenError(f"sweep-collect: {path} is larger than {MAX_CELL_BYTES // 1024} KiB: "
+                         f"not a cell result of ci-gen job sweep-cell") from None
     except OSError as exc:
         raise CiGenError(f"sweep-collect: cannot read {path}: {exc.strerror}") from None
-    if len(raw) > MAX_CELL_BYTES:
-        raise CiGenError(f"sweep-collect: {path} is larger than {MAX_CELL_BYTES // 1024} KiB: "
-                         f"not a cell result of ci-gen job sweep-cell")
     try:
         return parse_json(CellResult, raw, f"sweep-collect: cell result {path}")
     except ParseError as exc:
