@@ -158,8 +158,8 @@ class EngineStandIn:
     With `upstream` (a real engine's socket, e.g. the podman service) every request is passed
     on and the real answer returned, unless `rule(method, path, state)` returns another one;
     without, it answers as an empty engine would (no containers; pull, create, start succeed).
-    A rule returns None (pass on), DROP (close the connection without an answer) or
-    (status, body bytes). `state` holds `created`: the ids the engine's create answers named,
+    A rule returns None (pass on), DROP (close the connection without an answer),
+    (status, body bytes) or (status, body bytes, seconds): the body sent a byte at a time. `state` holds `created`: the ids the engine's create answers named,
     and `started`: the ids started through here. Real sockets, no mocking of ci-gen.
     """
 
@@ -190,13 +190,20 @@ class EngineStandIn:
                     _abort(self.connection)
                     self.close_connection = True
                     return
-                status, payload = answer
+                status, payload, *pause = answer
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
-                    self.wfile.write(payload)
+                    if pause:  # trickle: one byte every `pause` seconds
+                        for i in range(len(payload)):
+                            self.wfile.write(payload[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(pause[0])
+                    self.wfile.write(b"")
+                    if not pause:
+                        self.wfile.write(payload)
                 except OSError:  # the client gave up (its size limit or deadline): fine
                     self.close_connection = True
 

@@ -427,3 +427,43 @@ def test_a_cancelled_deploy_starts_the_previous_release_again(engine, images, re
     assert job.serving() == "one"
     assert [n for n, _, _ in _releases(engine)] == ["ci-gen-ml-demo-production-1"]
     _ok(job.run("stop"))
+
+
+def test_a_failed_rollback_starts_the_current_release_again(engine, images, registry, tmp_path,
+                                                           short_dir):
+    """The engine drops the connection while the rollback waits for the previous release:
+    the release it stopped for the rollback is started again (0.2.0 left nothing serving)."""
+    from faultproxy import EngineStandIn
+
+    job = Job(tmp_path, registry, {"DEPLOY_ENGINE_HOST": engine.url})
+    _ok(job.deploy(images["v1"]))
+    _ok(job.deploy(images["v2"]))
+    first = engine.podman("inspect", "--format", "{{.Id}}", "ci-gen-ml-demo-production-1").stdout.strip()
+    with EngineStandIn(short_dir / "e.sock", upstream=str(engine.socket),
+                       rule=lambda m, p, st: "drop" if p == f"/containers/{first}/json" else None) as proxy:
+        proc = job.run("rollback", "--health-timeout", "20", DEPLOY_ENGINE_HOST=proxy.url)
+    line = _one_line_error(proc)
+    assert line.startswith("ci-gen: error: rollback: release 1 (ci-gen-ml-demo-production-1, "), line
+    assert "is unreachable" in line and line.endswith("; release 2 started again"), line
+    assert job.serving() == "two"
+    _ok(job.run("stop"))
+
+
+def test_an_engine_that_trickles_its_answer_is_cut_at_the_call_deadline(short_dir):
+    """The per-socket-read timeout of 0.2.0 let an engine sending a byte every 0.3 s hold a
+    call for as long as it liked; the call's deadline is total."""
+    import time
+
+    from ci_gen.deploy.endpoint import from_environ
+    from ci_gen.deploy.engine_api import EngineAPI
+    from ci_gen.errors import CiGenError
+    from faultproxy import EngineStandIn
+
+    slow = lambda m, p, st: (200, b"[" + b" " * 40 + b"]", 0.3) if p == "/containers/json" else None  # noqa: E731
+    with EngineStandIn(short_dir / "e.sock", rule=slow) as stand_in:
+        api = EngineAPI(from_environ("podman", {"DEPLOY_ENGINE_HOST": stand_in.url}))
+        start = time.monotonic()
+        with pytest.raises(CiGenError, match=r"no complete answer to GET /containers/json within 1 s"):
+            api.call("GET", "/containers/json", timeout=1)
+        assert time.monotonic() - start < 3
+        api.close()

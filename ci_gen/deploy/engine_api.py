@@ -112,11 +112,15 @@ class EngineAPI:
         if self.conn.sock is not None:
             self.conn.sock.settimeout(timeout)
         late = threading.Event()
-        timer = threading.Timer(timeout, self._cut, args=(late,))
+        # The call's socket, kept here: http.client drops it once an answer that closes begins.
+        sockets: list[socket.socket] = []
+        timer = threading.Timer(timeout, self._cut, args=(late, sockets))
         timer.daemon = True
         timer.start()
         try:
             self.conn.request(method, url, body=data, headers=hdrs)
+            if self.conn.sock is not None:
+                sockets.append(self.conn.sock)
             resp = self.conn.getresponse()
             status, payload = resp.status, _read(resp, max_bytes)
         except _TooLarge:
@@ -132,17 +136,18 @@ class EngineAPI:
             raise self.endpoint.unreachable(why) from None
         finally:
             timer.cancel()
-        if late.is_set():  # the timer fired just as the answer completed: the socket is gone
+        if late.is_set():  # cut at the deadline: what was read is not the whole answer
             self.conn.close()
+            raise self.endpoint.unreachable(
+                f"no complete answer to {method} {path} within {timeout:g} s") from None
         if status not in ok:
             raise EngineError(status, _message(payload) or f"HTTP {status}")
         return status, payload
 
-    def _cut(self, late: threading.Event) -> None:
-        """The call's deadline passed: shut the socket, so a blocked read returns at once."""
+    def _cut(self, late: threading.Event, sockets: list[socket.socket]) -> None:
+        """The call's deadline passed: shut its socket, so a blocked read returns at once."""
         late.set()
-        sock = self.conn.sock
-        if sock is not None:
+        for sock in sockets or [s for s in (self.conn.sock,) if s is not None]:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -230,6 +235,8 @@ def _read(resp: http.client.HTTPResponse, limit: int) -> bytes:
         # kept-alive connection can send the next request (the call's timer bounds the wait).
         chunk = resp.read(64 * 1024)
         if not chunk:
+            if resp.length:  # the connection ended before the declared length
+                raise http.client.IncompleteRead(b"".join(chunks), resp.length)
             return b"".join(chunks)
         total += len(chunk)
         if total > limit:

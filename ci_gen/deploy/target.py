@@ -277,18 +277,28 @@ def rollback(engine: str, environment: str, environ: dict[str, str], say: Say,
         previous = target.previous(releases, current)
         if previous is None:
             raise CiGenError(f"rollback: no previous release of {environment} on the target")
-        if current:
-            say(f"rollback: stopping {current.describe()}")
-            target.api.stop(current.cid)
-        say(f"rollback: starting {previous.describe()}")
-        ok, why = target.start(previous, timeout)
-        if not ok:
-            with contextlib.suppress(CiGenError):
-                target.api.stop(previous.cid)
-            if current:
-                target.api.start(current.cid)
-            raise CiGenError(f"rollback: {previous.describe()} is not healthy ({why}); "
-                             + (f"release {current.number} started again" if current else "nothing serves"))
+        with sigterm_raises():  # as in deploy: whatever ends it, `current` is started again
+            try:
+                if current:
+                    say(f"rollback: stopping {current.describe()}")
+                    target.api.stop(current.cid)
+                say(f"rollback: starting {previous.describe()}")
+                ok, why = target.start(previous, timeout)
+            except BaseException as exc:  # noqa: BLE001 - every ending restores (guard.py)
+                ok, why = False, reason(exc)
+            if not ok:
+                with contextlib.suppress(Exception):
+                    target.api.stop(previous.cid)
+                restarted = ""
+                if current:
+                    try:
+                        target.api.start(current.cid)
+                        restarted = f"release {current.number} started again"
+                    except BaseException as exc:  # noqa: BLE001 - say what is serving
+                        restarted = (f"release {current.number} could not be started again "
+                                     f"({reason(exc)})")
+                raise CiGenError(f"rollback: {previous.describe()} is not healthy ({why}); "
+                                 + (restarted or "nothing serves"))
         if current:
             target.api.remove(current.cid)
         publish(dotenv, previous.url, previous.model_version)
