@@ -19,7 +19,6 @@ import http.client
 import json
 import socket
 import threading
-import time
 import urllib.parse
 from typing import Any, Optional
 
@@ -27,7 +26,7 @@ from pydantic import Field, RootModel
 
 from ci_gen.deploy.endpoint import Endpoint
 from ci_gen.errors import CiGenError, shown
-from ci_gen.parse import Model, ParseError, parse, parse_json
+from ci_gen.parse import Model, parse, parse_json
 
 TIMEOUT = 60.0
 PULL_TIMEOUT = 900.0
@@ -157,10 +156,7 @@ class EngineAPI:
         _, payload = self.call(method, path, **kw)
         if not payload.strip():
             return None
-        try:
-            return parse_json(_Any, payload, f"engine answer to {method} {path}").root
-        except ParseError as exc:
-            raise CiGenError(str(exc)) from None
+        return parse_json(_Any, payload, f"engine answer to {method} {path}").root
 
     # -- operations ------------------------------------------------------------------------
 
