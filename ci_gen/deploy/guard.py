@@ -4,8 +4,8 @@ Anything may end that stretch: an unhealthy release, the engine dropping the con
 answer that does not parse, a bug, Ctrl-C, or GitLab cancelling the job (SIGTERM, then
 SIGKILL after the runner's grace period). Whatever it is, the previous release must be
 started again, so the deploy code catches every exception there, and `sigterm_raises` turns
-the first SIGTERM into an exception the same code handles (a second one is ignored while the
-previous release is being restored).
+the first SIGTERM into an exception the same code handles (SIGTERM is ignored once the previous
+release is being restored: GitLab's SIGKILL after its grace period is the only way to stop it).
 """
 
 from __future__ import annotations
@@ -23,24 +23,35 @@ class Terminated(BaseException):
     no `except Exception` on the way swallows it."""
 
 
+class Guard:
+    """While `raising`, the first SIGTERM raises Terminated; the restore sets it False, so a
+    SIGTERM then (or a second one) cannot interrupt the restore itself."""
+
+    def __init__(self) -> None:
+        self.raising = True
+
+    def restoring(self) -> None:
+        self.raising = False
+
+
 @contextlib.contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """Inside: the first SIGTERM raises Terminated, later ones are ignored. Only the main
-    thread can set a signal handler; elsewhere (tests calling in a thread) nothing changes."""
+def sigterm_raises() -> Iterator[Guard]:
+    """Inside: the first SIGTERM raises Terminated until `restoring()` is called; later ones
+    are ignored. Only the main thread can set a signal handler; elsewhere (tests calling in a
+    thread) SIGTERM keeps its default."""
+    guard = Guard()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield guard
         return
-    fired = False
 
     def handler(signum: int, frame: object) -> None:
-        nonlocal fired
-        if not fired:
-            fired = True
+        if guard.raising:
+            guard.raising = False
             raise Terminated()
 
     old = signal.signal(signal.SIGTERM, handler)
     try:
-        yield
+        yield guard
     finally:
         signal.signal(signal.SIGTERM, old)
 

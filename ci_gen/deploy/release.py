@@ -62,7 +62,7 @@ def _deploy(spec: Spec, environ: dict[str, str], say: Say) -> Release | None:
         rel = rollout.prepare(environ)
         # From the stop on, whatever ends the deploy (unhealthy, an exception, a cancelled
         # job) starts the previous release again: ci_gen.deploy.guard.
-        with sigterm_raises():
+        with sigterm_raises() as guard:
             failure = ""
             try:
                 rollout.stop_previous(environ)
@@ -71,6 +71,7 @@ def _deploy(spec: Spec, environ: dict[str, str], say: Say) -> Release | None:
                 healthy, why = False, reason(exc)
                 failure = why
                 rel = rollout.started or rel  # its pid, when it got as far as starting
+            guard.restoring()  # from here on a SIGTERM waits: promoting or restoring finishes
             if healthy:
                 return rollout.promote(rel)
             rollout.discard(rel, why)

@@ -204,7 +204,7 @@ def deploy(spec: Spec, environ: dict[str, str], say: Say) -> TargetRelease:
         rel = _pull_and_create(target, spec, environ, releases, url)
         # From the first stop on, whatever ends the deploy (an unhealthy release, a dropped
         # connection, an answer that does not parse, a cancelled job) starts `current` again.
-        with sigterm_raises():
+        with sigterm_raises() as guard:
             failure = ""
             try:
                 for other in (r for r in releases if r.running):
@@ -216,6 +216,7 @@ def deploy(spec: Spec, environ: dict[str, str], say: Say) -> TargetRelease:
                 ok, why = False, reason(exc)
                 failure = why
             if not ok:
+                guard.restoring()
                 target.discard(rel, why)
                 _restore(target, current, rel, spec.health_timeout, failure)
         publish(spec.dotenv, url, spec.model_version)
@@ -277,7 +278,7 @@ def rollback(engine: str, environment: str, environ: dict[str, str], say: Say,
         previous = target.previous(releases, current)
         if previous is None:
             raise CiGenError(f"rollback: no previous release of {environment} on the target")
-        with sigterm_raises():  # as in deploy: whatever ends it, `current` is started again
+        with sigterm_raises() as guard:  # as deploy: whatever ends it, `current` starts again
             try:
                 if current:
                     say(f"rollback: stopping {current.describe()}")
@@ -287,6 +288,7 @@ def rollback(engine: str, environment: str, environ: dict[str, str], say: Say,
             except BaseException as exc:  # noqa: BLE001 - every ending restores (guard.py)
                 ok, why = False, reason(exc)
             if not ok:
+                guard.restoring()
                 with contextlib.suppress(Exception):
                     target.api.stop(previous.cid)
                 restarted = ""
