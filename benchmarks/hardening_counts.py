@@ -49,6 +49,7 @@ FAULT_TESTS: dict[str, str] = {
     "deploy-cancelled-sigterm": "tests/test_job_deploy.py::test_cancelled_deploy_restores_the_previous_one",
     "deploy-target-engine-answers-garbage-or-drops": "tests/test_deploy_target.py::test_any_failure_after_the_stop_starts_the_previous_release_again",
     "deploy-target-cancelled-sigterm": "tests/test_deploy_target.py::test_a_cancelled_deploy_starts_the_previous_release_again",
+    "rollback-target-engine-drops": "tests/test_deploy_target.py::test_a_failed_rollback_starts_the_current_release_again",
     "gitlab-500-429-transient": "tests/test_report.py::test_transient_errors_are_retried",
     "gitlab-5xx-persistent": "tests/test_report.py::test_persistent_errors_fail_after_bounded_retries",
     "corrupt-idx-files": "examples/fashion-mnist/tests/test_fmnist_loader.py::test_loader_rejects_bad_files_with_a_one_line_error_naming_the_file",
