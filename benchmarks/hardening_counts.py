@@ -8,16 +8,18 @@ script imports no test module):
   injection property tests: each payload is refused with one line, or rendered safely (YAML
   round trip exact, real script lines run by bash pass it on as literal text, no marker
   file). It writes its tally to $CI_GEN_COUNTS_FILE. "unsafe" must be 0.
-- bad inputs: every case of tests/data/bad_inputs.yaml (tests/test_bad_inputs.py) run as a
-  user would; "clean" means its test passes (the documented message, one stderr line, no
-  traceback, the exit code, no secret echoed, no file changed). Cases marked `bug:` are
-  strict xfails, counted apart.
+- bad inputs: every section of tests/test_bad_inputs.py, found by the convention its
+  docstring states (a section is one parametrised test function named `test_bad_<surface>`,
+  each parameter one case; the table tests/data/bad_inputs.yaml is the section `table`), so
+  a section added there is counted here without a change. "clean" means the case's test
+  passes (the documented message, one stderr line, no traceback, the exit code, no secret
+  echoed, no file changed). Cases marked `bug:` are strict xfails, counted apart.
 - secrets: tests/test_example_pipeline.py scans everything the whole pipeline wrote for its
   sentinel credentials and writes the figures to $CI_GEN_COUNTS_FILE.
 - faults: FAULT_TESTS below; a fault survived when the test that injects it passes.
 
-Run: `.venv/bin/python benchmarks/hardening_counts.py [--skip-table]`. Exit 1 when a payload
-is unsafe or a table case without `bug:` is not clean.
+Run: `.venv/bin/python benchmarks/hardening_counts.py [--skip-table] [--only PART ...]`.
+Exit 1 when a payload is unsafe or a bad-input case without `bug:` is not clean.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ FAULT_TESTS: dict[str, str] = {
     "deploy-never-healthy": "tests/test_job_deploy.py::test_unhealthy_release_restores_the_previous_one",
     "deploy-crashes": "tests/test_job_deploy.py::test_crashing_release_shows_its_log_and_restores_the_previous_one",
     "deploy-fails-no-previous": "tests/test_job_deploy.py::test_failure_without_previous_release_is_clean",
+    "deploy-cancelled-sigterm": "tests/test_job_deploy.py::test_cancelled_deploy_restores_the_previous_one",
+    "deploy-target-engine-answers-garbage-or-drops": "tests/test_deploy_target.py::test_any_failure_after_the_stop_starts_the_previous_release_again",
+    "deploy-target-cancelled-sigterm": "tests/test_deploy_target.py::test_a_cancelled_deploy_starts_the_previous_release_again",
+    "rollback-target-engine-drops": "tests/test_deploy_target.py::test_a_failed_rollback_starts_the_current_release_again",
     "gitlab-500-429-transient": "tests/test_report.py::test_transient_errors_are_retried",
     "gitlab-5xx-persistent": "tests/test_report.py::test_persistent_errors_fail_after_bounded_retries",
     "corrupt-idx-files": "examples/fashion-mnist/tests/test_fmnist_loader.py::test_loader_rejects_bad_files_with_a_one_line_error_naming_the_file",
@@ -104,24 +110,44 @@ def injection() -> dict | None:
     return pytest_counts(["tests/test_injection_corpus.py"], "injection")
 
 
+BAD_INPUTS = "tests/test_bad_inputs.py"
+TABLE_SECTION = "test_bad_input_is_refused_cleanly"  # tests/data/bad_inputs.yaml
+
+
+def section_of(test_name: str) -> str | None:
+    """The section a junit test case belongs to (see BAD_INPUTS's docstring): the name of
+    its parametrised `test_bad_*` function, `table` for the table; None for other tests."""
+    function, bracket, _ = test_name.partition("[")
+    if not bracket or not function.startswith("test_bad_"):
+        return None
+    return "table" if function == TABLE_SECTION else function.removeprefix("test_bad_")
+
+
 def bad_inputs() -> dict[str, object] | None:
-    """Run every table case; count the clean ones (known bugs apart)."""
-    outcomes = junit_outcomes(["tests/test_bad_inputs.py::test_bad_input_is_refused_cleanly"])
+    """Run every case of every section; count the clean ones per section (known bugs apart)."""
+    outcomes = junit_outcomes([BAD_INPUTS])
     if not outcomes:
         return None
-    clean, known, dirty = 0, 0, []
+    sections: dict[str, dict[str, int]] = {}
+    dirty: list[str] = []
     for name, outcome in outcomes.items():
-        case = name.partition("[")[2].rstrip("]")
+        section = section_of(name)
+        if section is None:
+            continue
+        counts = sections.setdefault(section, {"cases": 0, "clean": 0, "known_bugs": 0})
+        counts["cases"] += 1
+        case = f"{section}: {name.partition('[')[2].rstrip(']')}"
         if outcome == "xpassed":
-            known += 1
+            counts["known_bugs"] += 1
             dirty.append(f"{case}: marked bug but now clean (drop its `bug:`)")
         elif outcome == "xfailed":
-            known += 1
+            counts["known_bugs"] += 1
         elif outcome == "passed":
-            clean += 1
+            counts["clean"] += 1
         else:
-            dirty.append(case)
-    return {"tried": len(outcomes), "clean": clean, "known_bugs": known, "dirty": dirty}
+            dirty.append(f"{case} ({outcome})")
+    total = {k: sum(c[k] for c in sections.values()) for k in ("cases", "clean", "known_bugs")}
+    return {"sections": sections, **total, "dirty": dirty}
 
 
 def section_counts(tests: list[str]) -> dict[str, object] | None:
@@ -152,25 +178,32 @@ def fault_counts() -> dict[str, int] | None:
     return {"injected": len(FAULT_TESTS), "survived": survived}
 
 
+PARTS = ("injection", "bad-inputs", "secrets", "faults")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skip-table", action="store_true", help="skip the bad-input table")
+    parser.add_argument("--skip-table", action="store_true", help="skip the bad-input sections")
+    parser.add_argument("--only", action="append", choices=PARTS, metavar="PART",
+                        help=f"measure only these parts ({', '.join(PARTS)}); repeatable")
     args = parser.parse_args()
+    only = set(args.only or PARTS) - ({"bad-inputs"} if args.skip_table else set())
     failed = False
 
-    t = injection()
-    if t is None:
-        print("injection: not measured (tests/test_injection_corpus.py wrote no counts)")
-        failed = True
-    else:
-        print(f"injection payloads tried: {t['tried']} (refused with one line: {t['refused']}, "
-              f"rendered safely: {t['safe']}, unsafe: {len(t['unsafe'])}) in {t['seconds']:.1f} s; "
-              f"script lines run under bash: {t['script_lines_run']}")
-        for line in t["unsafe"][:20]:
-            print(f"  UNSAFE {line}")
-        failed |= bool(t["unsafe"])
+    if "injection" in only:
+        t = injection()
+        if t is None:
+            print("injection: not measured (tests/test_injection_corpus.py wrote no counts)")
+            failed = True
+        else:
+            print(f"injection payloads tried: {t['tried']} (refused with one line: {t['refused']}, "
+                  f"rendered safely: {t['safe']}, unsafe: {len(t['unsafe'])}) in "
+                  f"{t['seconds']:.1f} s; script lines run under bash: {t['script_lines_run']}")
+            for line in t["unsafe"][:20]:
+                print(f"  UNSAFE {line}")
+            failed |= bool(t["unsafe"])
 
-    if not args.skip_table:
+    if "bad-inputs" in only:
         start = time.perf_counter()
         b = bad_inputs()
         secs = time.perf_counter() - start
@@ -178,8 +211,12 @@ def main() -> int:
             print("bad inputs: not measured (pytest wrote no report)")
             failed = True
         else:
-            print(f"bad inputs tried: {b['tried']}, clean: {b['clean']}, known bugs (marked in the "
-                  f"table): {b['known_bugs']}, other failures: {len(b['dirty'])} in {secs:.1f} s")
+            print(f"bad inputs: {len(b['sections'])} sections, {b['cases']} cases, clean: "
+                  f"{b['clean']}, known bugs (marked in the table): {b['known_bugs']}, other "
+                  f"failures: {len(b['dirty'])} in {secs:.1f} s")
+            for section, c in sorted(b["sections"].items(), key=lambda kv: kv[0] != "table"):
+                print(f"  {section}: {c['cases']} cases, {c['clean']} clean"
+                      + (f", {c['known_bugs']} known bugs" if c["known_bugs"] else ""))
             for name in b["dirty"]:
                 print(f"  NOT CLEAN {name}")
             failed |= bool(b["dirty"])
@@ -194,15 +231,17 @@ def main() -> int:
                 print(f"  NOT CLEAN {name}")
             failed |= bool(c["dirty"])
 
-    s = secrets_counts()
-    print("secrets: not measured yet" if s is None
-          else f"secrets: {s['secrets']} sentinel credentials, {s['scanned']} files and logs scanned, "
-               f"found: {s['found']}")
-    failed |= bool(s and s["found"])
-    f = fault_counts()
-    print("faults: not measured yet" if f is None
-          else f"faults injected: {f['injected']}, survived: {f['survived']}")
-    failed |= bool(f and f["survived"] != f["injected"])
+    if "secrets" in only:
+        s = secrets_counts()
+        print("secrets: not measured yet" if s is None
+              else f"secrets: {s['secrets']} sentinel credentials, {s['scanned']} files and logs "
+                   f"scanned, found: {s['found']}")
+        failed |= bool(s and s["found"])
+    if "faults" in only:
+        f = fault_counts()
+        print("faults: not measured yet" if f is None
+              else f"faults injected: {f['injected']}, survived: {f['survived']}")
+        failed |= bool(f and f["survived"] != f["injected"])
     return 1 if failed else 0
 
 

@@ -42,3 +42,17 @@ def user_cache_dir() -> Path:
     """ci-gen's per-user cache: $XDG_CACHE_HOME/ci-gen, else ~/.cache/ci-gen."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "ci-gen"
+
+
+class TooLarge(ValueError):
+    """A file is larger than its reader allows."""
+
+
+def read_limited(path: Path | str, limit: int) -> bytes:
+    """The bytes of a file nobody vouches for, reading no more than `limit` + 1 of them:
+    TooLarge past `limit`; OSError as open() raises it."""
+    with open(path, "rb") as fh:
+        raw = fh.read(limit + 1)
+    if len(raw) > limit:
+        raise TooLarge(f"larger than {limit} bytes")
+    return raw

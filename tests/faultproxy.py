@@ -148,3 +148,137 @@ def _abort(sock: socket.socket) -> None:
     except OSError:
         pass
     sock.close()
+
+
+# -- a container engine's API on a unix socket, answering as a hostile engine would -----------
+
+class EngineStandIn:
+    """A Docker Engine API on a unix socket (`.url` is a DEPLOY_ENGINE_HOST).
+
+    With `upstream` (a real engine's socket, e.g. the podman service) every request is passed
+    on and the real answer returned, unless `rule(method, path, state)` returns another one;
+    without, it answers as an empty engine would (no containers; pull, create, start succeed).
+    A rule returns None (pass on), DROP (close the connection without an answer),
+    (status, body bytes) or (status, body bytes, seconds): the body sent a byte at a time. `state` holds `created`: the ids the engine's create answers named,
+    and `started`: the ids started through here. Real sockets, no mocking of ci-gen.
+    """
+
+    DROP = "drop"
+
+    def __init__(self, path, upstream=None, rule=None) -> None:
+        import http.server
+        import socketserver
+
+        self.path, self.upstream, self.rule = str(path), upstream, rule
+        self.state: dict[str, list] = {"created": [], "started": [], "requests": []}
+        stand_in = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"  # one request per connection: simple, and allowed
+
+            def address_string(self) -> str:  # a unix socket has no client address
+                return "unix"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _any(self) -> None:
+                size = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(size) if size else b""
+                answer = stand_in._answer(self.command, self.path, dict(self.headers), body)
+                if answer == EngineStandIn.DROP:
+                    _abort(self.connection)
+                    self.close_connection = True
+                    return
+                status, payload, *pause = answer
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    if pause:  # trickle: one byte every `pause` seconds
+                        for i in range(len(payload)):
+                            self.wfile.write(payload[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(pause[0])
+                    self.wfile.write(b"")
+                    if not pause:
+                        self.wfile.write(payload)
+                except OSError:  # the client gave up (its size limit or deadline): fine
+                    self.close_connection = True
+
+            do_GET = do_POST = do_DELETE = do_HEAD = _any
+
+        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+        self.server = Server(self.path, Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.path}"
+
+    def __enter__(self) -> "EngineStandIn":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _answer(self, method: str, target: str, headers: dict, body: bytes):
+        import json as _json
+        import re as _re
+
+        path = target.split("?", 1)[0]
+        self.state["requests"].append(f"{method} {path}")
+        m = _re.fullmatch(r"/containers/([^/]+)/start", path)
+        if method == "POST" and m:
+            self.state["started"].append(m.group(1))
+        if self.rule is not None:
+            answer = self.rule(method, path, self.state)
+            if answer is not None:
+                return answer
+        if self.upstream is None:
+            return _empty_engine(method, path)
+        status, payload = _forward(self.upstream, method, target, headers, body)
+        if method == "POST" and path == "/containers/create" and status == 201:
+            self.state["created"].append(_json.loads(payload)["Id"])
+        return status, payload
+
+
+def _empty_engine(method: str, path: str):
+    if path == "/_ping":
+        return 200, b"OK"
+    if path == "/containers/json":
+        return 200, b"[]"
+    if path == "/images/create":
+        return 200, b'{"status":"pulled"}\n'
+    if path == "/containers/create":
+        return 201, b'{"Id":"0123456789ab","Warnings":[]}'
+    if path.endswith("/json"):
+        return 200, b'{"State":{"Running":true,"ExitCode":0}}'
+    if path.endswith("/logs"):
+        return 200, b""
+    return 204, b""
+
+
+def _forward(socket_path: str, method: str, target: str, headers: dict, body: bytes):
+    import http.client
+
+    class Conn(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(self.timeout)
+            self.sock.connect(socket_path)
+
+    conn = Conn("localhost", timeout=900)
+    try:
+        keep = {k: v for k, v in headers.items()
+                if k.lower() in ("content-type", "x-registry-auth")}
+        conn.request(method, target, body=body or None, headers=keep)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()

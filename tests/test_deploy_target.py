@@ -27,6 +27,7 @@ from ci_gen.registry import bundle, lineage
 from ci_gen.registry.client import Registry
 from ci_gen.registry.register import register
 from gitlab_fake import PROJECT_ID, FakeGitLab
+from support.cli import cancelled
 
 MODEL = "fashion-mnist"
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -346,3 +347,123 @@ def test_log_streams_are_demultiplexed():
     framed = b"\x01\0\0\0\0\0\0\x06hello\n" + b"\x02\0\0\0\0\0\0\x05oops\n"
     assert demux(framed) == b"hello\noops\n"
     assert demux(b"plain text, a TTY's log\n") == b"plain text, a TTY's log\n"
+
+
+# -- whatever ends a deploy after the previous release was stopped, it is started again ------
+
+@pytest.fixture
+def short_dir():
+    """A short directory for unix sockets (their paths are limited to 107 bytes)."""
+    import tempfile
+    path = Path(tempfile.mkdtemp(prefix="ci-gen-eng-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _new_container_inspect(answer):
+    """A rule: the inspect of the container this deploy created gets ANSWER."""
+    def rule(method, path, state):
+        if method == "GET" and any(path == f"/containers/{cid}/json" for cid in state["created"]):
+            return answer
+        return None
+    return rule
+
+
+def _everything_after_start(answer):
+    """A rule: once the new container was started, every request gets ANSWER (the engine is
+    gone for good: restoring fails too)."""
+    def rule(method, path, state):
+        if any(cid in state["started"] for cid in state["created"]):
+            return answer
+        return None
+    return rule
+
+
+@pytest.mark.parametrize("rule, why, restored", [
+    (_new_container_inspect((200, b"<html>502 Bad Gateway</html>")),
+     "engine answer to GET /containers/", True),
+    (_new_container_inspect((200, b"[1, 2]")), "the document: expected an object, got a list", True),
+    (_new_container_inspect("drop"), "is unreachable", True),
+    (_everything_after_start("drop"), "is unreachable", False),
+], ids=["inspect-not-json", "inspect-a-list", "connection-dropped-in-health-wait",
+        "engine-gone-restore-fails"])
+def test_any_failure_after_the_stop_starts_the_previous_release_again(
+        rule, why, restored, engine, images, registry, tmp_path, short_dir):
+    from faultproxy import EngineStandIn
+
+    job = Job(tmp_path, registry, {"DEPLOY_ENGINE_HOST": engine.url})
+    _ok(job.deploy(images["v1"]))
+    with EngineStandIn(short_dir / "e.sock", upstream=str(engine.socket), rule=rule) as proxy:
+        proc = job.deploy(images["v2"], DEPLOY_ENGINE_HOST=proxy.url)
+    line = _one_line_error(proc)
+    assert line.startswith("ci-gen: error: release 2 (ci-gen-ml-demo-production-2, "), line
+    assert why in line and "Traceback" not in proc.stderr
+    assert "deploy: stopping release 1" in proc.stdout
+    if restored:
+        assert line.endswith("; release 1 restored"), line
+        assert job.serving() == "one"
+    else:
+        assert "release 1 (ci-gen-ml-demo-production-1, commit 01234567) could not be restored" in line
+        # Nothing restored it, so the test does what the job's line asks of its user.
+        engine.podman("start", "ci-gen-ml-demo-production-1")
+    _ok(job.run("stop"))
+
+
+def test_a_cancelled_deploy_starts_the_previous_release_again(engine, images, registry, tmp_path):
+    """GitLab cancels a job with SIGTERM: during the health wait the previous release is
+    stopped, so the job restores it before it ends."""
+    job = Job(tmp_path, registry, {"DEPLOY_ENGINE_HOST": engine.url})
+    _ok(job.deploy(images["v1"]))
+    work = tmp_path / "cancelled"
+    work.mkdir()
+    argv = ["job", "deploy", "--environment", "production", "--engine", "podman", "--image",
+            images["v3"], "--host", "127.0.0.1", "--port", str(job.port), "--model-name", MODEL,
+            "--health-timeout", "120"]
+    done = cancelled(argv, work, job.env(),
+                     lambda: ("ci-gen-ml-demo-production-2", "running", "2") in _releases(engine))
+    line = _one_line_error(done)
+    assert line == ("ci-gen: error: release 2 (ci-gen-ml-demo-production-2, commit 01234567) "
+                    "failed (the job was cancelled (SIGTERM)); release 1 restored")
+    assert job.serving() == "one"
+    assert [n for n, _, _ in _releases(engine)] == ["ci-gen-ml-demo-production-1"]
+    _ok(job.run("stop"))
+
+
+def test_a_failed_rollback_starts_the_current_release_again(engine, images, registry, tmp_path,
+                                                           short_dir):
+    """The engine drops the connection while the rollback waits for the previous release:
+    the release it stopped for the rollback is started again (0.2.0 left nothing serving)."""
+    from faultproxy import EngineStandIn
+
+    job = Job(tmp_path, registry, {"DEPLOY_ENGINE_HOST": engine.url})
+    _ok(job.deploy(images["v1"]))
+    _ok(job.deploy(images["v2"]))
+    first = engine.podman("inspect", "--format", "{{.Id}}", "ci-gen-ml-demo-production-1").stdout.strip()
+    with EngineStandIn(short_dir / "e.sock", upstream=str(engine.socket),
+                       rule=lambda m, p, st: "drop" if p == f"/containers/{first}/json" else None) as proxy:
+        proc = job.run("rollback", "--health-timeout", "20", DEPLOY_ENGINE_HOST=proxy.url)
+    line = _one_line_error(proc)
+    assert line.startswith("ci-gen: error: rollback: release 1 (ci-gen-ml-demo-production-1, "), line
+    assert "is unreachable" in line and line.endswith("; release 2 started again"), line
+    assert job.serving() == "two"
+    _ok(job.run("stop"))
+
+
+def test_an_engine_that_trickles_its_answer_is_cut_at_the_call_deadline(short_dir):
+    """The per-socket-read timeout of 0.2.0 let an engine sending a byte every 0.3 s hold a
+    call for as long as it liked; the call's deadline is total."""
+    import time
+
+    from ci_gen.deploy.endpoint import from_environ
+    from ci_gen.deploy.engine_api import EngineAPI
+    from ci_gen.errors import CiGenError
+    from faultproxy import EngineStandIn
+
+    slow = lambda m, p, st: (200, b"[" + b" " * 40 + b"]", 0.3) if p == "/containers/json" else None  # noqa: E731
+    with EngineStandIn(short_dir / "e.sock", rule=slow) as stand_in:
+        api = EngineAPI(from_environ("podman", {"DEPLOY_ENGINE_HOST": stand_in.url}))
+        start = time.monotonic()
+        with pytest.raises(CiGenError, match=r"no complete answer to GET /containers/json within 1 s"):
+            api.call("GET", "/containers/json", timeout=1)
+        assert time.monotonic() - start < 3
+        api.close()

@@ -27,6 +27,7 @@ from ci_gen.deploy.spec import make_spec
 from ci_gen.deploy.target import container_config
 from ci_gen.errors import UsageError
 from servers import free_port
+from support.cli import cancelled
 
 SERVE = textwrap.dedent('''\
     import argparse, http.server, json, os, sys
@@ -251,6 +252,29 @@ def test_crashing_release_shows_its_log_and_restores_the_previous_one(project):
     # The restored release is recorded again with its new pid; a stop finds it.
     _ok(project.run("stop"))
     assert _pids_under(project.state) == []
+
+
+def test_cancelled_deploy_restores_the_previous_one(project):
+    """GitLab cancels a job with SIGTERM; during the health wait the previous release is
+    stopped, so the job starts it again before it ends (0.2.0 died with it stopped)."""
+    _ok(project.run("deploy", sha="aaaaaaa"))
+    project.serve("loading", "B")
+    argv = ["job", "deploy", "--environment", "review", "--engine", "process", "--image",
+            "registry.example.com/g/p:bbbbbbb", "--host", "127.0.0.1", "--port", "8501",
+            "--model-name", "fashion-mnist", "--model-path", "model/fashion-mnist",
+            "--serve-script", "serve.py", "--health-path", "", "--health-timeout", "120",
+            "--env", "", "--dotenv", "deploy.env"]
+    log = project.state / "deploy" / "review" / "releases" / "bbbbbbb" / "serve.log"
+    proc = cancelled(argv, project.work, {**project.env(), "CI_COMMIT_SHORT_SHA": "bbbbbbb"},
+                     lambda: log.is_file() and "serving B" in log.read_text())
+    out, err = proc.stdout, proc.stderr
+    assert proc.returncode == 1, out + err
+    assert err.strip().splitlines() == [
+        "ci-gen: error: release bbbbbbb failed (the job was cancelled (SIGTERM)); "
+        "previous release aaaaaaa restored"]
+    assert project.status()["marker"] == "A"
+    assert project.current()["release"] == "aaaaaaa"
+    assert _pids_under(log.parent) == []
 
 
 def test_failure_without_previous_release_is_clean(project):

@@ -84,7 +84,9 @@ class Endpoint:
         assert self.tls is not None
         ca, cert, key = self.tls
         ctx = ssl.create_default_context(cafile=ca)
-        ctx.load_cert_chain(cert, key)
+        # Without a password callback OpenSSL asks for a key's passphrase on the terminal,
+        # and a CI job has none to answer: refuse such a key in one line instead.
+        ctx.load_cert_chain(cert, key, password=_no_passphrase)
         raw = socket.create_connection((self.address, self.port), timeout=CONNECT_TIMEOUT)
         return ctx.wrap_socket(raw, server_hostname=self.address)
 
@@ -134,6 +136,12 @@ class Endpoint:
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+
+
+def _no_passphrase() -> bytes:
+    raise CiGenError(f"{TLS_VARIABLES[2]} is protected by a passphrase, which a CI job cannot "
+                     f"type: store the key without one (openssl pkey -in KEY -out PLAIN) in the "
+                     f"masked File variable")
 
 
 def from_environ(engine: str, environ: dict[str, str]) -> Endpoint:

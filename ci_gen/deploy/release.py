@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, NoReturn
 
 from ci_gen.deploy.engines import Engine, engine_for
+from ci_gen.deploy.guard import reason, sigterm_raises
 from ci_gen.deploy.health import free_port, port_in_use, wait_healthy
 from ci_gen.deploy.spec import CONTAINER_ENGINES, Spec
 from ci_gen.deploy.state import (
@@ -59,12 +60,22 @@ def _deploy(spec: Spec, environ: dict[str, str], say: Say) -> Release | None:
     with locked(edir, say):
         rollout = _Rollout(spec, engine, edir, say, previous=read_release(edir / "current.json"))
         rel = rollout.prepare(environ)
-        rollout.stop_previous(environ)
-        rel, healthy, why = rollout.start(rel)
-        if healthy:
-            return rollout.promote(rel)
-        rollout.discard(rel, why)
-        rollout.roll_back(rel.release)
+        # From the stop on, whatever ends the deploy (unhealthy, an exception, a cancelled
+        # job) starts the previous release again: ci_gen.deploy.guard.
+        with sigterm_raises() as guard:
+            failure = ""
+            try:
+                rollout.stop_previous(environ)
+                rel, healthy, why = rollout.start(rel)
+            except BaseException as exc:  # noqa: BLE001 - every ending restores
+                healthy, why = False, reason(exc)
+                failure = why
+                rel = rollout.started or rel  # its pid, when it got as far as starting
+            guard.restoring()  # from here on a SIGTERM waits: promoting or restoring finishes
+            if healthy:
+                return rollout.promote(rel)
+            rollout.discard(rel, why)
+            rollout.roll_back(rel.release, failure)
 
 
 def stop(environment: str, engine_name: str, environ: dict[str, str] | None = None,
@@ -163,6 +174,7 @@ class _Rollout:
     say: Say
     previous: Release | None = None
     prev_engine: Engine | None = None
+    started: Release | None = None  # the new release once running (what to stop on failure)
 
     @property
     def releases(self) -> Path:
@@ -209,6 +221,7 @@ class _Rollout:
             rel = self.engine.start(rel)
         except CiGenError as exc:
             return rel, False, str(exc)
+        self.started = rel
         write_release(self.releases / rel.release / "release.json", rel)
         return rel, *wait_healthy(lambda: self.engine.alive(rel), rel.release, rel.health_url,
                                   self.spec.health_timeout, self.say)
@@ -232,36 +245,39 @@ class _Rollout:
     def discard(self, rel: Release, why: str) -> None:
         """Say why the new release is unhealthy, show its log, remove it."""
         self.say(f"deploy: release {rel.release} is not healthy: {why}")
-        tail = self.engine.log_tail(rel) if rel.pid or rel.container else ""
-        if tail:
-            self.say(f"deploy: last lines of release {rel.release}'s log:")
-            self.say("\n".join("    " + line for line in tail.splitlines()))
-        with contextlib.suppress(CiGenError):
+        # Best effort whatever happens: restoring the previous release comes next.
+        with contextlib.suppress(Exception):
+            tail = self.engine.log_tail(rel) if rel.pid or rel.container else ""
+            if tail:
+                self.say(f"deploy: last lines of release {rel.release}'s log:")
+                self.say("\n".join("    " + line for line in tail.splitlines()))
+        with contextlib.suppress(Exception):
             self.engine.stop(rel, remove=True)
 
-    def roll_back(self, rid: str) -> NoReturn:
-        """Start the previous release again; always raises (the deploy failed)."""
+    def roll_back(self, rid: str, failure: str = "") -> NoReturn:
+        """Start the previous release again; always raises (the deploy failed). `failure`:
+        what broke the deploy (empty: the release never became healthy)."""
         waited = f"{self.spec.health_timeout:g}s"
+        what = (f"release {rid} failed ({failure})" if failure
+                else f"release {rid} never became healthy in {waited}")
         previous, prev_engine = self.previous, self.prev_engine
         if not previous or not prev_engine:
-            raise CiGenError(f"release {rid} never became healthy in {waited}; "
-                             "no previous release to restore")
+            raise CiGenError(f"{what}; no previous release to restore")
         self.say(f"deploy: restoring previous release {previous.release}")
         try:
             restored = prev_engine.restart(previous)
             ok, why = wait_healthy(lambda: prev_engine.alive(restored), restored.release,
                                    restored.health_url,
                                    float(previous.health_timeout or self.spec.health_timeout), self.say)
-        except CiGenError as exc:
-            ok, why, restored = False, str(exc), previous
+        except BaseException as exc:  # noqa: BLE001 - the job must still say what is serving
+            ok, why, restored = False, reason(exc), previous
         write_release(self.edir / "current.json", restored)
         prev_dir = self.releases / previous.release
         if prev_dir.is_dir():
             write_release(prev_dir / "release.json", restored)
         if not ok:
-            raise CiGenError(f"release {rid} never became healthy in {waited}; previous "
-                             f"release {previous.release} could not be restored ({why})")
+            raise CiGenError(f"{what}; previous release {previous.release} could not be "
+                             f"restored ({why})")
         self.say(f"deploy: previous release {previous.release}{_version(previous)} is serving "
                  f"again at {previous.url}")
-        raise CiGenError(f"release {rid} never became healthy in {waited}; "
-                         f"previous release {previous.release} restored")
+        raise CiGenError(f"{what}; previous release {previous.release} restored")

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, NoReturn
 
 from ci_gen.deploy.endpoint import from_environ
-from ci_gen.deploy.engine_api import EngineAPI, EngineError, registry_of
+from ci_gen.deploy.engine_api import ContainerItem, EngineAPI, EngineError, registry_of
+from ci_gen.deploy.guard import reason, sigterm_raises
 from ci_gen.deploy.health import bind_addr, wait_healthy
 from ci_gen.deploy.spec import Spec
 from ci_gen.deploy.state import publish
@@ -60,14 +61,14 @@ class TargetRelease:
         return f"release {self.number} ({self.name}{commit}{version})"
 
     @classmethod
-    def from_listing(cls, item: dict[str, Any]) -> TargetRelease | None:
-        labels = item.get("Labels") or {}
+    def from_listing(cls, item: ContainerItem) -> TargetRelease | None:
+        labels = item.Labels or {}
         number = labels.get(NUMBER, "")
-        if not number.isdigit():
+        if not (number.isdigit() and len(number) < 10):
             return None  # not one of ours, or tampered with: never touched
-        names = item.get("Names") or [item.get("Id", "")]
-        return cls(cid=item["Id"], name=names[0].lstrip("/"), number=int(number),
-                   running=item.get("State") == "running", url=labels.get(URL, ""),
+        names = item.Names or [item.Id]
+        return cls(cid=item.Id, name=names[0].lstrip("/"), number=int(number),
+                   running=item.State == "running", url=labels.get(URL, ""),
                    health_path=labels.get(HEALTH_PATH, ""), commit=labels.get(COMMIT, ""),
                    model_version=labels.get(MODEL_VERSION, ""))
 
@@ -111,10 +112,9 @@ class Target:
         info = self.api.inspect(rel.cid)
         if info is None:
             return False, "container is gone"
-        state = info.get("State") or {}
-        if state.get("Running"):
+        if info.State.Running:
             return True, "running"
-        return False, f"container exited with code {state.get('ExitCode')}"
+        return False, f"container exited with code {info.State.ExitCode}"
 
     def healthy(self, rel: TargetRelease, timeout: float) -> tuple[bool, str]:
         return wait_healthy(lambda: self.alive(rel), rel.describe(), rel.health_url, timeout, self.say)
@@ -129,12 +129,13 @@ class Target:
     def discard(self, rel: TargetRelease, why: str) -> None:
         """Say why a release is unhealthy, show its log, remove it."""
         self.say(f"deploy: {rel.describe()} is not healthy: {why}")
-        with contextlib.suppress(CiGenError):
+        # Best effort, whatever the engine answers: restoring the previous release comes next.
+        with contextlib.suppress(Exception):
             tail = self.api.logs(rel.cid)
             if tail:
                 self.say(f"deploy: last lines of {rel.name}'s log:")
                 self.say("\n".join("    " + line for line in tail.splitlines()))
-        with contextlib.suppress(CiGenError):
+        with contextlib.suppress(Exception):
             self.api.remove(rel.cid)
 
     def prune(self, keep: int = KEEP_RELEASES) -> list[str]:
@@ -201,19 +202,23 @@ def deploy(spec: Spec, environ: dict[str, str], say: Say) -> TargetRelease:
         releases = target.releases()
         current = target.current(releases)
         rel = _pull_and_create(target, spec, environ, releases, url)
-        try:
-            for other in (r for r in releases if r.running):
-                say(f"deploy: stopping {other.describe()}")
-                target.api.stop(other.cid)
-        except CiGenError:
-            with contextlib.suppress(CiGenError):
-                target.api.remove(rel.cid)  # never started: nothing of it stays
-            raise
-        say(f"deploy: starting {rel.describe()} on {url}")
-        ok, why = target.start(rel, spec.health_timeout)
-        if not ok:
-            target.discard(rel, why)
-            _restore(target, current, rel, spec.health_timeout)
+        # From the first stop on, whatever ends the deploy (an unhealthy release, a dropped
+        # connection, an answer that does not parse, a cancelled job) starts `current` again.
+        with sigterm_raises() as guard:
+            failure = ""
+            try:
+                for other in (r for r in releases if r.running):
+                    say(f"deploy: stopping {other.describe()}")
+                    target.api.stop(other.cid)
+                say(f"deploy: starting {rel.describe()} on {url}")
+                ok, why = target.start(rel, spec.health_timeout)
+            except BaseException as exc:  # noqa: BLE001 - every ending restores (guard.py)
+                ok, why = False, reason(exc)
+                failure = why
+            if not ok:
+                guard.restoring()
+                target.discard(rel, why)
+                _restore(target, current, rel, spec.health_timeout, failure)
         publish(spec.dotenv, url, spec.model_version)
         removed = target.prune()
         say(f"deploy: {rel.describe()} is healthy at {url}"
@@ -245,16 +250,23 @@ def _pull_and_create(target: Target, spec: Spec, environ: dict[str, str],
 
 
 def _restore(target: Target, previous: TargetRelease | None, failed: TargetRelease,
-             timeout: float) -> NoReturn:
+             timeout: float, failure: str = "") -> NoReturn:
+    """Start `previous` again and raise one line saying how the deploy ended and whether the
+    previous release serves again. `failure`: what broke the deploy (empty: unhealthy)."""
+    what = (f"{failed.describe()} failed ({failure})" if failure
+            else f"{failed.describe()} never became healthy")
     if previous is None:
-        raise CiGenError(f"{failed.describe()} never became healthy; no previous release to restore")
+        raise CiGenError(f"{what}; no previous release to restore")
     target.say(f"deploy: restoring {previous.describe()}")
-    ok, why = target.start(previous, timeout)
+    try:
+        ok, why = target.start(previous, timeout)
+    except BaseException as exc:  # noqa: BLE001 - the job must still say what is serving
+        ok, why = False, reason(exc)
     if not ok:
-        raise CiGenError(f"{failed.describe()} never became healthy; {previous.describe()} "
-                         f"could not be restored ({why})")
+        raise CiGenError(f"{what}; {previous.describe()} could not be restored ({why}): "
+                         f"start it by hand")
     target.say(f"deploy: {previous.describe()} is serving again at {previous.url}")
-    raise CiGenError(f"{failed.describe()} never became healthy; release {previous.number} restored")
+    raise CiGenError(f"{what}; release {previous.number} restored")
 
 
 def rollback(engine: str, environment: str, environ: dict[str, str], say: Say,
@@ -266,18 +278,29 @@ def rollback(engine: str, environment: str, environ: dict[str, str], say: Say,
         previous = target.previous(releases, current)
         if previous is None:
             raise CiGenError(f"rollback: no previous release of {environment} on the target")
-        if current:
-            say(f"rollback: stopping {current.describe()}")
-            target.api.stop(current.cid)
-        say(f"rollback: starting {previous.describe()}")
-        ok, why = target.start(previous, timeout)
-        if not ok:
-            with contextlib.suppress(CiGenError):
-                target.api.stop(previous.cid)
-            if current:
-                target.api.start(current.cid)
-            raise CiGenError(f"rollback: {previous.describe()} is not healthy ({why}); "
-                             + (f"release {current.number} started again" if current else "nothing serves"))
+        with sigterm_raises() as guard:  # as deploy: whatever ends it, `current` starts again
+            try:
+                if current:
+                    say(f"rollback: stopping {current.describe()}")
+                    target.api.stop(current.cid)
+                say(f"rollback: starting {previous.describe()}")
+                ok, why = target.start(previous, timeout)
+            except BaseException as exc:  # noqa: BLE001 - every ending restores (guard.py)
+                ok, why = False, reason(exc)
+            if not ok:
+                guard.restoring()
+                with contextlib.suppress(Exception):
+                    target.api.stop(previous.cid)
+                restarted = ""
+                if current:
+                    try:
+                        target.api.start(current.cid)
+                        restarted = f"release {current.number} started again"
+                    except BaseException as exc:  # noqa: BLE001 - say what is serving
+                        restarted = (f"release {current.number} could not be started again "
+                                     f"({reason(exc)})")
+                raise CiGenError(f"rollback: {previous.describe()} is not healthy ({why}); "
+                                 + (restarted or "nothing serves"))
         if current:
             target.api.remove(current.cid)
         publish(dotenv, previous.url, previous.model_version)

@@ -58,7 +58,7 @@ def run(opts: Options, say: Callable[[str], None] = print,
     saved = variants.find_saved_model(opts.root / opts.model)
     entry = cache.key(opts.root, saved, opts.data, opts.loader,
                       (opts.representative_samples, opts.test_samples))
-    hit = cache.load(opts.root / opts.cache, entry) if opts.cache else None
+    hit = cache.load(opts.root / opts.cache, entry, opts.root, say) if opts.cache else None
     if hit is not None:
         say("edge-convert: reused the measurements of an earlier run (same model, data pointer, "
             "loader and sample counts); nothing converted or installed")
@@ -70,7 +70,7 @@ def run(opts: Options, say: Callable[[str], None] = print,
             (install or pip_install)(opts.root, opts.requirements, "edge-convert")
         measured, blobs = _measure(opts, saved, say)
         if opts.cache:
-            cache.store(opts.root / opts.cache, entry, measured, blobs)
+            cache.store(opts.root / opts.cache, entry, measured, blobs, opts.root, say)
     result = _judge(opts, measured)
     _write(opts, blobs, result)
     for row in result["variants"]:
@@ -103,7 +103,7 @@ def _measure(opts: Options, saved: Path, say: Callable[[str], None]
             path = Path(tmp) / f"{name}.tflite"
             path.write_bytes(blob)
             got = measure.litert(path, test_x)
-            rows.append({"name": name, "size_bytes": len(blob),
+            rows.append({"name": name, "size_bytes": len(blob), "sha256": cache.sha256(blob),
                          "accuracy": float((got.predictions == test_y).mean()),
                          "agreement": float((got.predictions == reference.predictions).mean()),
                          "latency_p50_ms": got.latency_p50_ms})

@@ -67,11 +67,11 @@ def resolve_baseline(explicit: str, env: Mapping[str, str], repo: Path) -> tuple
 
 def _dvc_outs(text: str) -> list[str]:
     """The `outs` paths of a dvc.lock or a .dvc file's text (malformed: none)."""
-    import yaml
+    from ci_gen import yamlload
 
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError:
+        doc = yamlload.load(text, "dvc file")
+    except yamlload.YamlError:
         return []
     if not isinstance(doc, dict):
         return []
@@ -128,21 +128,24 @@ def read_baseline(metrics: Path, ref: str, repo: Path) -> tuple[dict[str, Any] |
 
 def params_diff(params: Path, ref: str | None, repo: Path) -> tuple[list[dict], str | None]:
     """Changed params [{param, baseline, current}] between `ref` and the work tree."""
-    import yaml
+    from ci_gen import yamlload
 
     if ref is None:
         return [], None
-    current_text = params.read_text(encoding="utf-8") if params.is_file() else None
+    try:
+        current_text = yamlload.read_text(params, str(params)) if params.is_file() else None
+    except yamlload.YamlError as exc:
+        return [], f"params diff skipped: {exc}"
     rel = os.path.relpath(params.resolve(), repo.resolve())
     old = _git(repo, "show", f"{ref}:./{rel}")
     old_text = old.stdout if old.returncode == 0 else None
     if current_text is None and old_text is None:
         return [], None
     try:
-        cur = flatten(yaml.safe_load(current_text or "") or {})
-        base = flatten(yaml.safe_load(old_text or "") or {})
-    except yaml.YAMLError:
-        return [], f"params diff skipped: {rel} is not valid YAML"
+        cur = flatten(yamlload.load(current_text or "", rel) or {})
+        base = flatten(yamlload.load(old_text or "", f"{ref}:{rel}") or {})
+    except yamlload.YamlError as exc:
+        return [], f"params diff skipped: {exc}"
     rows = []
     for key in sorted(set(cur) | set(base)):
         if cur.get(key, _MISSING) != base.get(key, _MISSING):

@@ -45,14 +45,19 @@ def is_num(value: Any) -> bool:
 
 def parse_metrics(text: str, name: str) -> dict[str, Any]:
     """Metrics text (JSON, or YAML for .yaml/.yml) -> nested dict; errors name the file."""
-    import yaml
+    from ci_gen import yamlload
 
-    try:
-        data = yaml.safe_load(text) if name.endswith((".yaml", ".yml")) else json.loads(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise CiGenError(f"eval-report: {name} is not valid "
-                         f"{'YAML' if name.endswith(('.yaml', '.yml')) else 'JSON'}: "
-                         f"{str(exc).splitlines()[0]}") from None
+    if name.endswith((".yaml", ".yml")):
+        try:
+            data = yamlload.load(text, name)
+        except yamlload.YamlError as exc:
+            raise CiGenError(f"eval-report: {exc}") from None
+    else:
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise CiGenError(f"eval-report: {name} is not valid JSON: "
+                             f"{(str(exc).splitlines() or ['nested too deeply'])[0]}") from None
     if not isinstance(data, dict):
         raise CiGenError(f"eval-report: {name} must hold a mapping of metric names to values")
     return data
@@ -62,7 +67,13 @@ def load_metrics(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CiGenError(f"eval-report: metrics file {shown(str(path))} not found "
                          "(did the train job run and keep it as an artifact?)")
-    return parse_metrics(path.read_text(encoding="utf-8"), str(path))
+    from ci_gen import yamlload
+
+    try:
+        text = yamlload.read_text(path, str(path), what="metrics file")
+    except yamlload.YamlError as exc:
+        raise CiGenError(f"eval-report: {exc}") from None
+    return parse_metrics(text, str(path))
 
 
 def split_blocks(nested: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, dict]]]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from ci_gen import yamlload
 from ci_gen.errors import CiGenError
 from ci_gen.includes import Loader
 
@@ -56,60 +57,23 @@ def _walk(node: yaml.Node, path: Key, marks: dict[Key, tuple[int, int]], seen: s
             _walk(item, sub, marks, seen)
 
 
-# Aliases are shared, not copied, when loading; every check walks the expanded tree, so a
-# "billion laughs" file is refused before it is walked.
-MAX_NODES = 200_000
-
-
-class _Shape(Exception):
-    pass
-
-
-def _check_shape(data: Any) -> None:
-    """Refuse self-referring aliases and trees that expand past MAX_NODES."""
-    count = 0
-    on_path: set[int] = set()
-
-    def walk(node: Any) -> None:
-        nonlocal count
-        count += 1
-        if count > MAX_NODES:
-            raise _Shape(f"more than {MAX_NODES} values once aliases are expanded")
-        if isinstance(node, (dict, list)):
-            if id(node) in on_path:
-                raise _Shape("an alias refers to a node that contains it")
-            on_path.add(id(node))
-            for child in (node.values() if isinstance(node, dict) else node):
-                walk(child)
-            on_path.discard(id(node))
-
-    walk(data)
-
-
 def parse(text: str, name: str) -> list[Document]:
-    """All documents of `text`; malformed YAML raises one `name:line:col:` CiGenError."""
+    """All documents of `text`; malformed YAML, or YAML over the limits every YAML file ci-gen
+    reads has (ci_gen.yamlload: depth, aliases expanded, size), raises one `name:line:col:`
+    CiGenError."""
+    yamlload.check(text, name, Loader)
     loader = Loader(text)
     docs: list[Document] = []
     try:
         while loader.check_node():
             node = loader.get_node()
             data = loader.construct_document(node)
-            try:
-                _check_shape(data)
-            except _Shape as exc:
-                mark = node.start_mark
-                raise CiGenError(f"{name}:{mark.line + 1}:{mark.column + 1}: invalid YAML: {exc}") from None
             marks: dict[Key, tuple[int, int]] = {}
             _walk(node, (), marks, set())
             start = (node.start_mark.line + 1, node.start_mark.column + 1)
             docs.append(Document(data, marks, start))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
-        problem = exc.problem or exc.context or "cannot parse"
-        raise CiGenError(f"{where}: invalid YAML: {problem}") from None
-    except yaml.YAMLError as exc:  # reader errors (bad bytes) carry no mark
-        raise CiGenError(f"{name}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    except yaml.YAMLError as exc:
+        raise yamlload.problem(exc, name) from None
     except RecursionError:
         raise CiGenError(f"{name}: invalid YAML: nested too deeply") from None
     finally:
@@ -120,14 +84,5 @@ def parse(text: str, name: str) -> list[Document]:
 def read(path: Path, name: str | None = None) -> tuple[str, list[Document]]:
     """The text of a CI file and its documents."""
     name = name or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CiGenError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise CiGenError(f"{name}: is a directory, not a CI file") from None
-    except UnicodeDecodeError:
-        raise CiGenError(f"{name}: not UTF-8 text") from None
-    except OSError as exc:
-        raise CiGenError(f"{name}: cannot read: {exc.strerror}") from None
+    text = yamlload.read_text(path, name, what="CI file")
     return text, parse(text, name)

@@ -14,10 +14,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Mapping
 
-import yaml
 from pydantic import Field, StringConstraints
 
-from ci_gen import __version__
+from ci_gen import __version__, yamlload
 from ci_gen.errors import shown
 from ci_gen.parse import Model, ParseError, parse
 from ci_gen.patterns import RE_IMAGE_BY_DIGEST
@@ -54,10 +53,9 @@ class _Pointer(Model):
 def data_hash(pointer: Path) -> str:
     """The md5 DVC recorded for the training data (a `.dvc` pointer's first output)."""
     try:
-        doc = yaml.safe_load(pointer.read_text())
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise RegistryError(f"cannot read the DVC pointer {shown(str(pointer))}: "
-                            f"{getattr(exc, 'strerror', None) or 'not YAML'}") from None
+        doc = yamlload.read(pointer)
+    except yamlload.YamlError as exc:
+        raise RegistryError(f"cannot read the DVC pointer: {exc}") from None
     try:
         return parse(_Pointer, doc, f"the DVC pointer {shown(str(pointer))}").outs[0].md5
     except ParseError as exc:
@@ -125,9 +123,11 @@ def params(path: Path) -> dict[str, str]:
     from ci_gen.evaluation.metrics import flatten
 
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError:
-        raise RegistryError(f"{shown(str(path))} is not valid YAML") from None
+        doc = yamlload.read(path) or {}
+    except yamlload.YamlError as exc:
+        raise RegistryError(str(exc)) from None
+    if not isinstance(doc, dict):
+        raise RegistryError(f"{path}: must hold a mapping of params")
     return {k: _text(v) for k, v in flatten(doc).items()}
 
 

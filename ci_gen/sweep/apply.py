@@ -72,10 +72,12 @@ def open_mr(leaderboard: Path, params_file: Path, *, env: Mapping[str, str] | No
 
     env = os.environ if env is None else env
     board, best = read_best(leaderboard)
+    from ci_gen import yamlload
+
     try:
-        text = params_file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CiGenError(f"sweep-apply: cannot read {params_file}: {exc.strerror}") from None
+        text = yamlload.read_text(params_file, str(params_file), what="params file")
+    except yamlload.YamlError as exc:
+        raise CiGenError(f"sweep-apply: {exc}") from None
     new = grid.apply(text, best["params"], str(params_file))
     label = grid.label(best["params"])
     if flatten(grid.load(new, str(params_file))) == flatten(grid.load(text, str(params_file))):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ci_gen import yamlload
 from ci_gen.errors import CiGenError
 from ci_gen.evaluation.metrics import check_metric_name, flatten, is_num, load_metrics
 from ci_gen.files import atomic_write
@@ -38,9 +39,9 @@ def prepare(opts: Options, env: Mapping[str, str]) -> tuple[int, int, dict[str, 
     index, total = grid.node(env, opts.max_cells)
     path = opts.root / opts.params
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CiGenError(f"sweep: cannot read {opts.params}: {exc.strerror}") from None
+        text = yamlload.read_text(path, str(opts.params), what="params file")
+    except yamlload.YamlError as exc:
+        raise CiGenError(f"sweep: {exc}") from None
     params = grid.cell_params(env, grid.load(text, str(opts.params)), str(opts.params))
     return index, total, params, grid.apply(text, params, str(opts.params))
 

@@ -42,11 +42,21 @@ def _yaml() -> Any:
 
 
 def load(text: str, name: str) -> Any:
-    """The params file, round-trip loaded (comments kept)."""
+    """The params file, round-trip loaded (comments kept), after the checks every YAML file
+    ci-gen reads passes (ci_gen.yamlload: depth, aliases, size), so nothing walking it later
+    can hang or recurse without end."""
     from ruamel.yaml.error import YAMLError
 
+    from ci_gen import yamlload
+
+    try:
+        yamlload.check(text, name)
+    except yamlload.YamlError as exc:
+        raise CiGenError(f"sweep: {exc}") from None
     try:
         data = _yaml().load(text)
+    except RecursionError:
+        raise CiGenError(f"sweep: {name}: invalid YAML: nested too deeply") from None
     except YAMLError as exc:
         raise CiGenError(f"{name} is not valid YAML: {' '.join(str(exc).split())[:200]}") from None
     if not isinstance(data, Mapping):

@@ -12,33 +12,54 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
+from pydantic import Field
+
 from ci_gen.errors import CiGenError
 from ci_gen.evaluation.metrics import check_metric_name, is_num
-from ci_gen.files import atomic_write
+from ci_gen.files import TooLarge, atomic_write, read_limited
 from ci_gen.inputs import GITLAB_MATRIX_LIMIT
+from ci_gen.parse import Model, ParseError, parse_json
 from ci_gen.sweep import grid
 
 DIRECTIONS = ("higher", "lower")
+MAX_CELL_BYTES = 1024 * 1024  # a cell's params and metrics: a few KiB
 
 
-def read_cells(cells: Path) -> list[dict[str, Any]]:
-    """The cells' results, checked to be one complete sweep."""
+class CellResult(Model):
+    """OUT/cell-<index>.json as `ci-gen job sweep-cell` writes it (the fields read here)."""
+
+    index: int = Field(ge=1)
+    total: int = Field(ge=1)
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    seconds: float = Field(ge=0)
+    how: str
+    summary: str = ""
+    job: str = ""
+    job_url: str = ""
+
+
+def read_cells(cells: Path, max_cells: int = GITLAB_MATRIX_LIMIT) -> list[dict[str, Any]]:
+    """The cells' results, checked to be one complete sweep of at most `max_cells` cells.
+    Every number a file claims is checked against `max_cells` before anything is built from
+    it: a file claiming 10**12 cells is one line, not a set of 10**12 numbers."""
     files = sorted(cells.glob("cell-*.json")) if cells.is_dir() else []
     if not files:
         raise CiGenError(f"sweep-collect: no cell results in {cells} (did the sweep's cells run and "
                          f"keep their artifacts?)")
+    if len(files) > max_cells:
+        raise CiGenError(f"sweep-collect: the sweep has {len(files)} cells, more than "
+                         f"max-cells ({max_cells})")
     found: dict[int, dict[str, Any]] = {}
     for path in files:
-        try:
-            cell = json.loads(path.read_text(encoding="utf-8"))
-            index, total = int(cell["index"]), int(cell["total"])
-            params, metrics = dict(cell["params"]), dict(cell["metrics"])
-            float(cell["seconds"]), str(cell["how"])
-        except (OSError, ValueError, KeyError, TypeError):
-            raise CiGenError(f"sweep-collect: {path} is not a cell result of ci-gen job sweep-cell") from None
-        if index in found:
-            raise CiGenError(f"sweep-collect: two results for cell {index}")
-        found[index] = {**cell, "index": index, "total": total, "params": params, "metrics": metrics}
+        cell = _cell(path)
+        for field, value in (("index", cell.index), ("total", cell.total)):
+            if value > max_cells:
+                raise CiGenError(f"sweep-collect: {path}: {field} is {_count(value)}, more than "
+                                 f"max-cells ({max_cells})")
+        if cell.index in found:
+            raise CiGenError(f"sweep-collect: two results for cell {cell.index}")
+        found[cell.index] = cell.model_dump()
     totals = {c["total"] for c in found.values()}
     total = max(totals)
     missing = sorted(set(range(1, total + 1)) - set(found))
@@ -49,6 +70,25 @@ def read_cells(cells: Path) -> list[dict[str, Any]]:
     return [found[i] for i in sorted(found)]
 
 
+def _cell(path: Path) -> CellResult:
+    """One cell file, parsed: a wrong shape is one line naming the file and the field."""
+    try:
+        raw = read_limited(path, MAX_CELL_BYTES)
+    except TooLarge:
+        raise CiGenError(f"sweep-collect: {path} is larger than {MAX_CELL_BYTES // 1024} KiB: "
+                         f"not a cell result of ci-gen job sweep-cell") from None
+    except OSError as exc:
+        raise CiGenError(f"sweep-collect: cannot read {path}: {exc.strerror}") from None
+    try:
+        return parse_json(CellResult, raw, f"sweep-collect: cell result {path}")
+    except ParseError as exc:
+        raise CiGenError(str(exc)) from None
+
+
+def _count(value: int) -> str:
+    return str(value) if value < 10 ** 15 else f"a {len(str(value))}-digit number"
+
+
 def build(cells: Path, *, metric: str, direction: str, max_cells: int) -> dict[str, Any]:
     """The leaderboard: rows best first, the best marked."""
     check_metric_name(metric, "--metric")
@@ -56,7 +96,7 @@ def build(cells: Path, *, metric: str, direction: str, max_cells: int) -> dict[s
         raise CiGenError(f"sweep-collect: --direction must be higher or lower, got {direction!r}")
     if not 1 <= max_cells <= GITLAB_MATRIX_LIMIT:
         raise CiGenError(f"sweep-collect: --max-cells must be from 1 to {GITLAB_MATRIX_LIMIT}, got {max_cells}")
-    rows = read_cells(cells)
+    rows = read_cells(cells, max_cells)
     if len(rows) > max_cells:
         raise CiGenError(f"sweep-collect: the sweep has {len(rows)} cells, more than max-cells ({max_cells})")
     for row in rows:

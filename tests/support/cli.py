@@ -16,3 +16,27 @@ def cli(*args: str, cwd: Path | str | None = None, env: dict | None = None, time
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "ci_gen", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def cancelled(argv: list[str], cwd: Path, env: dict, ready, timeout: float = 120
+              ) -> subprocess.CompletedProcess:
+    """Start `python -m ci_gen ARGV`, wait until `ready()` is true (the job got far enough),
+    send it SIGTERM as GitLab does when a job is cancelled, and return how it ended."""
+    import signal
+    import time
+
+    full = [sys.executable, "-m", "ci_gen", *argv]
+    proc = subprocess.Popen(full, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return subprocess.CompletedProcess(full, proc.returncode, out, err)
