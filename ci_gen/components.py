@@ -36,6 +36,8 @@ from ci_gen.patterns import (  # the descriptor's patterns live there
     RE_METRICS_URL,
     RE_WINDOW,
     RE_ISSUE_LABEL,
+    RE_REMOTE_ROLE,
+    RE_OIDC_AUD,
 )
 
 # Sentinel for "no default": GitLab treats an input without `default` as required.
@@ -141,6 +143,27 @@ def _common(stage: str, image: str) -> tuple[Input, ...]:
     )
 
 
+# The audience ci-gen's ID tokens are minted for unless `remote-aud` says otherwise: a name of
+# its own, so a token a job exchanges for storage credentials is useless to any other service.
+OIDC_AUD = "ci-gen"
+
+
+def _remote_auth() -> tuple[Input, ...]:
+    """Inputs of every component whose jobs read or write a DVC remote (`ci-gen job dvc-auth`)."""
+    return (
+        Input("remote-auth", "How the job gets credentials for the DVC remotes: `keys` (masked "
+              "`AWS_*` / `OSS_*` CI/CD variables) or `oidc` (the job's GitLab ID token exchanged for "
+              "short-lived credentials of `remote-role`; no stored keys). See Keyless credentials.",
+              default="keys", options=("keys", "oidc")),
+        Input("remote-role", "Role `oidc` assumes: an AWS IAM role ARN (`arn:aws:iam::ACCOUNT:role/NAME`) or an "
+              "Alibaba Cloud RAM role ARN (`acs:ram::ACCOUNT:role/NAME`); `none`: the CI/CD variable "
+              "`CI_GEN_REMOTE_ROLE` names it (one per environment or branch).",
+              default=NONE, regex=RE_REMOTE_ROLE),
+        Input("remote-aud", "Audience (`aud`) of the job's ID token with `oidc`: a client ID / audience the "
+              "cloud's OIDC provider lists.", default=OIDC_AUD, regex=RE_OIDC_AUD),
+    )
+
+
 BUILDAH_IMAGE = "quay.io/buildah/stable:v1.37.3"
 BUILDKIT_IMAGE = "moby/buildkit:v0.25.2-rootless"
 BUILDERS = ("buildah", "buildkit")
@@ -203,7 +226,7 @@ _register(Component(
         Input("push-run-cache", "Push outputs and the run cache to the default DVC remote after "
               "training, so the next unchanged run restores instead of retraining. Needs a writable remote.",
               type="boolean", default=True),
-    ),
+    ) + _remote_auth(),
 ))
 
 # The example's sweep: its learning rate and dropout, 2 x 2 cells.
@@ -235,7 +258,7 @@ _register(Component(
               default="requirements.txt", regex=RE_PATH),
         Input("data", "DVC pointer of the training data, pulled first.",
               default="train_data.dvc", regex=RE_PATH),
-    ),
+    ) + _remote_auth(),
 ))
 
 _register(Component(
@@ -266,7 +289,7 @@ _register(Component(
               type="number", default=0.02),
         Input("min-agreement", "Smallest share of held-out predictions a LiteRT model must share with the "
               "SavedModel (0 to 1).", type="number", default=0.95),
-    ),
+    ) + _remote_auth(),
 ))
 
 _register(Component(
@@ -295,7 +318,7 @@ _register(Component(
               "the latest registered one to compare with, when a model registry is configured "
               "(`MLFLOW_TRACKING_URI`, or `MLFLOW_TRACKING_TOKEN` for GitLab's); `none`: no link.",
               default="fashion-mnist", regex=RE_MODEL_NAME),
-    ),
+    ) + _remote_auth(),
 ))
 
 _register(Component(
@@ -358,7 +381,7 @@ _register(Component(
               "`GITLAB_API_TOKEN` variable (the job token cannot push by default); checked before `dvc push`. "
               "Needs git in the image (the default image has it).",
               type="boolean", default=True),
-    ),
+    ) + _remote_auth(),
 ))
 
 _register(Component(
@@ -419,7 +442,7 @@ _register(Component(
         Input("model-name", "Model name served.", default="fashion-mnist", regex=RE_MODEL_NAME),
         Input("samples", "Number of random test samples sent.", type="number", default=20),
         Input("min-accuracy", "Smallest sample accuracy that passes (0 to 1).", type="number", default=0.5),
-    ),
+    ) + _remote_auth(),
 ))
 
 _register(Component(
@@ -457,7 +480,7 @@ _register(Component(
         Input("retrain", "On drift, start a pipeline on the default branch with `CI_GEN_RETRAIN=1` (train "
               "refreshes imported data and retrains; the eval gate decides). Needs `GITLAB_API_TOKEN` (api scope).",
               type="boolean", default=True),
-    ),
+    ) + _remote_auth(),
 ))
 
 # Pipeline order; also the order of `stages:` that `ci-gen init` writes.

@@ -49,7 +49,8 @@ def _script_lines(name: str) -> list[str]:
 def _argv(line: str) -> list[str]:
     """The job's argv as the runner's shell gives it, each input left as a marker."""
     marked = _PLACEHOLDER.sub(lambda m: _MARK.format(m.group(1).replace("-", "_")), line)
-    command = marked[marked.index("ci-gen job "):].split(";")[0]
+    # The command ends at `;` or, inside a command substitution (dvc-auth's), at its `)"`.
+    command = marked[marked.index("ci-gen job "):].split(";")[0].split(')"')[0]
     out = subprocess.run(["bash", "-c", f'set -- {command}; printf "%s\\0" "$@"'],
                          capture_output=True, text=True, check=True,
                          env={"CI_COMMIT_SHA": "0123abcd", "PATH": "/usr/bin:/bin"}).stdout
