@@ -329,3 +329,43 @@ def test_aliyun_exchange_sends_the_documented_request(signer, monkeypatch):
         oidc.exchange(role, {**env, oidc.PROVIDER_VARIABLE: ""}, AUD, 900)
     with pytest.raises(oidc.Refused, match="--duration 60 is outside 900..43200"):
         oidc.exchange(role, env, AUD, 60)
+
+
+# -- ci-gen lint: static keys while oidc is available ------------------------------------------
+
+def _pipeline(tmp_path: Path, auth: str, variables: str = "") -> Path:
+    from ci_gen import __version__
+
+    f = tmp_path / ".gitlab-ci.yml"
+    f.write_text(
+        "stages: [train]\n"
+        + variables +
+        "include:\n"
+        f"  - component: $CI_SERVER_FQDN/mlops/ci-gen/train@{__version__}\n"
+        "    inputs:\n"
+        f"      remote-auth: {auth}\n"
+        f"      remote-role: {ROLE}\n")
+    return f
+
+
+def test_lint_warns_of_static_keys_while_oidc_is_available(tmp_path):
+    from ci_gen.lint.linter import lint_file
+
+    f = _pipeline(tmp_path, "keys", "variables:\n  AWS_SECRET_ACCESS_KEY: $SOMETHING\n")
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    remote = data\n['remote \"data\"']\n"
+                                              "    url = s3://b/p\n    secret_access_key = abc123\n")
+    found = [(Path(x.path).relative_to(tmp_path).as_posix(), x.location, x.severity, x.message)
+             for x in lint_file(f, root=tmp_path).findings]
+    hint = ("the DVC jobs (mlops-train) can use `remote-auth: oidc` instead: short-lived credentials from the "
+            "job's ID token, no stored key (see Keyless credentials in ci-gen's README)")
+    assert (".gitlab-ci.yml", "3:3", "warning",
+            f"static cloud key AWS_SECRET_ACCESS_KEY in the pipeline file: a secret in the repository; {hint}") in found
+    assert (".dvc/config", "5:1", "warning",
+            f"static cloud key `secret_access_key` committed in the DVC config: a secret in the repository; "
+            f"{hint}") in found
+    assert not any("abc123" in x[3] for x in found)
+    # oidc: the jobs need no key, so nothing to warn about; the component renders and lints clean.
+    f = _pipeline(tmp_path, "oidc")
+    assert [x for x in lint_file(f, root=tmp_path).findings if "static cloud key" in x.message] == []
+    assert [str(x) for x in lint_file(f, root=tmp_path).findings if x.severity == "error"] == []

@@ -176,6 +176,7 @@ def _check_pipeline(config: dict, file: Path, root: Path, own_locate, sink: Sink
         sink.findings[before:] = _without_dangling(sink.findings[before:])
     policy.check_images(config, sink)
     policy.check_runner_host_deploys(eff, sink)
+    policy.check_static_keys(config, file.parent, str(Path(name).parent / ".dvc" / "config"), sink)
     if strict:
         policy.check_resource_groups(eff, sink)
         policy.check_strict(eff, sink)
