@@ -93,9 +93,11 @@ def test_oidc_train_upload_then_a_fresh_pipeline_restores(tmp_path, monkeypatch)
         monkeypatch.setenv("AWS_ENDPOINT_URL", moto.url)
         monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts.url)
 
-        # 1. train -> dvc-upload, each job with its own ID token (GitLab mints one per job).
+        # 1. train -> dvc-upload. GitLab mints a token per job; gitlab-ci-local mints none, so the
+        # test passes one for the run as the variable the jobs declare.
+        tokens = [signer.token(project=path), signer.token(project=path, job_id=4343)]
         code, status, out = run_pipeline(project, quiet=False, job="mlops-dvc-upload",
-                                         variables={"CI_GEN_ID_TOKEN": signer.token(project=path)})
+                                         variables={"CI_GEN_ID_TOKEN": tokens[0]})
         assert code == 0, out[-4000:]
         assert status["mlops-train"] == "passed" and status["mlops-dvc-upload"] == "passed", status
         for job in ("mlops-train", "mlops-dvc-upload"):
@@ -112,7 +114,7 @@ def test_oidc_train_upload_then_a_fresh_pipeline_restores(tmp_path, monkeypatch)
         if cache.exists():
             subprocess.run(["rm", "-rf", str(cache)], check=True)
         code, status, out2 = run_pipeline(project, quiet=False, job="mlops-train",
-                                          variables={"CI_GEN_ID_TOKEN": signer.token(project=path, job_id=4343)})
+                                          variables={"CI_GEN_ID_TOKEN": tokens[1]})
         assert code == 0, out2[-4000:]
         assert "ci-gen: train: restored from the remote (dvc.lock matches)" in job_log(project, "mlops-train")
         assert len(sts.issued) == 3
@@ -120,6 +122,7 @@ def test_oidc_train_upload_then_a_fresh_pipeline_restores(tmp_path, monkeypatch)
         # 3. No issued credential, nor a token, in any file of the project, the jobs' work
         # trees, artifacts, caches and logs (all under the project), nor in the output.
         secrets = [v for c in sts.issued for v in (c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])]
+        secrets += tokens
         found = [(p, s[:8]) for p in _files(project) for s in secrets if s.encode() in p.read_bytes()]
         assert found == []
         assert not any(s in out + out2 for s in secrets)

@@ -97,7 +97,8 @@ def read_token(env: Mapping[str, str], variable: str = TOKEN_VARIABLE) -> tuple[
     if not token:
         raise Refused(f"dvc-auth: remote-auth is oidc but ${variable} is empty: the job declares "
                       f"no `id_tokens: {variable}` (a component older than 0.3.0, or the job was "
-                      "changed); GitLab sets it only for jobs that declare it")
+                      "changed), or no GitLab minted one (`ci-gen run` cannot: pass a token with "
+                      f"--variable {variable}=... or keep remote-auth: keys locally)")
     if not 4 <= len(token) <= 20000:
         raise Refused(f"dvc-auth: ${variable} is not an ID token ({len(token)} characters)")
     parts = token.split(".")
