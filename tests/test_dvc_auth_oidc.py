@@ -369,3 +369,17 @@ def test_lint_warns_of_static_keys_while_oidc_is_available(tmp_path):
     f = _pipeline(tmp_path, "oidc")
     assert [x for x in lint_file(f, root=tmp_path).findings if "static cloud key" in x.message] == []
     assert [str(x) for x in lint_file(f, root=tmp_path).findings if x.severity == "error"] == []
+
+
+def test_keys_mode_in_the_job_line_prints_nothing_to_eval(project, tmp_path):
+    """remote-auth: keys (the default) through the same script line: DVC reads the masked
+    variables itself; ci-gen's messages go to the log (stderr), nothing is evaluated."""
+    env = _env(tmp_path, AWS_ACCESS_KEY_ID="AKIAKEYSMODE00000000", AWS_SECRET_ACCESS_KEY="keys-mode-secret")
+    proc = subprocess.run([sys.executable, "-m", "ci_gen", "job", "dvc-auth", "--auth", "keys", "--role", "none",
+                           "--aud", AUD, "--shell"], cwd=project, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "dvc-auth: remote 'data' (s3): DVC reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY from the environment "
+        "(no secret written to disk)"]

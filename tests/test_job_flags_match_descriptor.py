@@ -72,7 +72,20 @@ def _calls() -> list[tuple[str, str, list[str], str, str]]:
     return found
 
 
-CALLS = _calls()
+def _distinct(calls: list[tuple]) -> list[tuple]:
+    """One call per job line and input rule: components that share an input (remote-auth's,
+    on seven components) and pass it on the same line would only repeat the same cases."""
+    seen, out = set(), []
+    for c in calls:
+        inp = desc.COMPONENTS[c[0]].input(c[1])
+        key = (c[4], c[3], tuple(c[2]), inp.type, inp.regex, inp.options, repr(inp.default))
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+CALLS = _distinct(_calls())
 CHECKED = [c for c in CALLS if desc.COMPONENTS[c[0]].input(c[1]).type == "string"]
 SWITCHES = [c for c in CALLS if desc.COMPONENTS[c[0]].input(c[1]).type == "boolean"]
 def _case(c: tuple, value: str):
