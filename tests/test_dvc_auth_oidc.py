@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from gitlab_fake import PROJECT_ID, clean_env, gitlab_fake  # noqa: F401  (fixtures)
 from support.sts import AUD, ROLE, Signer, StsStandIn, start_auth_moto
 
 from ci_gen import cli
@@ -383,3 +384,33 @@ def test_keys_mode_in_the_job_line_prints_nothing_to_eval(project, tmp_path):
     assert proc.stderr.splitlines() == [
         "dvc-auth: remote 'data' (s3): DVC reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY from the environment "
         "(no secret written to disk)"]
+
+
+def test_lint_with_gitlab_warns_of_keys_the_project_stores(tmp_path, clean_env, gitlab_fake, capsys):
+    """`ci-gen lint --gitlab-url`: the project's CI/CD variables (keys only, never a value)
+    hold static cloud keys while its DVC jobs could use oidc: one warning naming them. A token
+    that may not list variables (403) adds nothing."""
+    from gitlab_fake import PROJECT_PATH
+
+    clean_env.setenv("GITLAB_API_TOKEN", gitlab_fake.token)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "OTHER"):
+        gitlab_fake.variables[PROJECT_ID].append({
+            "variable_type": "env_var", "key": key, "value": "sentinel-value-123", "protected": False,
+            "masked": True, "hidden": False, "raw": True, "environment_scope": "*", "description": None})
+    f = _pipeline(tmp_path, "keys")
+    # 1: the loopback GitLab publishes no ci-gen release to include ("content not found", as
+    # GitLab says); the variables are checked all the same.
+    assert cli.main(["lint", str(f), "--gitlab-url", gitlab_fake.url, "--project", PROJECT_PATH]) == 1
+    out = capsys.readouterr().out
+    assert (f"{f}: warning: project {PROJECT_PATH} stores static cloud keys (AWS_ACCESS_KEY_ID, "
+            "AWS_SECRET_ACCESS_KEY) as CI/CD variables while its DVC jobs (mlops-train) can use "
+            "`remote-auth: oidc`: short-lived credentials from the job's ID token; then delete the keys "
+            "(see Keyless credentials in ci-gen's README)") in out.splitlines(), out
+    assert "sentinel-value" not in out
+    gitlab_fake.can_admin_variables = False
+    cli.main(["lint", str(f), "--gitlab-url", gitlab_fake.url, "--project", PROJECT_PATH])
+    assert "stores static cloud keys" not in capsys.readouterr().out
+    gitlab_fake.can_admin_variables = True
+    f = _pipeline(tmp_path, "oidc")
+    cli.main(["lint", str(f), "--gitlab-url", gitlab_fake.url, "--project", PROJECT_PATH])
+    assert "stores static cloud keys" not in capsys.readouterr().out
