@@ -207,7 +207,9 @@ def test_without_shell_the_credentials_are_not_printed(signer, clouds, project, 
     proc = subprocess.run([sys.executable, "-m", "ci_gen", "job", "dvc-auth", "--auth", "oidc", "--role", ROLE],
                           cwd=project, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
-    assert "without --shell the credentials cannot reach the job's shell" in proc.stdout
+    assert proc.stdout.splitlines()[-1] == (
+        "dvc-auth: without --shell the credentials cannot reach the job's shell; use: "
+        f'eval "$(ci-gen job dvc-auth --repo . --auth oidc --role {ROLE} --aud ci-gen --shell)"')
     assert sts.issued[-1]["SecretAccessKey"] not in proc.stdout + proc.stderr
 
 

@@ -66,8 +66,11 @@ def run(args: argparse.Namespace) -> int:
               f"with the job's ID token; {', '.join(sorted(creds.env))} expire at {creds.expires} "
               "(in this job's environment only)", file=out)
         if not args.shell:
+            import shlex
+            again = shlex.join(["ci-gen", "job", "dvc-auth", "--repo", args.repo, "--auth", "oidc",
+                                "--role", args.role, "--aud", args.aud, "--shell"])
             print("dvc-auth: without --shell the credentials cannot reach the job's shell; "
-                  "use: eval \"$(ci-gen job dvc-auth --auth oidc --shell ...)\"", file=out)
+                  f"use: eval \"$({again})\"", file=out)
             return 1
         sys.stdout.write(oidc.shell_exports(creds))
     return 0
