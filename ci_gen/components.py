@@ -146,6 +146,13 @@ def _common(stage: str, image: str) -> tuple[Input, ...]:
 # The audience ci-gen's ID tokens are minted for unless `remote-aud` says otherwise: a name of
 # its own, so a token a job exchanges for storage credentials is useless to any other service.
 OIDC_AUD = "ci-gen"
+# The `id_tokens:` entry the components declare, and the variable naming the role when the
+# input `remote-role` is `none` (ci-gen job dvc-auth reads both).
+ID_TOKEN_VARIABLE = "CI_GEN_ID_TOKEN"
+ROLE_VARIABLE = "CI_GEN_REMOTE_ROLE"
+# Lifetime of the exchanged credentials: what AWS and Alibaba Cloud both accept (900 s to the
+# role's maximum, at most 12 h), and the default both use.
+OIDC_MIN_DURATION, OIDC_DEFAULT_DURATION, OIDC_MAX_DURATION = 900, 3600, 43200
 
 
 def _remote_auth() -> tuple[Input, ...]:

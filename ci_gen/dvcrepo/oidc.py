@@ -23,17 +23,18 @@ from typing import Mapping
 
 from pydantic import Field
 
+from ci_gen.components import ID_TOKEN_VARIABLE as TOKEN_VARIABLE
+from ci_gen.components import OIDC_DEFAULT_DURATION as DEFAULT_DURATION
+from ci_gen.components import OIDC_MAX_DURATION as MAX_DURATION
+from ci_gen.components import OIDC_MIN_DURATION as MIN_DURATION
+from ci_gen.components import ROLE_VARIABLE
 from ci_gen.errors import CiGenError, shown
 from ci_gen.parse import Model, ParseError, parse
 from ci_gen.patterns import RE_ALIYUN_OIDC_PROVIDER, RE_ALIYUN_ROLE, RE_AWS_ROLE
 
-TOKEN_VARIABLE = "CI_GEN_ID_TOKEN"      # the `id_tokens:` entry the components declare
-ROLE_VARIABLE = "CI_GEN_REMOTE_ROLE"    # the role when the input `remote-role` is `none`
 PROVIDER_VARIABLE = "CI_GEN_OIDC_PROVIDER_ARN"  # Alibaba Cloud: the RAM OIDC provider
 ALIYUN_ENDPOINT_VARIABLE = "CI_GEN_ALIYUN_STS_ENDPOINT"
 ALIYUN_STS = "https://sts.aliyuncs.com"
-# AWS and Alibaba both accept 900 s to the role's maximum (1 h unless raised, at most 12 h).
-MIN_DURATION, MAX_DURATION, DEFAULT_DURATION = 900, 43200, 3600
 # RoleSessionName: AWS allows 2-64 of [\w+=,.@-], Alibaba 2-64 of [\w.@-]; the common set.
 _SESSION_BAD = re.compile(r"[^A-Za-z0-9_.@-]+")
 SESSION_MAX = 64

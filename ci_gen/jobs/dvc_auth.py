@@ -13,8 +13,7 @@ import argparse
 import os
 import sys
 
-from ci_gen.components import OIDC_AUD
-from ci_gen.dvcrepo import oidc
+from ci_gen import components as desc
 from ci_gen.dvcrepo.credentials import write_credentials
 from ci_gen.inputs import check_flag
 from ci_gen.patterns import RE_OIDC_AUD, RE_REMOTE_ROLE
@@ -27,19 +26,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "credentials DVC will read from the AWS_* / OSS_* environment variables (secrets are "
         "never written to disk) and write the endpoint settings (AWS_ENDPOINT_URL, OSS_ENDPOINT) "
         "into .dvc/config.local (mode 0600, never tracked). With --auth oidc, first exchange the "
-        f"job's ID token (${oidc.TOKEN_VARIABLE}) for short-lived credentials of --role; with "
+        f"job's ID token (${desc.ID_TOKEN_VARIABLE}) for short-lived credentials of --role; with "
         "--shell they are printed as `export` lines for the job's shell to eval, and nothing else "
         "goes to stdout. Prints names only, never values.")
     p.add_argument("--repo", default=".", metavar="DIR", help="DVC project directory (default: .)")
     p.add_argument("--auth", choices=("keys", "oidc"), default="keys",
                    help="keys: masked CI/CD variables (default); oidc: exchange the ID token")
     p.add_argument("--role", default="none", metavar="ARN",
-                   help=f"role to assume with oidc (`none`: the variable {oidc.ROLE_VARIABLE})")
-    p.add_argument("--aud", default=OIDC_AUD, metavar="AUD",
+                   help=f"role to assume with oidc (`none`: the variable {desc.ROLE_VARIABLE})")
+    p.add_argument("--aud", default=desc.OIDC_AUD, metavar="AUD",
                    help="audience the job's ID token was minted for (checked before the exchange)")
-    p.add_argument("--duration", type=int, default=oidc.DEFAULT_DURATION, metavar="SECONDS",
-                   help=f"lifetime of the credentials ({oidc.MIN_DURATION}..{oidc.MAX_DURATION}, "
-                        f"default {oidc.DEFAULT_DURATION})")
+    p.add_argument("--duration", type=int, default=desc.OIDC_DEFAULT_DURATION, metavar="SECONDS",
+                   help=f"lifetime of the credentials ({desc.OIDC_MIN_DURATION}..{desc.OIDC_MAX_DURATION}, "
+                        f"default {desc.OIDC_DEFAULT_DURATION})")
     p.add_argument("--shell", action="store_true",
                    help="print shell `export` lines on stdout (for eval), messages on stderr")
     p.set_defaults(func=run)
@@ -49,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     # The same rules GitLab applies to the inputs these flags come from.
     check_flag("--role", args.role, RE_REMOTE_ROLE, "is not an AWS or Alibaba Cloud role ARN (nor `none`)")
     check_flag("--aud", args.aud, RE_OIDC_AUD, "is not an audience (letters, digits, ._:/@-)")
+    from ci_gen.dvcrepo import oidc  # pydantic and botocore: only when a job runs
+
     out = sys.stderr if args.shell else sys.stdout
     env = dict(os.environ)
     creds = None
