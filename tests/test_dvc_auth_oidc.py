@@ -50,12 +50,14 @@ def signer():
 def clouds(signer):
     """moto (auth on after setup) and the STS stand-in in front of it."""
     moto = start_auth_moto(BUCKET)
-    sts = StsStandIn(signer, moto).start()
-    moto.authenticate_from_now()
+    sts = None
     try:
+        sts = StsStandIn(signer, moto).start()
+        moto.authenticate_from_now()
         yield moto, sts
     finally:
-        sts.stop()
+        if sts:
+            sts.stop()
         moto.stop()
 
 
