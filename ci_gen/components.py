@@ -38,6 +38,8 @@ from ci_gen.patterns import (  # the descriptor's patterns live there
     RE_ISSUE_LABEL,
     RE_DECIMAL,
     RE_FRACTION,
+    RE_REMOTE_ROLE,
+    RE_OIDC_AUD,
 )
 
 # Sentinel for "no default": GitLab treats an input without `default` as required.
@@ -143,6 +145,34 @@ def _common(stage: str, image: str) -> tuple[Input, ...]:
     )
 
 
+# The audience ci-gen's ID tokens are minted for unless `remote-aud` says otherwise: a name of
+# its own, so a token a job exchanges for storage credentials is useless to any other service.
+OIDC_AUD = "ci-gen"
+# The `id_tokens:` entry the components declare, and the variable naming the role when the
+# input `remote-role` is `none` (ci-gen job dvc-auth reads both).
+ID_TOKEN_VARIABLE = "CI_GEN_ID_TOKEN"
+ROLE_VARIABLE = "CI_GEN_REMOTE_ROLE"
+# Lifetime of the exchanged credentials: what AWS and Alibaba Cloud both accept (900 s to the
+# role's maximum, at most 12 h), and the default both use.
+OIDC_MIN_DURATION, OIDC_DEFAULT_DURATION, OIDC_MAX_DURATION = 900, 3600, 43200
+
+
+def _remote_auth() -> tuple[Input, ...]:
+    """Inputs of every component whose jobs read or write a DVC remote (`ci-gen job dvc-auth`)."""
+    return (
+        Input("remote-auth", "How the job gets credentials for the DVC remotes: `keys` (masked "
+              "`AWS_*` / `OSS_*` CI/CD variables) or `oidc` (the job's GitLab ID token exchanged for "
+              "short-lived credentials of `remote-role`; no stored keys). See Keyless credentials.",
+              default="keys", options=("keys", "oidc")),
+        Input("remote-role", "Role `oidc` assumes: an AWS IAM role ARN (`arn:aws:iam::ACCOUNT:role/NAME`) or an "
+              "Alibaba Cloud RAM role ARN (`acs:ram::ACCOUNT:role/NAME`); `none`: the CI/CD variable "
+              "`CI_GEN_REMOTE_ROLE` names it (one per environment or branch).",
+              default=NONE, regex=RE_REMOTE_ROLE),
+        Input("remote-aud", "Audience (`aud`) of the job's ID token with `oidc`: a client ID / audience the "
+              "cloud's OIDC provider lists.", default=OIDC_AUD, regex=RE_OIDC_AUD),
+    )
+
+
 BUILDAH_IMAGE = "quay.io/buildah/stable:v1.37.3"
 BUILDKIT_IMAGE = "moby/buildkit:v0.25.2-rootless"
 BUILDERS = ("buildah", "buildkit")
@@ -205,7 +235,7 @@ _register(Component(
         Input("push-run-cache", "Push outputs and the run cache to the default DVC remote after "
               "training, so the next unchanged run restores instead of retraining. Needs a writable remote.",
               type="boolean", default=True),
-    ),
+    ) + _remote_auth(),
 ))
 
 # The example's sweep: its learning rate and dropout, 2 x 2 cells.
@@ -240,7 +270,7 @@ _register(Component(
               default="requirements.txt", regex=RE_PATH),
         Input("data", "DVC pointer of the training data, pulled first.",
               default="train_data.dvc", regex=RE_PATH),
-    ),
+    ) + _remote_auth(),
 ))
 
 _register(Component(
@@ -271,7 +301,7 @@ _register(Component(
               "a quoted decimal such as `\"0.02\"`).", default="0.02", regex=RE_FRACTION),
         Input("min-agreement", "Smallest share of held-out predictions a LiteRT model must share with the "
               "SavedModel (0 to 1, a quoted decimal).", default="0.95", regex=RE_FRACTION),
-    ),
+    ) + _remote_auth(),
 ))
 
 _register(Component(
@@ -300,7 +330,7 @@ _register(Component(
               "the latest registered one to compare with, when a model registry is configured "
               "(`MLFLOW_TRACKING_URI`, or `MLFLOW_TRACKING_TOKEN` for GitLab's); `none`: no link.",
               default="fashion-mnist", regex=RE_MODEL_NAME),
-    ),
+    ) + _remote_auth(),
 ))
 
 _register(Component(
@@ -363,7 +393,7 @@ _register(Component(
               "`GITLAB_API_TOKEN` variable (the job token cannot push by default); checked before `dvc push`. "
               "Needs git in the image (the default image has it).",
               type="boolean", default=True),
-    ),
+    ) + _remote_auth(),
 ))
 
 _register(Component(
@@ -425,7 +455,7 @@ _register(Component(
         Input("samples", "Number of random test samples sent.", type="number", default=20),
         Input("min-accuracy", "Smallest sample accuracy that passes (0 to 1, a quoted decimal).",
               default="0.5", regex=RE_FRACTION),
-    ),
+    ) + _remote_auth(),
 ))
 
 _register(Component(
@@ -463,7 +493,7 @@ _register(Component(
         Input("retrain", "On drift, start a pipeline on the default branch with `CI_GEN_RETRAIN=1` (train "
               "refreshes imported data and retrains; the eval gate decides). Needs `GITLAB_API_TOKEN` (api scope).",
               type="boolean", default=True),
-    ),
+    ) + _remote_auth(),
 ))
 
 # Pipeline order; also the order of `stages:` that `ci-gen init` writes.

@@ -148,3 +148,15 @@ RE_SWEEP_VARIABLE = r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*(__[A-Za-z][A-Za-z0-9
 RE_SWEEP_VALUE = r"^[A-Za-z0-9_.+-]{1,64}$"
 # The branch apply-best opens its merge request from: ci-gen's prefix and the commit.
 RE_SWEEP_BRANCH = r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,199}$"
+
+# -- Keyless credentials (remote-auth: oidc) --------------------------------------------------
+# The role an ID token is exchanged for: an AWS IAM role ARN (any partition) or an Alibaba
+# Cloud RAM role ARN; `none`: the CI/CD variable CI_GEN_REMOTE_ROLE names it.
+_AWS_ROLE = r"arn:aws[a-z-]{0,16}:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]{1,512}"
+_ALIYUN_ROLE = r"acs:ram::[0-9]{1,32}:role/[A-Za-z0-9_.@-]{1,64}"
+RE_AWS_ROLE = rf"^{_AWS_ROLE}$"
+RE_ALIYUN_ROLE = rf"^{_ALIYUN_ROLE}$"
+RE_REMOTE_ROLE = rf"^(none|{_AWS_ROLE}|{_ALIYUN_ROLE})$"
+RE_ALIYUN_OIDC_PROVIDER = r"^acs:ram::[0-9]{1,32}:oidc-provider/[A-Za-z0-9_.@-]{1,128}$"
+# The ID token's `aud`: what the cloud's OIDC provider lists as a client ID / audience.
+RE_OIDC_AUD = r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,254}$"

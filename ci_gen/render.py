@@ -76,7 +76,8 @@ def body(component: desc.Component) -> str:
     return template.render(component=component, version=__version__,
                            runtime_image=desc.RUNTIME_IMAGE, template_project=desc.TEMPLATE_PROJECT,
                            project_variable=desc.PROJECT_VARIABLE, index_variable=desc.INDEX_URL_VARIABLE,
-                           cml_version=desc.CML_VERSION, retrain=desc.RETRAIN_VARIABLE)
+                           cml_version=desc.CML_VERSION, retrain=desc.RETRAIN_VARIABLE,
+                           id_token_variable=desc.ID_TOKEN_VARIABLE)
 
 
 def _as_text(value: Any) -> str:

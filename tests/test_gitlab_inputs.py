@@ -96,7 +96,10 @@ def test_the_unset_words_are_accepted_by_their_inputs():
                      ("dvc-upload", "remote"): "default", ("deploy", "health-path"): "auto",
                      ("deploy", "env"): "none", ("deploy", "host"): "auto", ("monitor", "prometheus-url"): "none",
                      ("monitor", "metrics-url"): "auto", ("monitor", "signal-thresholds"): "none",
-                     ("deploy", "model-version"): "none"}
+                     ("deploy", "model-version"): "none",
+                     # remote-auth: oidc's role, from the CI_GEN_REMOTE_ROLE variable when `none`
+                     **{(c, "remote-role"): "none" for c in ("train", "sweep", "edge-convert", "eval-report",
+                                                              "dvc-upload", "inference", "monitor")}}
     for comp, inp in (("eval-report", "confusion-matrix"), ("inference", "data")):
         resolve(desc.get(comp), {inp: "none"})
 

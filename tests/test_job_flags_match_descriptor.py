@@ -49,7 +49,8 @@ def _script_lines(name: str) -> list[str]:
 def _argv(line: str) -> list[str]:
     """The job's argv as the runner's shell gives it, each input left as a marker."""
     marked = _PLACEHOLDER.sub(lambda m: _MARK.format(m.group(1).replace("-", "_")), line)
-    command = marked[marked.index("ci-gen job "):].split(";")[0]
+    # The command ends at `;` or, inside a command substitution (dvc-auth's), at its `)"`.
+    command = marked[marked.index("ci-gen job "):].split(";")[0].split(')"')[0]
     out = subprocess.run(["bash", "-c", f'set -- {command}; printf "%s\\0" "$@"'],
                          capture_output=True, text=True, check=True,
                          env={"CI_COMMIT_SHA": "0123abcd", "PATH": "/usr/bin:/bin"}).stdout
@@ -71,7 +72,20 @@ def _calls() -> list[tuple[str, str, list[str], str, str]]:
     return found
 
 
-CALLS = _calls()
+def _distinct(calls: list[tuple]) -> list[tuple]:
+    """One call per job line and input rule: components that share an input (remote-auth's,
+    on seven components) and pass it on the same line would only repeat the same cases."""
+    seen, out = set(), []
+    for c in calls:
+        inp = desc.COMPONENTS[c[0]].input(c[1])
+        key = (c[4], c[3], tuple(c[2]), inp.type, inp.regex, inp.options, repr(inp.default))
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+CALLS = _distinct(_calls())
 CHECKED = [c for c in CALLS if desc.COMPONENTS[c[0]].input(c[1]).type == "string"]
 SWITCHES = [c for c in CALLS if desc.COMPONENTS[c[0]].input(c[1]).type == "boolean"]
 def _case(c: tuple, value: str):

@@ -158,3 +158,20 @@ def _apply(gl: Any, proj: Any, changes: list[Change], values: dict[str, str]) ->
                 proj.variables.create({"key": c.key, "environment_scope": SCOPE, **data})
             else:
                 proj.variables.update(c.key, data, filter={"environment_scope": SCOPE})
+
+
+def stored_keys(gitlab_url: str | None, project: str | int, wanted: tuple[str, ...]) -> list[str] | None:
+    """Which of `wanted` the project stores as CI/CD variables (any environment scope): keys
+    only, never a value. None when the token may not list them (Maintainer role needed)."""
+    from gitlab.exceptions import GitlabAuthenticationError, GitlabListError
+
+    gl = api.connect(gitlab_url, action="list CI/CD variables")
+    proj = api.get_project(gl, project)
+    try:
+        keys = {v.key for v in proj.variables.list(iterator=True)}
+    except (GitlabListError, GitlabAuthenticationError) as exc:
+        if getattr(exc, "response_code", None) in (401, 403):
+            return None
+        with api.errors(f"list the CI/CD variables of {proj.path_with_namespace}", gl.url):
+            raise
+    return [k for k in wanted if k in keys]

@@ -22,6 +22,8 @@ class Report:
     jobs: int = 0
     documents: int = 0
     content: str = ""
+    # DVC jobs of ci-gen components on `remote-auth: keys` (they could use `oidc`).
+    keys_mode: list[str] = field(default_factory=list)
 
     def count(self, severity: str) -> int:
         return sum(1 for f in self.findings if f.severity == severity)
@@ -122,6 +124,7 @@ def lint_file(path: str | Path, *, strict: bool = False, root: Path | None = Non
         _check_component(config, sink, strict or own_template)
     else:
         config = _check_pipeline(config, file, root or project_root(file), own_locate, sink, strict)
+        report.keys_mode = policy.keys_mode_jobs(config)
     report.jobs = sum(1 for n in jobs(config) if visible(n))
     report.findings = _ordered(sink.findings, name)
     return report
@@ -183,6 +186,7 @@ def _check_pipeline(config: dict, file: Path, root: Path, own_locate, sink: Sink
         sink.findings[before:] = _without_dangling(sink.findings[before:])
     policy.check_images(config, sink)
     policy.check_runner_host_deploys(eff, sink)
+    policy.check_static_keys(config, file.parent, str(Path(name).parent / ".dvc" / "config"), sink)
     if strict:
         policy.check_resource_groups(eff, sink)
         policy.check_strict(eff, sink)
@@ -242,4 +246,15 @@ def server_findings(report: Report, gitlab_url: str | None, project: str) -> tup
     found += [Finding(report.path, "", f"GitLab: {w}", WARNING) for w in warnings]
     if not valid and not errors:
         found.append(Finding(report.path, "", "GitLab: configuration is invalid", ERROR))
+    if report.keys_mode:
+        from ci_gen.gitlab.variables import stored_keys
+
+        stored = stored_keys(gitlab_url, project, policy.STATIC_KEYS)
+        if stored:
+            found.append(Finding(report.path, "", (
+                f"project {project} stores static cloud keys ({', '.join(stored)}) as CI/CD variables while "
+                f"its DVC jobs ({', '.join(sorted(report.keys_mode)[:3])}"
+                f"{', ...' if len(report.keys_mode) > 3 else ''}) can use `remote-auth: oidc`: short-lived "
+                "credentials from the job's ID token; then delete the keys (see Keyless credentials in "
+                "ci-gen's README)"), WARNING))
     return valid, found

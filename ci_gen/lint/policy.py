@@ -7,7 +7,8 @@ keywords, described and constrained inputs, deploy jobs serialised by `resource_
 GitLab's limits (each naming the GitLab file it is read from): needs per job, matrix size and
 value types, `rules:changes` entries, tags.
 Strict checks: train/eval jobs interruptible, commits from CI carry `[skip ci]`.
-Project check: the DVC remotes committed next to a pipeline are reachable from a runner.
+Project checks: the DVC remotes committed next to a pipeline are reachable from a runner; no
+static cloud key in the pipeline file or the DVC config while `remote-auth: oidc` is available.
 Each check reports key paths to a `Sink`, which turns them into located findings.
 """
 
@@ -456,3 +457,50 @@ def check_dvc_remotes(project: Path, shown: str) -> list[Finding]:
                     f"but a GitLab runner cannot reach them; point each at S3 or OSS, e.g. "
                     f"`dvc remote modify {first} url s3://BUCKET/PREFIX/{first}` (credentials in masked "
                     "AWS_* / OSS_* CI/CD variables, never in .dvc/config)", WARNING)]
+
+
+# -- static cloud keys while keyless credentials are available ---------------------------------
+
+# Long-lived keys DVC's remotes read; `remote-auth: oidc` makes them unnecessary.
+STATIC_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET",
+               "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+# DVC settings that hold such a key (dvc-s3, dvc-oss).
+_DVC_KEY_SETTINGS = re.compile(r"^\s*(access_key_id|secret_access_key|oss_key_id|oss_key_secret)\s*=",
+                               re.M)
+_KEYS_MODE = "-remote-auth-keys"
+
+
+def keys_mode_jobs(config: dict) -> list[str]:
+    """Jobs of ci-gen components that could use `remote-auth: oidc` but use `keys`."""
+    return [name for name, job in jobs(config).items()
+            if visible(name) and any(e.endswith(_KEYS_MODE) for e in extends_of(job))]
+
+
+def check_static_keys(config: dict, project: Path, dvc_config_shown: str, sink: Sink) -> None:
+    """A warning for each static cloud key the pipeline file or the committed `.dvc/config`
+    holds while its DVC jobs could exchange the job's ID token instead (`remote-auth: oidc`).
+    Names only: a value is never read into a message."""
+    keyed = keys_mode_jobs(config)
+    if not keyed:
+        return
+    hint = (f"the DVC jobs ({', '.join(sorted(keyed)[:3])}{', ...' if len(keyed) > 3 else ''}) can use "
+            "`remote-auth: oidc` instead: short-lived credentials from the job's ID token, no stored key "
+            "(see Keyless credentials in ci-gen's README)")
+    places: list[tuple[tuple, Any]] = [(("variables",), config.get("variables"))]
+    places += [((name, "variables"), job.get("variables")) for name, job in jobs(config).items()]
+    for key, variables in places:
+        if not isinstance(variables, dict):
+            continue
+        for var in STATIC_KEYS:
+            if var in variables:
+                sink.add(key + (var,), f"static cloud key {var} in the pipeline file: a secret in the "
+                                       f"repository; {hint}", WARNING)
+    try:
+        text = (project / ".dvc" / "config").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return
+    for m in _DVC_KEY_SETTINGS.finditer(text):
+        line = text.count("\n", 0, m.start()) + 1
+        sink.extend([Finding(dvc_config_shown, f"{line}:1",
+                             f"static cloud key `{m.group(1)}` committed in the DVC config: a secret in "
+                             f"the repository; {hint}", WARNING)])
