@@ -239,9 +239,11 @@ def test_a_malformed_registry_answer_is_one_line(httpserver, tmp_path, command, 
     ("http://[::1/", "must be an http(s) URL"),
     ("http://127.0.0.1/a b", "must be an http(s) URL"),
     ("file:///tmp/mlruns", "must be an http(s) URL"),
-    (f"http://user:{REG_SECRET}@127.0.0.1:{closed_port()}/", "is not reachable"),
+    # The port is chosen when the test runs: xdist workers must collect the same ids.
+    (f"http://user:{REG_SECRET}@127.0.0.1:CLOSED/", "is not reachable"),
 ])
 def test_a_bad_tracking_uri_is_one_line_without_its_password(tmp_path, uri, expect):
+    uri = uri.replace("CLOSED", str(closed_port()))
     (tmp_path / "home").mkdir()
     proc = subprocess.run([sys.executable, "-m", "ci_gen", "models", "list"], cwd=tmp_path,
                           env=_registry_env(tmp_path, uri), capture_output=True, text=True,
