@@ -218,6 +218,13 @@ def test_plain_init_then_example_is_not_refused_for_inits_own_files(tmp_path, gi
     staged = set(git(repo, "diff", "--cached", "--name-only", env=git_env).split())
     assert {".gitlab-ci.yml", ".gitignore"} <= staged
 
+    # The same in a folder that is no repository yet: init's own files need no --force.
+    folder = tmp_path / "folder"
+    assert cli("init", str(folder), env=git_env).returncode == 0
+    again = cli("init", str(folder), "--example", "fashion-mnist", env=git_env)
+    assert again.returncode == 0, again.stderr
+    assert commit_files(folder, env=git_env) == own_files()
+
     other = tmp_path / "other"
     users_repo(other, git_env)
     assert cli("init", str(other), env=git_env).returncode == 0

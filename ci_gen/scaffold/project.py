@@ -102,7 +102,7 @@ def _preflight(target: Path, plan_files: dict[str, bytes], example: bool, force:
         files[EXAMPLE_README] = files.pop("README.md")
     paths = example_setup.own_paths(target, list(files)) if example else sorted(files)
     checked = paths + (["train_data"] if example else [])
-    own = _inits_own(target, repo, options) if options and repo.existed else set()
+    own = _inits_own(target, repo, options) if options and target.is_dir() else set()
     gitrepo.check(target, repo, checked, {".gitignore"}, force, stages=example, own=own)
     if commit and repo.existed and not gitrepo.has_identity(target):
         raise CiGenError("--commit commits with your git identity and none is set: git config --global "
@@ -111,15 +111,16 @@ def _preflight(target: Path, plan_files: dict[str, bytes], example: bool, force:
 
 
 def _inits_own(target: Path, repo: gitrepo.Repo, options: tuple) -> set[str]:
-    """Uncommitted paths whose content is exactly what a plain `ci-gen init` with the same
-    options wrote: init's own output, which a later `init --example` may replace."""
+    """Paths whose content is exactly what a plain `ci-gen init` with the same options wrote,
+    uncommitted (or in a directory that is no repository): init's own output, which a later
+    `init --example` may replace. Committed, a file is the user's: --force as for any other."""
     templates_project, version, include_mode, opt_in = options
     plain = scaffold_plan.plain_files(templates_project, version, include_mode,
                                       gitrepo.committed_text(target, ".gitignore"), opt_in)
     own = set()
     for rel, content in plain.items():
         path = target / rel
-        if repo.dirty(rel) and path.is_file() and not path.is_symlink() and path.read_bytes() == content:
+        if (repo.dirty(rel) or not repo.existed) and path.is_file() and not path.is_symlink() and path.read_bytes() == content:
             own.add(rel)
     return own
 
