@@ -3,8 +3,9 @@
 Each command lives in its own module under `ci_gen.commands` (and `ci_gen.jobs` for the
 commands the components' jobs call). A module exposes `register(subparsers)`, which adds its
 parser and sets `func`, a plain function of the parsed arguments returning an exit code.
-Command modules import heavy libraries (dvc, gitlab, tensorflow) only inside their functions,
-so `ci-gen --help` stays fast.
+Command modules import heavy libraries (dvc, gitlab, tensorflow, jinja2, yaml) only inside
+their functions, so `ci-gen --help` stays fast; a module whose parser alone costs imports (`job`:
+one module per job) also exposes `register_stub(subparsers)`, used when another command is run.
 """
 
 from __future__ import annotations
