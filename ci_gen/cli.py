@@ -3,14 +3,16 @@
 Each command lives in its own module under `ci_gen.commands` (and `ci_gen.jobs` for the
 commands the components' jobs call). A module exposes `register(subparsers)`, which adds its
 parser and sets `func`, a plain function of the parsed arguments returning an exit code.
-Command modules import heavy libraries (dvc, gitlab, tensorflow) only inside their functions,
-so `ci-gen --help` stays fast.
+Command modules import heavy libraries (dvc, gitlab, tensorflow, jinja2, yaml) only inside
+their functions, so `ci-gen --help` stays fast; a module whose parser alone costs imports (`job`:
+one module per job) also exposes `register_stub(subparsers)`, used when another command is run.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -35,7 +37,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _asked_for(argv: list[str]) -> str:
+    """The command named on the command line ("" for none, e.g. `ci-gen --help`)."""
+    return next((a for a in argv if not a.startswith("-")), "")
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser; given the command line (`argv`), a command module that has a
+    `register_stub` and is not the one asked for adds only its line of `--help`, so start-up
+    does not import what only that command needs."""
+    asked = None if argv is None else _asked_for(argv)
     parser = _Parser(
         prog="ci-gen",
         description="Versioned GitLab CI/CD components for MLOps: scaffold, check and run "
@@ -46,12 +57,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in _command_modules():
         module = importlib.import_module(f"ci_gen.commands.{name}")
-        module.register(sub)
+        if asked is not None and asked != name and hasattr(module, "register_stub"):
+            module.register_stub(sub)
+        else:
+            module.register(sub)
     return parser
 
 
+# Exit status of a command whose reader went away (`ci-gen list | head -1`): what a shell
+# reports for a process ended by SIGPIPE, as `yes | head -1` does.
+EXIT_BROKEN_PIPE = 128 + 13
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader closed the pipe: nothing more to say. stdout goes to /dev/null so the
+        # interpreter's final flush does not raise again ("Exception ignored ...").
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: list[str] | None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
@@ -59,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         # printable: whatever server text a message carries, it stays one harmless line.
         print(f"ci-gen: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        raise  # not the file system's: see main()
     except OSError as exc:
         # The file system said no (name too long, permission, disk full): the user's to fix.
         name = str(exc.filename) if exc.filename else ""

@@ -14,15 +14,15 @@ import json
 import re
 from functools import lru_cache
 from importlib import resources
-from typing import Any
-
-import jinja2
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from ci_gen import __version__
 from ci_gen import components as desc
 from ci_gen.errors import CiGenError
 from ci_gen.inputs import resolve, ruby_number
+
+if TYPE_CHECKING:
+    import jinja2
 
 MODES = ("component", "inline")
 _PLACEHOLDER = re.compile(r"\$\[\[\s*inputs\.([A-Za-z0-9_-]+)\s*\]\]")
@@ -30,6 +30,8 @@ _PLACEHOLDER = re.compile(r"\$\[\[\s*inputs\.([A-Za-z0-9_-]+)\s*\]\]")
 
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
+    import jinja2  # here, not at the top: `ci-gen --help` imports this module (issue 22)
+
     root = resources.files("ci_gen") / "sources"
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(root)),
@@ -42,27 +44,34 @@ def _env() -> jinja2.Environment:
     return env
 
 
-class _Dumper(yaml.SafeDumper):
-    """Block style, keys in source order, long strings kept on one line, no anchors."""
+@lru_cache(maxsize=1)
+def _dumper() -> type:
+    """The YAML dumper of rendered files, made on first use: yaml, like jinja2, is imported by
+    the functions that need it, never by `ci-gen --help` (issue 22)."""
+    import yaml
 
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
+    class Dumper(yaml.SafeDumper):
+        """Block style, keys in source order, long strings kept on one line, no anchors."""
 
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        # Indent list items under their key, as the sources and GitLab's docs do.
-        super().increase_indent(flow, False)
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
 
+        def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+            # Indent list items under their key, as the sources and GitLab's docs do.
+            super().increase_indent(flow, False)
 
-def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
-    style = "|" if "\n" in data else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+    def str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+        style = "|" if "\n" in data else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
-
-_Dumper.add_representer(str, _str_representer)
+    Dumper.add_representer(str, str_representer)
+    return Dumper
 
 
 def dump(data: Any) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=1000, allow_unicode=True)
+    import yaml
+
+    return yaml.dump(data, Dumper=_dumper(), sort_keys=False, width=1000, allow_unicode=True)
 
 
 def header(component: desc.Component) -> str:
@@ -122,6 +131,8 @@ def render(name: str, given: dict[str, Any] | None = None, mode: str = "componen
                 tuple(_with_default(i, values[i.name]) for i in component.inputs),
             )
         return f"{header(component)}---\n{text}"
+    import yaml
+
     data = yaml.safe_load(text)
     lines = [
         f"# ci-gen {__version__}: inline rendering of the {name} component.",

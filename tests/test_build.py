@@ -66,3 +66,41 @@ def test_example_pipeline_is_what_init_writes(tmp_path):
     assert res.returncode == 0
     # The minimal scaffold differs only by the example's inputs.
     assert "requirements-client.txt" in text and "requirements-client.txt" not in (tmp_path / "p/.gitlab-ci.yml").read_text()
+
+
+def test_readme_cli_table_is_generated_from_the_parser_and_checked(tmp_path):
+    # Issue 22: the hand-written table lacked options; it is now the parser's, and drift fails
+    # `build --check`.
+    from ci_gen.cli import build_parser
+
+    text = (REPO / "README.md").read_text()
+    assert docs.update_readme(text, build_parser()) == text, "README CLI table drifted: run `ci-gen build`"
+    table = text.split("<!-- ci-gen:cli -->", 1)[1].split("<!-- /ci-gen:cli -->", 1)[0]
+    rows = {}
+    for line in table.splitlines():
+        if line.startswith("| `ci-gen "):
+            words = line.split("`")[1].split()
+            rows[" ".join(words[1:3]) if words[1] == "models" else words[1]] = line
+    for option in ("--schedule", "--keep-deployed", "--variable KEY=VALUE ...", "--quiet", "--host-env"):
+        assert option in rows["run"], option
+    assert "--sweep" in rows["init"] and "--project DIR" in rows["models show"]
+    assert set(rows) >= {"list", "render", "build", "init", "lint", "run", "report", "variables", "job",
+                         "models list", "models show", "models download"}
+
+    readme = tmp_path / "README.md"
+    readme.write_text(text.replace(" [--quiet]", ""))
+    out = tmp_path / "templates"
+    assert cli("build", "--dir", str(out), "--readme", str(tmp_path / "none.md")).returncode == 0
+    bad = cli("build", "--check", "--dir", str(out), "--readme", str(readme), "--examples", str(tmp_path))
+    assert bad.returncode == 1 and "generated tables (inputs, CLI) differ" in bad.stdout, bad.stdout
+    assert cli("build", "--dir", str(out), "--readme", str(readme), "--examples", str(tmp_path)).returncode == 0
+    assert readme.read_text() == text
+
+
+def test_readme_include_example_declares_every_default_stage():
+    # "declare the stages you use in `stages:`": the README's own example declares them all.
+    from ci_gen import components as desc
+
+    text = (REPO / "README.md").read_text()
+    assert f"stages: [{', '.join(desc.default_stages())}]" in text
+    assert "the same `job-prefix` for all ten" in text and len(desc.ORDER) == 10

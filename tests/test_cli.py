@@ -67,3 +67,34 @@ def test_render_errors_are_one_line_with_exit_codes():
     usage = cli("render", "train", "--mode", "weird")
     assert usage.returncode == 2 and usage.stderr.count("\n") == 1
     assert not any("Traceback" in r.stderr for r in (bad_input, malformed, unknown, usage))
+
+
+def test_help_does_not_import_jinja2_or_yaml():
+    # `ci-gen --help` itself, as typed (issue 22: jinja2 came in through the render and build
+    # command modules and made start-up 0.53x of check-jsonschema's, against 0.5x).
+    res = subprocess.run([sys.executable, "-X", "importtime", "-m", "ci_gen", "--help"],
+                         capture_output=True, text=True, check=True)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines() if "|" in line}
+    assert "ci_gen.cli" in imported  # the probe sees the CLI's imports
+    assert not {m for m in imported if m.split(".")[0] in ("jinja2", "yaml")}
+    assert not {m for m in imported if m.startswith("ci_gen.jobs")}  # `job`'s modules: only for `ci-gen job`
+    assert "ci-gen job" in cli("job", "--help").stdout and "deploy" in cli("job", "--help").stdout
+
+
+def test_a_closed_pipe_ends_the_command_quietly():
+    # `ci-gen list | head -1`: the reader goes away; no BrokenPipeError traceback, the exit
+    # status a shell gives a command ended by SIGPIPE. The read end is closed before ci-gen
+    # writes its first byte, so the first write fails, whatever the output's size.
+    proc = subprocess.Popen([sys.executable, "-m", "ci_gen", "list"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert err == ""
+
+
+def test_models_without_a_registry_names_project(tmp_path):
+    # Outside a project and with no tracking URI: the error names every way to give one.
+    res = cli("models", "list", cwd=tmp_path, env={"MLFLOW_TRACKING_URI": ""})
+    assert res.returncode == 1 and res.stderr.count("\n") == 1
+    assert "--project DIR" in res.stderr and "--tracking-uri URL" in res.stderr, res.stderr

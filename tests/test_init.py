@@ -159,3 +159,15 @@ def test_existing_gitignore_is_added_to_never_replaced(tmp_path):
     assert merged.count(b"/.dvc-storage/") == 1 and merged.count(b"/.gitlab-ci-local/") == 1
     assert cli("init", str(tmp_path), "--force").returncode == 0
     assert (tmp_path / ".gitignore").read_bytes() == merged
+
+
+def test_example_gitignore_names_each_entry_once():
+    # Issue 22: /train_data, /model and __pycache__/ were written twice (the example's own
+    # .gitignore, then ci-gen's block); `/model`, `model/` and `model` are one entry.
+    from ci_gen.scaffold import plan as scaffold
+
+    text = scaffold.plan("fashion-mnist", scaffold.DEFAULT_TEMPLATES_PROJECT, __version__,
+                         "component").files[".gitignore"].decode()
+    entries = [ln.strip().strip("/") for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    assert sorted(entries) == sorted(set(entries)), entries
+    assert {"train_data", "model", "__pycache__", ".gitlab-ci-local", ".dvc-storage"} <= set(entries)

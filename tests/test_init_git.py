@@ -6,6 +6,7 @@ Real git in temporary repositories, with a git identity of the test's own (GIT_C
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -114,7 +115,7 @@ def test_existing_repository_stages_only_cigen_files_and_prints_the_commit(tmp_p
 
     res = cli("init", str(repo), "--example", "fashion-mnist", env=git_env)
     assert res.returncode == 0, res.stderr
-    assert "nothing committed" in res.stdout and "next: commit (above)" in res.stdout
+    assert "nothing committed" in res.stdout and "first: commit ci-gen's files" in res.stdout
     assert git(repo, "rev-parse", "HEAD", env=git_env) == head  # no commit by default
     assert users_state(repo, git_env) == before
     assert_secret_untouched(repo, git_env)
@@ -134,28 +135,103 @@ def test_existing_repository_stages_only_cigen_files_and_prints_the_commit(tmp_p
 
 @pytest.mark.slow
 def test_existing_repository_commit_flag_and_force(tmp_path, git_env):
-    """--commit: one new commit of exactly ci-gen's files, by the user; a committed README.md
-    is refused without --force (nothing written), replaced with it."""
+    """--commit: one new commit of exactly ci-gen's files, by the user; a committed file the
+    example also has (train.py) is refused without --force (nothing written), replaced with it;
+    the user's README.md is never replaced: the example's goes to README.ci-gen.md."""
     repo = tmp_path / "work"
     users_repo(repo, git_env)
     (repo / "README.md").write_text("# the user's project\n")
-    git(repo, "add", "README.md", env=git_env)
-    git(repo, "commit", "-q", "-m", "readme", "--", "README.md", env=git_env)
+    (repo / "train.py").write_text("print('my training')\n")
+    git(repo, "add", "README.md", "train.py", env=git_env)
+    git(repo, "commit", "-q", "-m", "readme", "--", "README.md", "train.py", env=git_env)
     head = git(repo, "rev-parse", "HEAD", env=git_env)
     before, tree = users_state(repo, git_env), tree_hash(repo)
 
     refused = cli("init", str(repo), "--example", "fashion-mnist", "--commit", env=git_env)
-    assert refused.returncode == 1 and "README.md already exist(s); use --force" in refused.stderr
+    assert refused.returncode == 1 and "train.py already exist(s); use --force" in refused.stderr
     assert tree_hash(repo) == tree
 
     res = cli("init", str(repo), "--example", "fashion-mnist", "--commit", "--force", env=git_env)
     assert res.returncode == 0, res.stderr
     assert git(repo, "rev-parse", "HEAD~1", env=git_env) == head
-    assert commit_files(repo, env=git_env) == own_files() | {"README.md"}
+    assert commit_files(repo, env=git_env) == own_files() - {"README.md"} | {"README.ci-gen.md"}
+    assert (repo / "README.md").read_text() == "# the user's project\n"
     assert git(repo, "log", "-1", "--format=%an <%ae>", env=git_env).strip() == f"{USER[0]} <{USER[1]}>"
     assert users_state(repo, git_env) == before  # the staged change is still staged, not committed
     assert_secret_untouched(repo, git_env)
     assert git(repo, "status", "--porcelain", env=git_env) == " M app.py\nM  notes.txt\n?? .env\n"
+
+
+@pytest.mark.slow
+def test_example_force_leaves_readme_env_and_remotes_byte_identical(tmp_path, git_env):
+    """Issue 22, acceptance 3: `init --example --force` in a repository with a README.md, a
+    .env and no remote. Also: each .gitignore entry once, and the counts init prints agree."""
+    repo = tmp_path / "work"
+    repo.mkdir()
+    git(repo, "init", "-q", env=git_env)
+    (repo / "README.md").write_bytes(b"# mine\r\nkept byte for byte\n")
+    git(repo, "add", "README.md", env=git_env)
+    git(repo, "commit", "-q", "-m", "readme", env=git_env)
+    (repo / ".env").write_bytes(f"API_TOKEN={SECRET}\n".encode())
+    before = {"README.md": (repo / "README.md").read_bytes(), ".env": (repo / ".env").read_bytes(),
+              "remotes": git(repo, "remote", "-v", env=git_env)}
+
+    res = cli("init", str(repo), "--example", "fashion-mnist", "--force", env=git_env)
+    assert res.returncode == 0, res.stderr
+    after = {"README.md": (repo / "README.md").read_bytes(), ".env": (repo / ".env").read_bytes(),
+             "remotes": git(repo, "remote", "-v", env=git_env)}
+    assert after == before and before["remotes"] == ""
+    shipped = scaffold.example_root("fashion-mnist") / "README.md"
+    assert (repo / "README.ci-gen.md").read_bytes() == shipped.read_bytes()
+    assert "README.md is yours and stays as it is: the example's README is README.ci-gen.md" in res.stdout
+    assert "first: add your GitLab project as origin" in res.stdout
+    assert_secret_untouched(repo, git_env)
+
+    entries = [ln.strip().strip("/") for ln in (repo / ".gitignore").read_text().splitlines()
+               if ln.strip() and not ln.startswith("#")]
+    assert sorted(entries) == sorted(set(entries)), entries
+
+    staged = set(git(repo, "diff", "--cached", "--name-only", env=git_env).split())
+    wrote = int(re.search(r"^wrote (\d+) files to ", res.stdout, re.M).group(1))
+    counts = re.search(r"staged the (\d+) files init wrote and (\d+) DVC wrote \(([^)]*)\)", res.stdout)
+    assert counts, res.stdout
+    assert int(counts.group(1)) == wrote and wrote + int(counts.group(2)) == len(staged)
+    assert set(counts.group(3).split(", ")) == staged - set(scaffold.plan(
+        "fashion-mnist", scaffold.DEFAULT_TEMPLATES_PROJECT, "0.1.0", "component").files) - {"README.ci-gen.md"}
+
+
+@pytest.mark.slow
+def test_plain_init_then_example_is_not_refused_for_inits_own_files(tmp_path, git_env):
+    """A plain `init` touches no git; `init --example` after it replaces init's own uncommitted
+    files (exactly what the plain init wrote) without --force, and refuses once one is edited."""
+    repo = tmp_path / "work"
+    users_repo(repo, git_env)
+    index = (repo / ".git" / "index").read_bytes()
+    plain = cli("init", str(repo), env=git_env)
+    assert plain.returncode == 0, plain.stderr
+    assert (repo / ".git" / "index").read_bytes() == index  # nothing staged, as --help says
+    assert "touches no git" in " ".join(cli("init", "--help").stdout.split())
+
+    res = cli("init", str(repo), "--example", "fashion-mnist", env=git_env)
+    assert res.returncode == 0, res.stderr
+    assert "gate-metric: accuracy" in (repo / ".gitlab-ci.yml").read_text()  # the example's pipeline
+    staged = set(git(repo, "diff", "--cached", "--name-only", env=git_env).split())
+    assert {".gitlab-ci.yml", ".gitignore"} <= staged
+
+    # The same in a folder that is no repository yet: init's own files need no --force.
+    folder = tmp_path / "folder"
+    assert cli("init", str(folder), env=git_env).returncode == 0
+    again = cli("init", str(folder), "--example", "fashion-mnist", env=git_env)
+    assert again.returncode == 0, again.stderr
+    assert commit_files(folder, env=git_env) == own_files()
+
+    other = tmp_path / "other"
+    users_repo(other, git_env)
+    assert cli("init", str(other), env=git_env).returncode == 0
+    with open(other / ".gitlab-ci.yml", "a") as f:
+        f.write("# my edit\n")
+    edited = cli("init", str(other), "--example", "fashion-mnist", "--force", env=git_env)
+    assert edited.returncode == 1 and "uncommitted changes at paths init writes: .gitlab-ci.yml" in edited.stderr
 
 
 def _repo_with(tmp_path, git_env, setup) -> object:

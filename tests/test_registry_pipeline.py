@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import urllib.request
 import sys
@@ -20,12 +21,13 @@ import pytest
 import yaml
 
 from ci_gen import __version__
+from ci_gen import invocation
 from ci_gen.local import registry as local
 from ci_gen.registry import catalog, lineage, links
 from ci_gen.registry.client import Registry
 from gitlab_fake import PROJECT_ID, FakeGitLab
 from servers import free_port
-from support.cli import cli
+from support.cli import cli, new_shell, printed
 from support.git import git, make_project
 from support.pipeline import gitlab_ci_local, job_log, run_pipeline
 
@@ -154,8 +156,16 @@ def test_two_pipelines_register_two_versions_with_lineage(tmp_path, monkeypatch)
     assert code == 0, out
     assert status == {"mlops-train": "passed", "mlops-register": "passed"}, out
     assert "register: tiny 0.1.0 registered for commit" in job_log(project, "mlops-register")
-    assert (f"model registry: tiny 0.1.0 registered; see it with: ci-gen models show tiny 0.1.0 "
-            f"--project {project}") in out
+    see = f"{invocation.command()} models show tiny 0.1.0 --project {shlex.quote(str(project))}"
+    assert f"model registry: tiny 0.1.0 registered; see it with: {see}" in out
+    # Issue 22: the line works as typed in a new shell (no venv on PATH), from anywhere; the
+    # server it starts stops with it, so no link to it is printed.
+    typed = new_shell(printed(out, "see it with:")[0], tmp_path)
+    assert typed.returncode == 0 and "tiny 0.1.0" in typed.stdout, typed.stderr
+    assert "see: http" not in typed.stdout
+    # Inside the project, no option at all: its local registry is the default.
+    here = cli("models", "list", "tiny", cwd=project, env={"MLFLOW_TRACKING_URI": ""})
+    assert here.returncode == 0 and "0.1.0" in here.stdout, here.stderr
     shas = [git(project, "rev-parse", "HEAD")]
     models = [_tree(artifacts / "model")]
     edges = [_tree(artifacts / "edge")]

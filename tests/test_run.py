@@ -167,8 +167,8 @@ def test_project_include_of_a_template_resolves(tmp_path):
 def test_preconditions_are_clear_errors(tmp_path, case, message):
     root = tmp_path / "p"
     root.mkdir()
-    (root / ".gitlab-ci.yml").write_text("include:\n  - local: extra.yml\njob:\n  script: [true]\n")
-    (root / "extra.yml").write_text("other:\n  script: [true]\n")
+    (root / ".gitlab-ci.yml").write_text("include:\n  - local: extra.yml\njob:\n  script: ['true']\n")
+    (root / "extra.yml").write_text("other:\n  script: ['true']\n")
     if case != "not-git":
         git(root, "init", "-q", "-b", "main")
     if case in ("no-origin", "untracked-include"):
@@ -369,10 +369,26 @@ def test_commit_back_goes_to_the_local_origin(tmp_path):
 
 
 def test_missing_gitlab_ci_local_is_one_clear_error(tmp_path):
-    project = make_project(tmp_path / "demo", "job:\n  script: [true]\n")
+    project = make_project(tmp_path / "demo", "job:\n  script: ['true']\n")
     proc = ci_gen_run(project, env={"CI_GEN_GITLAB_CI_LOCAL": str(tmp_path / "none")})
     assert proc.returncode == 1
     assert "CI_GEN_GITLAB_CI_LOCAL" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_schema_invalid_file_is_refused_with_lint_line_before_gitlab_ci_local(tmp_path):
+    # Issue 22: gitlab-ci-local's own message was about a git ref and an empty script; the
+    # file is checked against GitLab's schema first, and nothing runs (no gitlab-ci-local: the
+    # stand-in path does not exist, so reaching it would be a different error).
+    project = make_project(tmp_path / "demo", "job1:\n  script: 5\n")
+    proc = ci_gen_run(project, env={"CI_GEN_GITLAB_CI_LOCAL": str(tmp_path / "none")})
+    lint = cli("lint", str(project / ".gitlab-ci.yml"))
+    first = lint.stdout.splitlines()[0]
+    assert lint.returncode == 1 and ": error: $.job1.script" in first
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        first, f"ci-gen: error: {project}/.gitlab-ci.yml does not pass GitLab's schema (`ci-gen lint` "
+        "says the same, above); nothing was run"]
+    assert not (project / ".gitlab-ci-local").exists()
 
 
 def test_bad_variable_is_a_usage_error(tmp_path):
@@ -441,7 +457,7 @@ def test_job_by_component_name_and_dirty_work_tree_header(tmp_path):
     ("train", "--job 'train' matches several jobs: a-train, b-train; name one of them"),
 ])
 def test_unknown_or_ambiguous_job_is_refused_before_anything_is_written(tmp_path, job, message):
-    ci = "a-train:\n  script: [true]\nb-train:\n  script: [true]\nb-eval:\n  script: [true]\n"
+    ci = "a-train:\n  script: ['true']\nb-train:\n  script: ['true']\nb-eval:\n  script: ['true']\n"
     project = make_project(tmp_path / "p", ci)
     proc = ci_gen_run(project, "--job", job)
     assert proc.returncode == 1
@@ -456,7 +472,7 @@ def test_component_jobs_are_known_with_their_prefix_before_writing(tmp_path):
     ci = (f"include:\n  - component: gitlab.example.com/mlops/ci-gen/train@{__version__}\n"
           f"    inputs:\n      job-prefix: ml\n"
           f"  - component: gitlab.example.com/mlops/ci-gen/deploy@{__version__}\n"
-          f"own:\n  script: [true]\n.hidden:\n  script: [true]\n")
+          f"own:\n  script: ['true']\n.hidden:\n  script: ['true']\n")
     project = make_project(tmp_path / "p", ci)
     includes = resolve_includes(project_context(project), {}, write=False)
     assert includes.jobs == ["own", "ml-train", "mlops-deploy", "mlops-rollback", "mlops-stop"]

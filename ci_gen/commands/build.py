@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
 from ci_gen import __version__
 from ci_gen import components as desc
-from ci_gen import docs
 from ci_gen.errors import CiGenError, DriftError
 from ci_gen.files import atomic_write
-from ci_gen.render import render
-from ci_gen.scaffold import plan
+
+# yaml, jinja2 (through ci_gen.render) and the docs are imported by the functions that use
+# them: `ci-gen --help` imports this module (issue 22).
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +29,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _root_parser() -> argparse.ArgumentParser:
+    """`ci-gen`'s own parser, for the README's CLI table (imported here: cli imports commands)."""
+    from ci_gen.cli import build_parser
+
+    return build_parser()
+
+
 def expected() -> dict[str, str]:
+    from ci_gen.render import render
+
     return {f"{name}.yml": render(name) for name in desc.ORDER}
 
 
@@ -40,6 +47,8 @@ def refused_by_gitlab(want: dict[str, str]) -> list[str]:
     that breaks its own regex (an empty one included), and what the CI/CD Catalog's schema
     refuses at release time (a decimal default). gitlab-ci-local checks regexes with
     JavaScript's engine and has no Catalog: it would notice neither."""
+    import yaml
+
     from ci_gen.lint import catalog, spec
 
     problems = []
@@ -54,6 +63,8 @@ def refused_by_gitlab(want: dict[str, str]) -> list[str]:
 
 def example_pipelines(examples: Path | None) -> dict[Path, str]:
     """Each shipped example's `.gitlab-ci.yml`, exactly as `ci-gen init --example` writes it."""
+    from ci_gen.scaffold import plan
+
     if examples is None or not examples.is_dir():
         return {}
     return {
@@ -65,6 +76,8 @@ def example_pipelines(examples: Path | None) -> dict[Path, str]:
 
 def check(out_dir: Path, readme: Path | None = None, examples: Path | None = None) -> list[str]:
     """Names of files that are missing, stale or unexpected."""
+    from ci_gen import docs
+
     want = expected()
     problems = refused_by_gitlab(want)
     for path, text in example_pipelines(examples).items():
@@ -72,8 +85,9 @@ def check(out_dir: Path, readme: Path | None = None, examples: Path | None = Non
             problems.append(f"{path} differs from what `ci-gen init` writes")
     if readme is not None and readme.is_file():
         text = readme.read_text(encoding="utf-8")
-        if docs.update_readme(text) != text:
-            problems.append(f"{readme} inputs tables differ from the descriptor")
+        if docs.update_readme(text, _root_parser()) != text:
+            problems.append(f"{readme} generated tables (inputs, CLI) differ from the descriptor "
+                            "and the CLI")
     for fname, text in want.items():
         path = out_dir / fname
         if not path.is_file():
@@ -89,6 +103,8 @@ def check(out_dir: Path, readme: Path | None = None, examples: Path | None = Non
 
 def write(out_dir: Path, readme: Path | None = None, examples: Path | None = None) -> list[Path]:
     """Write every component; each file is replaced atomically, so none is half-written."""
+    from ci_gen import docs
+
     want = expected()  # render everything first: a failing source writes nothing
     refused = refused_by_gitlab(want)
     if refused:
@@ -111,7 +127,7 @@ def write(out_dir: Path, readme: Path | None = None, examples: Path | None = Non
             atomic_write(path, text)
             written.append(path)
     if old_readme is not None:
-        new = docs.update_readme(old_readme)
+        new = docs.update_readme(old_readme, _root_parser())
         if new != old_readme:
             atomic_write(readme, new)
             written.append(readme)

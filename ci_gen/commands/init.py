@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import textwrap
 from pathlib import Path
 
@@ -14,14 +15,20 @@ _DESCRIPTION = (
     "Write a .gitlab-ci.yml that includes the components pinned to a version, and what the "
     "project needs around it. With --example, copy the example project, make it a git repository, "
     "add its training data with DVC, set up the data and model remotes and push the data.",
-    "Git: init stages and commits only the files it writes, never yours. In a repository it "
+    "Git: without --example (--minimal, the default), init writes .gitlab-ci.yml and .gitignore "
+    "and touches no git at all; you add and commit them. With --example it stages and commits only "
+    "the files it writes, never yours. In a repository it "
     "creates, it commits them, since `ci-gen run` needs a commit (with your git identity; without "
     "one, as ci-gen <ci-gen@localhost>, "
-    "and says so). In a repository that exists, it stages them and prints the `git commit` to run; "
-    "--commit commits them with your identity, leaving whatever else you staged as it is.",
-    "Refusals come before anything is written: a file init would overwrite needs --force; a path "
-    "init writes that has uncommitted changes (modified, staged or untracked) is refused even with "
-    "--force. An existing .gitignore is added to, never replaced.",
+    "and says so), and adds a `gcl-origin` remote that only `ci-gen run` reads (never `origin`). "
+    "In a repository that exists, it stages them and prints the `git commit` to run; "
+    "--commit commits them with your identity, leaving whatever else you staged as it is. It adds "
+    "no remote to a repository that exists.",
+    "Your files stay yours: a README.md that exists is kept and the example's README is written "
+    "to README.ci-gen.md. Refusals come before anything is written: a file init would overwrite "
+    "needs --force; a path init writes that has uncommitted changes (modified, staged or untracked) "
+    "is refused even with --force, unless it holds exactly what a plain init wrote. An existing "
+    ".gitignore is added to, never replaced, each entry once.",
 )
 
 
@@ -67,8 +74,30 @@ def run(args: argparse.Namespace) -> int:
     committed = init_project(args.dir, args.example, args.templates_project, args.version, args.include_mode,
                              args.force, args.data, args.remote, args.endpoint_url, args.commit,
                              opt_in=("sweep",) if args.sweep else ())
-    if args.example is None or committed:
-        print(f"next: cd {args.dir} && ci-gen lint && ci-gen run")
-    else:
-        print(f"next: commit (above), then cd {args.dir} && ci-gen lint && ci-gen run")
+    for line in next_steps(args.dir, args.example is not None, committed):
+        print(line)
     return 0
+
+
+def next_steps(project: Path, example: bool, committed: bool) -> list[str]:
+    """What to type next, each command as it works in a new shell from where init was run."""
+    from ci_gen import invocation
+    from ci_gen.scaffold.example import has_run_remote
+
+    cmd = invocation.command()
+    where = shlex.quote(str(project))
+    if not example:
+        # No DVC project, no commit: `ci-gen run` cannot work yet, `ci-gen lint` can.
+        return [f"next: cd {where} && {cmd} lint",
+                "then: the jobs run your DVC pipeline: dvc.yaml (training writes model/ and "
+                "model/eval/metrics.json), params.yaml, requirements.txt, the training data as "
+                "train_data.dvc in a DVC remote, a git commit of it all with an origin remote; then "
+                f"`{cmd} run` (README: \"In an existing project\")"]
+    lines = []
+    if not committed:
+        lines.append("first: commit ci-gen's files (the git commit above)")
+    if not has_run_remote(project):
+        lines.append("first: add your GitLab project as origin (git remote add origin URL); "
+                     "`ci-gen run` reads the project path from it, nothing is pushed")
+    lines.append(f"next: cd {where} && {cmd} lint && {cmd} run")
+    return lines

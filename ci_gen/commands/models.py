@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+
+from ci_gen.errors import CiGenError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,23 +34,35 @@ def register(sub: argparse._SubParsersAction) -> None:
                            help="registry URL (default: $MLFLOW_TRACKING_URI)")
         where.add_argument("--project", default="", metavar="DIR",
                            help="the local registry `ci-gen run` keeps for the project in DIR "
-                           "(started for this command)")
+                           "(started for this command; the default inside such a project when "
+                           "no tracking URI is set)")
         q.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    if not args.project:
-        return _run(args, args.tracking_uri)
-    from ci_gen.local.registry import open_project
+NO_REGISTRY = ("no model registry: run inside a project `ci-gen run` registered models in, or pass "
+               "--project DIR (that project's local registry), --tracking-uri URL, or set "
+               "MLFLOW_TRACKING_URI (GitLab: $CI_API_V4_URL/projects/$CI_PROJECT_ID/ml/mlflow)")
 
-    server = open_project(Path(args.project))
+
+def run(args: argparse.Namespace) -> int:
+    from ci_gen.local import registry as local_registry
+
+    project = args.project
+    if not project and not (args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")):
+        # Inside the project, its local registry is the one meant (what `ci-gen run` printed).
+        if not local_registry.has_project_store(Path(".")):
+            raise CiGenError(NO_REGISTRY)
+        project = "."
+    if not project:
+        return _run(args, args.tracking_uri, ours=False)
+    server = local_registry.open_project(Path(project))
     try:
-        return _run(args, server.url)
+        return _run(args, server.url, ours=True)
     finally:
         server.stop()
 
 
-def _run(args: argparse.Namespace, uri: str) -> int:
+def _run(args: argparse.Namespace, uri: str, ours: bool) -> int:
     from ci_gen.errors import printable
     from ci_gen.registry import catalog
     from ci_gen.registry.client import Registry
@@ -59,7 +74,8 @@ def _run(args: argparse.Namespace, uri: str) -> int:
     version = catalog.find(reg, args.name, args.version)
     if args.action == "show":
         print("\n".join(catalog.show_lines(reg, version)))
-        print(printable(f"  see: {reg.version_url(version)}"))
+        if not ours:  # a server started for this command is gone when it returns: no dead link
+            print(printable(f"  see: {reg.version_url(version)}"))
         return 0
     path, manifest = catalog.download(reg, version, Path(args.out))
     print(printable(f"models: {version.name} {version.semver} downloaded to {path} "

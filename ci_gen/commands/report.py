@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ci_gen.gitlab.notes import post_report
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="post a markdown report to the merge request (GitLab)",
@@ -28,5 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ci_gen.gitlab.notes import post_report  # here: `ci-gen --help` must not import the GitLab client
+
     post_report(args.report, target=args.target, watermark=args.watermark)
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ci_gen.dotenv import parse_assignments
@@ -55,9 +56,27 @@ def run(args: argparse.Namespace) -> int:
 
     if sum(map(bool, (args.schedule, args.mr, args.tag))) > 1:
         raise UsageError("--schedule, --mr and --tag are different pipelines: pass one of them")
+    _schema_first(args.directory)
     opts = RunOptions(
         directory=args.directory, job=args.job, mr=args.mr, schedule=args.schedule, tag=args.tag or "",
         manual=args.manual,
         keep_deployed=args.keep_deployed, variables=parse_assignments(args.variable, "--variable", identifier=True),
         quiet=args.quiet, host_env=args.host_env)
     return run_local(opts).exit_code
+
+
+def _schema_first(directory: Path) -> None:
+    """GitLab's schema before gitlab-ci-local: its own message for an invalid file is about
+    something else (a git ref, an empty script), ci-gen lint's names the key and the line."""
+    from ci_gen.errors import CiGenError
+    from ci_gen.lint import ERROR, lint_file
+
+    ci = directory / ".gitlab-ci.yml"
+    if not ci.is_file():
+        return  # run_local says so, with what to do
+    errors = [f for f in lint_file(ci, schema_only=True).findings if f.severity == ERROR]
+    if errors:
+        for finding in errors:
+            print(finding, file=sys.stderr)
+        raise CiGenError(f"{ci} does not pass GitLab's schema (`ci-gen lint` says the same, "
+                         "above); nothing was run")

@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ci_gen.gitlab.variables import set_variables
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("variables", help="set a project's CI/CD variables (GitLab)",
@@ -37,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ci_gen.gitlab.variables import set_variables  # here: `ci-gen --help` must not import the GitLab client
+
     set_variables(args.source, args.project, gitlab_url=args.gitlab_url,
                   protected=args.protected, no_mask=args.no_mask, dry_run=args.dry_run)
     return 0

@@ -96,10 +96,12 @@ def _locate_in(doc: Document, data: Any):
     return locate
 
 
-def lint_file(path: str | Path, *, strict: bool = False, root: Path | None = None) -> Report:
+def lint_file(path: str | Path, *, strict: bool = False, root: Path | None = None,
+              schema_only: bool = False) -> Report:
     """Findings for one CI file. Missing or malformed files raise one-line CiGenErrors.
 
-    `strict` adds the strict policy (always on for ci-gen's own `templates/<name>.yml`).
+    `strict` adds the strict policy (always on for ci-gen's own `templates/<name>.yml`);
+    `schema_only` stops after GitLab's schema (what `ci-gen run` checks before it starts).
     """
     name = str(path)
     file = Path(path)
@@ -118,6 +120,9 @@ def lint_file(path: str | Path, *, strict: bool = False, root: Path | None = Non
     sink = doc_sink.with_locate(own_locate)
     for key, message, where in schema.check_config(config):
         sink.add(where, f"{json_path(key)}: {message}")
+    if schema_only:
+        report.findings = _ordered(sink.findings, name)
+        return report
 
     if component:
         own_template = file.parent.name == "templates" and file.stem in desc.COMPONENTS

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -22,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ci_gen import invocation
 from ci_gen.errors import CiGenError, shown
 
 STARTUP_TIMEOUT = 90.0  # two shared cores: the first start imports a lot
@@ -104,8 +106,8 @@ def start(root: Path, timeout: float = STARTUP_TIMEOUT, wait: bool = True) -> Se
     (`wait=False`: at once; the jobs wait for it, see CI_GEN_REGISTRY_WAIT)."""
     command = executable()
     if command is None:
-        raise CiGenError("mlflow is not installed: `pip install mlflow==3.17.2` (ci-gen's "
-                         "`test` extra) to run a local model registry")
+        raise CiGenError("mlflow is not installed: `pip install 'ci-gen[registry]'` (mlflow "
+                         "3.17.2) to run a local model registry")
     root = Path(root).resolve()
     (root / "artifacts").mkdir(parents=True, exist_ok=True)
     db = root / "db.sqlite"
@@ -158,7 +160,7 @@ def _last_line(root: Path) -> str:
 
 # --- `ci-gen run` ------------------------------------------------------------------------------
 
-SKIP_NO_MLFLOW = ("no model registry: mlflow is not installed (pip install mlflow==3.17.2) and "
+SKIP_NO_MLFLOW = ("no model registry: mlflow is not installed (pip install 'ci-gen[registry]') and "
                   "MLFLOW_TRACKING_URI is not set")
 # How long a register job waits for the server, which starts while the first jobs run.
 JOB_WAIT = "180"
@@ -200,13 +202,13 @@ class RunRegistry:
             if not (name and version):
                 continue
             if self.root is not None:
-                where = f" --project {self.root.parent.parent}"
+                where = f" --project {shlex.quote(str(self.root.parent.parent))}"
             elif _has_credentials(self.uri):
                 where = ""  # the URL holds a password: the command reads MLFLOW_TRACKING_URI
             else:
-                where = f" --tracking-uri {self.uri}"
+                where = f" --tracking-uri {shlex.quote(self.uri)}"
             say(f"model registry: {name} {version} registered; see it with: "
-                f"ci-gen models show {name} {version}{where}")
+                f"{invocation.command()} models show {shlex.quote(name)} {shlex.quote(version)}{where}")
 
 
 def for_run(state_dir: Path, chosen: list[str], given: dict[str, str], env: dict[str, str],
@@ -232,10 +234,15 @@ def for_run(state_dir: Path, chosen: list[str], given: dict[str, str], env: dict
     return RunRegistry(server.url, root, server)
 
 
+def has_project_store(project: Path) -> bool:
+    """`project` holds the local registry a `ci-gen run` made."""
+    return (store_dir(Path(project) / ".gitlab-ci-local") / "db.sqlite").is_file()
+
+
 def open_project(project: Path) -> Server:
     """Start the server on a project's local store (`ci-gen models --project`)."""
     root = store_dir(Path(project) / ".gitlab-ci-local")
-    if not (root / "db.sqlite").is_file():
+    if not has_project_store(project):
         raise CiGenError(f"no local model registry in {project} (`ci-gen run` makes one when "
                          "the pipeline has a register job)")
     return start(root)

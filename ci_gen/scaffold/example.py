@@ -34,9 +34,18 @@ DATA_FILES = (
     "t10k-labels-idx1-ubyte.gz",
 )
 SYNTHETIC_TRAIN, SYNTHETIC_TEST, SYNTHETIC_SEED = 6000, 1000, 0
-DEFAULT_ORIGIN = "git@gitlab.example.com:mlops/{name}.git"
+# The remote a repository init creates gets for `ci-gen run` (never `origin`: see setup_example).
+STAND_IN_REMOTE = "gcl-origin"
+STAND_IN_ORIGIN = "git@gitlab.example.com:mlops/{name}.git"
+# What DVC writes beside the plan's files (its repository files only when init runs `dvc init`).
+DVC_FILES = ("train_data.dvc", ".dvc/config", ".dvc/.gitignore", ".dvcignore")
 # What a directory name may keep in the default origin's project name (not a validation).
 _NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def has_run_remote(project: Path) -> bool:
+    """`project` has the remote `ci-gen run` reads its server and project path from."""
+    return bool({"origin", STAND_IN_REMOTE} & set(git(project, "remote", check=False).split()))
 
 
 def check_remote(remote: str | None, endpoint_url: str | None) -> None:
@@ -123,9 +132,7 @@ def check_tools(remote: str | None = None) -> None:
 def own_paths(project: Path, plan_files: list[str]) -> list[str]:
     """Every file `init --example` writes in `project`: the plan's files and what DVC adds
     (its repository files only when ci-gen runs `dvc init`). Only these are staged."""
-    extra = ["train_data.dvc", ".dvc/config"]
-    if not (project / ".dvc").exists():
-        extra += [".dvc/.gitignore", ".dvcignore"]
+    extra = list(DVC_FILES[:2]) if (project / ".dvc").exists() else list(DVC_FILES)
     return sorted(set(plan_files) | set(extra))
 
 
@@ -145,11 +152,18 @@ def setup_example(
     say(f"[1/{steps}] git repository")
     if not repo.existed:
         git(project, "init", "-q", "-b", "main")
-    if "origin" not in git(project, "remote").split():
+    if not repo.existed:
+        # gitlab-ci-local reads the server and project path from `gcl-origin` before `origin`.
+        # A stand-in under that name lets `ci-gen run` work in the repository init made,
+        # while `origin`, where git pushes, is left for the user's real project.
         name = _NOT_IN_NAME.sub("-", project.resolve().name).strip("-.") or "project"
-        origin = DEFAULT_ORIGIN.format(name=name.lower())
-        git(project, "remote", "add", "origin", origin)
-        say(f"      origin set to {origin} (change it: git remote set-url origin URL)")
+        stand_in = STAND_IN_ORIGIN.format(name=name.lower())
+        git(project, "remote", "add", STAND_IN_REMOTE, stand_in)
+        say(f"      remote {STAND_IN_REMOTE} = {stand_in}: only for `ci-gen run` (gitlab-ci-local "
+            "reads the project path from it); add your GitLab project as origin when you have one")
+    elif not has_run_remote(project):
+        say("      no origin remote: ci-gen adds none to your repository; `ci-gen run` needs one "
+            "(git remote add origin URL-OF-YOUR-GITLAB-PROJECT; nothing is pushed)")
 
     _add_data(project, data, steps, say)
     _add_remotes(project, remote, endpoint_url, steps, say)
@@ -215,15 +229,18 @@ def _record(project: Path, repo: gitrepo.Repo, paths: list[str], commit: bool,
     others = sorted(repo.staged - set(staged))
     keep = (f"      your staged changes to {len(others)} other path(s) stay staged, outside ci-gen's files"
             if others else "")
+    # The same count as "wrote N files", plus what DVC wrote, named.
+    by_dvc = [p for p in staged if p in DVC_FILES]
+    what = f"the {len(staged) - len(by_dvc)} files init wrote and {len(by_dvc)} DVC wrote ({', '.join(by_dvc)})"
     if not commit and repo.existed:
-        say(f"      staged the {len(staged)} files ci-gen wrote; nothing committed (the repository is yours)")
+        say(f"      staged {what}; nothing committed (the repository is yours)")
         if keep:
             say(keep)
         say("      commit them with: " + gitrepo.commit_command(staged, bool(others)))
         return False
     fallback = not repo.existed and not gitrepo.has_identity(project)
     gitrepo.commit(project, staged, fallback)
-    say(f"      committed the {len(staged)} files ci-gen wrote, and nothing else")
+    say(f"      committed {what}, and nothing else")
     if fallback:
         name, email = gitrepo.FALLBACK_IDENTITY
         say(f"      no git identity is configured: committed as {name} <{email}> in this new repository; "

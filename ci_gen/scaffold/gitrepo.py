@@ -99,13 +99,16 @@ def has_identity(target: Path) -> bool:
 
 
 def check(target: Path, repo: Repo, writes: list[str], merged: set[str], force: bool,
-          stages: bool) -> None:
+          stages: bool, own: set[str] = frozenset()) -> None:
     """Refuse, before anything is written, to overwrite a file without `--force`, or a path
     with uncommitted changes at all. `merged` files are added to, not replaced: they count
-    only when init stages them (`stages`) and the user has changes in them."""
+    only when init stages them (`stages`) and the user has changes in them. `own` paths hold
+    exactly what an earlier plain init wrote: nothing of the user's to lose."""
     uncommitted, existing = [], []
     for rel in writes:
         path = target / rel
+        if rel in own:
+            continue
         if repo.existed and repo.dirty(rel) and (rel not in merged or stages):
             uncommitted.append(rel)
         elif rel not in merged and (path.exists() or path.is_symlink()):
@@ -117,6 +120,17 @@ def check(target: Path, repo: Repo, writes: list[str], merged: set[str], force: 
     if existing and not force:
         raise CiGenError(f"{target}: {_few(existing)} already exist(s); use --force to overwrite "
                          "(nothing was written)")
+
+
+def committed_text(target: Path, rel: str) -> str | None:
+    """`rel` as committed at HEAD (None: no repository, no commit, or not tracked)."""
+    if not (target / ".git").exists():
+        return None
+    try:
+        proc = gitcmd.run(target, "show", f"HEAD:{rel}")
+    except UnicodeDecodeError:  # not text: not what init wrote either
+        return None
+    return proc.stdout if proc.returncode == 0 else None
 
 
 def _few(paths: list[str]) -> str:
@@ -149,10 +163,10 @@ def commit_command(paths: list[str], others_staged: bool) -> str:
 @dataclass
 class Journal:
     """What init is about to change in a directory that exists, to put back if a later step
-    fails: files as they were (None: absent, removed again), the index, the origin remote."""
+    fails: files as they were (None: absent, removed again), and the index. (init adds no
+    remote to a repository that existed, so there is none to take back.)"""
     repo: Repo
     before: dict[str, bytes | None]
-    had_origin: bool
 
     @classmethod
     def start(cls, repo: Repo, paths: list[str]) -> "Journal":
@@ -164,13 +178,10 @@ class Journal:
                 before[rel] = path.read_bytes()
             elif not (path.exists() or path.is_symlink()):
                 before[rel] = None
-        origin = repo.existed and "origin" in git(repo.root, "remote").split()
-        return cls(repo, before, origin)
+        return cls(repo, before)
 
     def undo(self) -> None:
         restore_index(self.repo)
-        if self.repo.existed and not self.had_origin:
-            git(self.repo.root, "remote", "remove", "origin", check=False)
         for rel, content in sorted(self.before.items(), reverse=True):
             path = self.repo.root / rel
             if content is not None:

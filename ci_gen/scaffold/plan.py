@@ -164,11 +164,23 @@ def plan(example: str | None, templates_project: str, version: str, mode: str,
     if mode == "inline":
         for name in components(opt_in):
             p.files[f"{INLINE_DIR}/{name}.yml"] = render(name, inputs.get(name), mode="inline").encode()
-    existing = p.files.get(".gitignore", b"").decode()
-    p.files[".gitignore"] = (existing.rstrip("\n") + "\n" if existing else "").encode() + (
-        _GITIGNORE.encode() if _GITIGNORE not in existing else b""
-    )
+    shipped = p.files.get(".gitignore")  # the example's own: ci-gen's entries it lacks are added
+    p.files[".gitignore"] = merge_gitignore(shipped.decode() if shipped else None, _GITIGNORE.encode())
     return p
+
+
+def plain_files(templates_project: str, version: str, mode: str, ignore_at_head: str | None,
+                opt_in: tuple[str, ...] = ()) -> dict[str, bytes]:
+    """What a plain `ci-gen init` with these options wrote where `.gitignore` was
+    `ignore_at_head` (None: absent): a later init may replace these, uncommitted, as its own."""
+    files = plan(None, templates_project, version, mode, opt_in).files
+    files[".gitignore"] = merge_gitignore(ignore_at_head, files[".gitignore"])
+    return files
+
+
+def _entry(line: str) -> str:
+    """An ignore line compared by what it names: `/model`, `model/` and `model` are one entry."""
+    return line.strip().strip("/")
 
 
 def merge_gitignore(existing: str | None, ours: bytes) -> bytes:
@@ -176,9 +188,9 @@ def merge_gitignore(existing: str | None, ours: bytes) -> bytes:
     are, and only entries it lacks are appended. `existing` is decoded with surrogateescape."""
     if not existing:
         return ours
-    have = {ln.strip() for ln in existing.splitlines()}
+    have = {_entry(ln) for ln in existing.splitlines()}
     missing = [ln for ln in ours.decode().splitlines() if ln.strip() and not ln.startswith("#")
-               and ln.strip() not in have]
+               and _entry(ln) not in have]
     block = "# Added by ci-gen init: local runs, DVC storage and DVC-tracked data stay out of git.\n"
     merged = existing.rstrip("\n") + "\n\n" + block + "\n".join(missing) + "\n" if missing else existing
     return merged.encode("utf-8", "surrogateescape")  # bytes that are not UTF-8 stay as they were

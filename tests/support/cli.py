@@ -40,3 +40,19 @@ def cancelled(argv: list[str], cwd: Path, env: dict, ready, timeout: float = 120
             proc.kill()
             proc.communicate()
     return subprocess.CompletedProcess(full, proc.returncode, out, err)
+
+
+# Debian's PATH for a new login shell: no venv, no ~/.local/bin.
+PLAIN_PATH = ":".join(("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"))
+
+
+def new_shell(line: str, cwd: Path | str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`line` typed into a new shell in `cwd`: Debian's plain PATH, the user's HOME, nothing else."""
+    env = {"PATH": PLAIN_PATH, "HOME": os.environ.get("HOME", str(cwd)), "LANG": "C.UTF-8"}
+    return subprocess.run(["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def printed(stdout: str, tag: str) -> list[str]:
+    """What follows `tag` on each line that has it (`next:` opens a line, `see it with:` ends one)."""
+    return [ln.split(tag, 1)[1].strip() for ln in stdout.splitlines() if tag in ln]
