@@ -70,7 +70,7 @@ def test_block_is_one_fenced_sequence_ending_in_a_run():
     assert commands[0].startswith('CI_GEN_SRC="${CI_GEN_SRC:-$PWD/ci-gen}"')
     assert any("pip install" in c and "[dvc" in c for c in commands)
     assert not any("gitlab-ci-local" in c for c in commands)  # ci-gen run installs it
-    assert commands[-1] == "ci-gen run"
+    assert commands[-1] == "ci-gen run --manual"  # the deploy and its inference are manual
     assert "pip install ci-gen" not in block  # not published yet
 
 
@@ -91,9 +91,9 @@ def test_readme_own_project_block_runs_as_pasted(tmp_path):
     (work / "ci-gen").symlink_to(REPO, target_is_directory=True)  # "the folder holding your clone"
     env = _fresh_env(home)
     started = time.monotonic()
-    last = "\nci-gen run                  # the whole pipeline, locally, in gitlab-ci-local"
+    last = "\nci-gen run --manual         # the whole pipeline, manual jobs too, locally, in gitlab-ci-local"
     assert block.rstrip().endswith(last)
-    block = block.rstrip()[: -len(last)] + "\nci-gen run --host-env\n"
+    block = block.rstrip()[: -len(last)] + "\nci-gen run --manual --host-env\n"
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=work, env=env,
                           capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL)
     took = time.monotonic() - started
