@@ -413,6 +413,31 @@ def test_run_says_only_what_concerns_its_pipeline_and_knows_each_cells_image(tmp
     assert "docker-build" not in proc.stdout and "rules: changes" not in proc.stdout, proc.stdout
 
 
+PIP_CACHE_CI = """\
+j:
+  variables:
+    PIP_CACHE_DIR: $CI_PROJECT_DIR/.cache/pip
+  cache:
+    - key: {prefix: pip, files: [requirements.txt]}
+      paths: [.cache/pip]
+  script: [echo "pip-cache=$PIP_CACHE_DIR"]
+"""
+
+
+@pytest.mark.slow
+def test_jobs_download_into_the_machines_pip_cache(tmp_path):
+    """Not the job's .cache/pip: gitlab-ci-local would copy it into each job, one at a time
+    (a warm sweep's cells waited 20 s for it), and a new project would download all again."""
+    gitlab_ci_local()
+    project = make_project(tmp_path / "pip", PIP_CACHE_CI, {"requirements.txt": "numpy\n"})
+    mine = tmp_path / "my-pip-cache"
+    proc = ci_gen_run(project, env={"PIP_CACHE_DIR": str(mine)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"pip-cache={mine}" in proc.stdout
+    again = ci_gen_run(project, "--variable", "PIP_CACHE_DIR=/elsewhere")  # --variable wins
+    assert "pip-cache=/elsewhere" in again.stdout, again.stdout
+
+
 def test_missing_gitlab_ci_local_is_one_clear_error(tmp_path):
     project = make_project(tmp_path / "demo", "job:\n  script: [true]\n")
     proc = ci_gen_run(project, env={"CI_GEN_GITLAB_CI_LOCAL": str(tmp_path / "none")})
