@@ -12,7 +12,8 @@ PY := $(VENV)/bin/python
 CIGEN := $(VENV)/bin/ci-gen
 DEMO_DIR ?= .work/demo
 PYTEST_ARGS ?=
-# Two workers: most of the suite waits on subprocesses (pipelines, pip, servers); see conftest.py.
+# Two workers: most of the suite waits on subprocesses (pipelines, pip, servers); see conftest.py
+# (the longest test groups first, hence --no-loadscope-reorder). The ten slowest tests close the run.
 TEST_WORKERS ?= 2
 RUN_ARGS ?=
 
@@ -22,7 +23,7 @@ bootstrap:
 	@CI_GEN_VENV="$(abspath $(VENV))" scripts/bootstrap.sh
 
 test: bootstrap
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=10 $(PYTEST_ARGS)
 
 # A fresh folder each time: .work/ is ours (gitignored) and is cleared; any other DEMO_DIR
 # must not exist yet, so nothing of the user's is ever deleted.
@@ -32,7 +33,7 @@ demo: bootstrap
 	  *) if [ -e "$(DEMO_DIR)" ]; then echo "make demo: $(DEMO_DIR) exists; remove it or pick another DEMO_DIR" >&2; exit 1; fi ;; \
 	esac
 	$(CIGEN) init "$(DEMO_DIR)" --example fashion-mnist
-	$(CIGEN) run "$(DEMO_DIR)" $(RUN_ARGS)
+	$(CIGEN) run "$(DEMO_DIR)" --manual $(RUN_ARGS)
 
 bench: bootstrap
 	@shopt -s nullglob; for f in benchmarks/*.py; do echo "== $$f"; $(PY) "$$f"; done

@@ -21,7 +21,7 @@ from ci_gen.local.pipeline import RunOptions, run_local
 def run_once(project: Path) -> float:
     out = io.StringIO()
     start = time.perf_counter()
-    outcome = run_local(RunOptions(directory=project, quiet=True, host_env=True), out)
+    outcome = run_local(RunOptions(directory=project, quiet=True, host_env=True, manual=True), out)
     elapsed = time.perf_counter() - start
     if outcome.exit_code != 0:
         sys.stderr.write(out.getvalue())

@@ -52,7 +52,7 @@ def set_images(project: Path, image: str | None, components: tuple[str, ...] = R
 def run(project: Path, **opts) -> tuple[float, dict]:
     out = io.StringIO()
     start = time.perf_counter()
-    outcome = run_local(RunOptions(directory=project, quiet=True, **opts), out)
+    outcome = run_local(RunOptions(directory=project, quiet=True, **{"manual": True, **opts}), out)
     took = time.perf_counter() - start
     if outcome.exit_code != 0:
         sys.stderr.write(out.getvalue()[-5000:])

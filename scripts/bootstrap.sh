@@ -81,10 +81,12 @@ else
     log "python venv: pip install -e '.[$EXTRAS]' (pinned by constraints.txt)"
     t0=$SECONDS
     # This machine's pip.conf lists local indexes that lack most packages: drop pip's
-    # per-package "Location ... is ignored" warnings, keep everything else.
+    # per-package "Location ... is ignored" warnings, and the old pip of Debian's venv its
+    # "legacy setup.py install" deprecation notes (one per sdist); keep everything else.
     PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install --quiet \
         -c "$ROOT/constraints.txt" -e "${ROOT}[${EXTRAS}]" 2>&1 \
-        | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+        | { grep -v -e "is ignored: it is neither a file nor a directory" \
+                    -e "^  DEPRECATION: .* is being installed using the legacy 'setup.py install' method" || true; }
     printf '%s\n' "$py_hash" > "$PY_STAMP"
     log "python venv: ready in $((SECONDS - t0)) s"
 fi
@@ -99,7 +101,7 @@ if [ -x "$ROOT/node_modules/.bin/gitlab-ci-local" ] && [ -f "$NODE_STAMP" ] \
 else
     log "node packages: npm ci"
     t0=$SECONDS
-    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    (cd "$ROOT" && npm ci --no-audit --no-fund --no-update-notifier --loglevel=error >/dev/null)
     printf '%s\n' "$node_hash" > "$NODE_STAMP"
     log "node packages: gitlab-ci-local $("$ROOT/node_modules/.bin/gitlab-ci-local" --version) in $((SECONDS - t0)) s"
 fi

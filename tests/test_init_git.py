@@ -282,8 +282,10 @@ def test_failure_in_an_existing_repository_puts_everything_back(tmp_path, git_en
     index = (repo / ".git" / "index").read_bytes()
     before = {p.relative_to(repo).as_posix(): p.read_bytes() for p in repo.rglob("*")
               if p.is_file() and ".git" not in p.relative_to(repo).parts}
+    # Without the dev machines' PYTHONDONTWRITEBYTECODE: init imports the example's data
+    # module from the repository, and must leave no __pycache__ there.
     res = cli("init", str(repo), "--example", "fashion-mnist", "--remote", str(blocker / "store"),
-              env=git_env)
+              env={**git_env, "PYTHONDONTWRITEBYTECODE": None})
     assert res.returncode == 1
     assert "dvc push of the training data failed:" in res.stderr and "Not a directory" in res.stderr, res.stderr
     assert "Having any troubles" not in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -156,6 +156,21 @@ def test_changed_params_train_after_installing(job, capfd):
     assert "Epoch 2/2" in log and (job / "model/m.txt").read_text() == "7*2\n"
 
 
+def test_stages_python_is_the_interpreter_without_python_on_path(job, capfd, monkeypatch, tmp_path):
+    """Debian has no `python`: a stage's `python make.py` must still find the interpreter the
+    requirements went into (not a shim of the machine's PATH, nor nothing)."""
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    git = shutil.which("git")
+    assert git
+    (bare / "git").symlink_to(git)
+    monkeypatch.setenv("PATH", str(bare))  # git only: no python, no dvc, no shim
+    (job / "params.yaml").write_text("train:\n  epochs: 3\n")
+    outcome, log, _ = _run(job, capfd)
+    assert outcome.how == "trained" and (job / "model/m.txt").read_text() == "7*3\n", log
+    assert os.environ["PATH"] == str(bare)  # put back
+
+
 def test_changed_data_trains_and_the_next_run_reuses(job, capfd):
     dvc = str(BIN / "dvc")
     subprocess.run([dvc, "pull", "-q", "data.dvc"], cwd=job, check=True)

@@ -5,9 +5,11 @@ The block between `<!-- own-project:start -->` and `<!-- own-project:end -->` is
 block's default), with a PATH that has neither this repository's venv nor any ci-gen or
 gitlab-ci-local: the block itself creates the venv and installs ci-gen from the clone;
 `ci-gen run` installs gitlab-ci-local under HOME; the block must end with a pipeline that
-printed predictions. The run takes `--host-env` (the test's one change to the block): the
+printed predictions. The test changes two things in the block: the run takes `--host-env` (the
 runner-like mode's own tests are tests/test_run_runner_mode.py and the example's end-to-end
-test, and its pip installs would cost minutes here. Only pip's
+test, and its pip installs would cost minutes here), and the model trains 2 epochs instead of
+12 (an uncommitted params.yaml change, which the run takes; the same pipeline, a minute or
+two less). Only pip's
 and npm's download caches are shared with the machine (a warm cache, as a second install has).
 """
 
@@ -70,7 +72,7 @@ def test_block_is_one_fenced_sequence_ending_in_a_run():
     assert commands[0].startswith('CI_GEN_SRC="${CI_GEN_SRC:-$PWD/ci-gen}"')
     assert any("pip install" in c and "[dvc" in c for c in commands)
     assert not any("gitlab-ci-local" in c for c in commands)  # ci-gen run installs it
-    assert commands[-1] == "ci-gen run"
+    assert commands[-1] == "ci-gen run --manual"  # the deploy and its inference are manual
     assert "pip install ci-gen" not in block  # not published yet
 
 
@@ -91,9 +93,10 @@ def test_readme_own_project_block_runs_as_pasted(tmp_path):
     (work / "ci-gen").symlink_to(REPO, target_is_directory=True)  # "the folder holding your clone"
     env = _fresh_env(home)
     started = time.monotonic()
-    last = "\nci-gen run                  # the whole pipeline, locally, in gitlab-ci-local"
+    last = "\nci-gen run --manual         # the whole pipeline, manual jobs too, locally, in gitlab-ci-local"
     assert block.rstrip().endswith(last)
-    block = block.rstrip()[: -len(last)] + "\nci-gen run --host-env\n"
+    block = block.rstrip()[: -len(last)] + ("\nsed -i 's/^  epochs: 12$/  epochs: 2/' params.yaml"
+                                             "\nci-gen run --manual --host-env\n")
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=work, env=env,
                           capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL)
     took = time.monotonic() - started
@@ -113,6 +116,7 @@ def test_readme_own_project_block_runs_as_pasted(tmp_path):
     # from, and pushed its run cache to, the project's own .dvc-storage/.
     train_log = (project / ".gitlab-ci-local" / "output" / "mlops-train.log").read_text()
     assert "remote 'data' (local): wrote url to .dvc/config.local" in train_log
+    assert "trained 2 epochs on" in train_log
     assert "ci-gen run: image" not in train_log  # --host-env took: the job ran in the block's venv
     assert any((project / ".dvc-storage" / "models" / "runs").rglob("*"))
     shutil.rmtree(home, ignore_errors=True)  # a 1.6 GB venv; kept only when the test fails

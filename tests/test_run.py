@@ -228,7 +228,8 @@ def test_progress_summary_and_exit_code(tmp_path):
     assert proc.returncode == 1, out + proc.stderr
     assert "ci-gen: ok: passed in" in out
     assert "ci-gen: bad: failed in" in out and "exit code 3" in out
-    assert summary(out) == {"ok": "passed", "bad": "failed", "after-bad": "skipped", "by-hand": "passed"}
+    # Manual jobs are left out unless asked for (a person starts them on GitLab).
+    assert summary(out) == {"ok": "passed", "bad": "failed", "after-bad": "skipped", "by-hand": "manual"}
     assert "ci-gen: pipeline failed: bad" in out
     assert "  > about to fail" in out  # the failed job's log tail, in quiet mode
     assert "hello" not in out and "all good" not in out  # quiet: no job output
@@ -243,10 +244,16 @@ def test_no_manual_and_single_job(tmp_path):
     gitlab_ci_local()
     ci = TINY.replace("    - exit 3\n", "")
     project = make_project(tmp_path / "tiny", ci)
+    proc = ci_gen_run(project, "--manual")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert summary(proc.stdout) == {"ok": "passed", "bad": "passed", "after-bad": "passed",
+                                    "by-hand": "passed"}
+    assert "manual ran" in proc.stdout
     proc = ci_gen_run(project, "--no-manual")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert summary(proc.stdout) == {"ok": "passed", "bad": "passed", "after-bad": "passed",
                                     "by-hand": "manual"}
+    assert "manual (--manual runs it)" in proc.stdout
     assert re.search(r"^ok +> all good$", proc.stdout, re.M)  # not quiet: the jobs' output is shown
     one = ci_gen_run(project, "--job", "by-hand", "--no-manual")  # a manual job asked for by name
     assert one.returncode == 0, one.stdout + one.stderr
@@ -287,13 +294,13 @@ def test_environment_is_stopped_after_the_pipeline(tmp_path):
     gitlab_ci_local()
     project = make_project(tmp_path / "dep", DEPLOYING)
     state = project / ".gitlab-ci-local" / "ci-gen-state"
-    proc = ci_gen_run(project)
+    proc = ci_gen_run(project, "--manual")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert summary(proc.stdout) == {"deploy": "passed", "use": "passed", "stop-review": "passed"}
     assert re.search(r"^use +> process 0$", proc.stdout, re.M)  # local-run deploy defaults reach jobs
     assert (state / "stopped").read_text() == "process 0\n" and not (state / "running").exists()
 
-    kept = ci_gen_run(project, "--keep-deployed", "--variable", "CI_GEN_DEPLOY_PORT=8600")
+    kept = ci_gen_run(project, "--manual", "--keep-deployed", "--variable", "CI_GEN_DEPLOY_PORT=8600")
     assert kept.returncode == 0, kept.stdout + kept.stderr
     assert (state / "running").read_text() == "process 8600\n"
     assert f"stop it with: ci-gen run {project} --job stop-review" in kept.stdout
@@ -368,6 +375,69 @@ def test_commit_back_goes_to_the_local_origin(tmp_path):
     assert git(project, "rev-parse", "HEAD") == head  # the user's branch is not moved
 
 
+QUIET_CI = """\
+one:
+  script: [echo one]
+cell:
+  image: registry.example.com/tools:1.0
+  parallel:
+    matrix:
+      - RATE: ["0.001", "0.003"]
+  rules:
+    - changes: [params.yaml]
+  script: [echo "$RATE"]
+"""
+
+
+@pytest.mark.slow
+def test_run_says_only_what_concerns_its_pipeline_and_knows_each_cells_image(tmp_path):
+    """No docker-build in the pipeline: no note about skipping it; the `rules: changes` note
+    only while a job has such rules, once. A matrix cell has its job's image (gitlab-ci-local's
+    --preview keeps the job once, under its base name)."""
+    from ci_gen.local import gitlab_ci_local as gcl
+
+    tool = gitlab_ci_local()
+    project = make_project(tmp_path / "quiet", QUIET_CI)
+    proc = ci_gen_run(project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "docker-build" not in proc.stdout
+    assert proc.stdout.count("rules: changes not evaluated") == 1
+    _, jobs = gcl.plan(tool, project, gcl.common_flags(False, []), dict(os.environ))
+    cells = [j for name, j in jobs.items() if name.startswith("cell: [")]
+    assert len(cells) == 2 and all(j.image == "registry.example.com/tools:1.0" and j.changes for j in cells)
+
+    (project / ".gitlab-ci.yml").write_text("one:\n  script: [echo one]\n")
+    git(project, "commit", "-qam", "one job")
+    proc = ci_gen_run(project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "docker-build" not in proc.stdout and "rules: changes" not in proc.stdout, proc.stdout
+
+
+PIP_CACHE_CI = """\
+j:
+  variables:
+    PIP_CACHE_DIR: $CI_PROJECT_DIR/.cache/pip
+  cache:
+    - key: {prefix: pip, files: [requirements.txt]}
+      paths: [.cache/pip]
+  script: [echo "pip-cache=$PIP_CACHE_DIR"]
+"""
+
+
+@pytest.mark.slow
+def test_jobs_download_into_the_machines_pip_cache(tmp_path):
+    """Not the job's .cache/pip: gitlab-ci-local would copy it into each job, one at a time
+    (a warm sweep's cells waited 20 s for it), and a new project would download all again."""
+    gitlab_ci_local()
+    project = make_project(tmp_path / "pip", PIP_CACHE_CI, {"requirements.txt": "numpy\n"})
+    mine = tmp_path / "my-pip-cache"
+    proc = ci_gen_run(project, env={"PIP_CACHE_DIR": str(mine)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"pip-cache={mine}" in proc.stdout
+    again = ci_gen_run(project, "--variable", "PIP_CACHE_DIR=/elsewhere")  # --variable wins
+    assert "pip-cache=/elsewhere" in again.stdout, again.stdout
+
+
 def test_missing_gitlab_ci_local_is_one_clear_error(tmp_path):
     project = make_project(tmp_path / "demo", "job:\n  script: ['true']\n")
     proc = ci_gen_run(project, env={"CI_GEN_GITLAB_CI_LOCAL": str(tmp_path / "none")})
@@ -389,6 +459,22 @@ def test_schema_invalid_file_is_refused_with_lint_line_before_gitlab_ci_local(tm
         first, f"ci-gen: error: {project}/.gitlab-ci.yml does not pass GitLab's schema (`ci-gen lint` "
         "says the same, above); nothing was run"]
     assert not (project / ".gitlab-ci-local").exists()
+
+
+@pytest.mark.slow
+def test_first_install_of_gitlab_ci_local_says_one_line(tmp_path, monkeypatch):
+    """The real npm into an empty per-user cache (npm's own cache under the real HOME makes
+    it quick): one line, not npm's hundreds of `npm http fetch` lines."""
+    import io
+
+    from ci_gen.local.tool import install_gitlab_ci_local
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = io.StringIO()
+    tool = install_gitlab_ci_local(out)
+    assert os.access(tool, os.X_OK) and tool.startswith(str(tmp_path / "cache"))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ci-gen: installing gitlab-ci-local "), lines
 
 
 def test_bad_variable_is_a_usage_error(tmp_path):
@@ -417,7 +503,7 @@ def test_a_bad_tag_pipeline_is_refused_before_anything_runs(tmp_path, args, mess
 def test_run_help_lists_the_options():
     proc = cli("run", "--help")
     assert proc.returncode == 0
-    for opt in ("--job", "--mr", "--no-manual", "--keep-deployed", "--variable", "--tag"):
+    for opt in ("--job", "--mr", "--manual", "--no-manual", "--keep-deployed", "--variable", "--tag"):
         assert opt in proc.stdout
     assert json.dumps(__version__)  # the version the components resolve at is importable
 

@@ -113,6 +113,28 @@ def test_host_env_is_todays_behaviour_without_the_ci_leak(project):
     assert "ci-gen before install" in user
 
 
+def test_matrix_cells_on_the_runtime_image_get_the_runtime_environment(tmp_path):
+    """A `parallel: matrix` job's cells (the sweep's) on the runtime image: each cell is set up
+    like any runtime job, in seconds, never as "no image" reinstalling ci-gen."""
+    cells_ci = (f"cell:\n  image: $CI_REGISTRY/mlops/ci-gen/runtime:{__version__}\n"
+                f"  parallel:\n    matrix:\n      - RATE: ['0.001', '0.003']\n"
+                f"  script:\n    - ci-gen --version\n")
+    import io
+
+    # Built here when this test runs alone: minutes once per version, beyond the run's timeout.
+    runtime.runtime_env(runtime.own_wheel(io.StringIO()), io.StringIO())
+    project = make_project(tmp_path / "cells", cells_ci)
+    proc = ci_gen_run(project, runner=True)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
+    assert "2 on the ci-gen runtime environment, 0 in a fresh empty Python environment" in proc.stdout
+    for value in ("0.001", "0.003"):
+        log = job_log(project, f"cell: [{value}]")
+        setup = re.search(rf"image \S+runtime:{re.escape(__version__)}: the ci-gen {re.escape(__version__)} "
+                          r"runtime environment \(set up in ([0-9.]+) s\)", log)
+        assert setup and float(setup[1]) <= 5, log[:2000]
+        assert f"ci-gen {__version__}" in log
+
+
 def test_host_env_jobs_use_the_callers_venv_whatever_bashrc_puts_first(tmp_path):
     """Debian's bash sources ~/.bashrc when its stdin is a socket (Node's child processes) and
     SHLVL is unset or 0, as under a process that is not a shell: a pyenv or conda set-up there
@@ -257,7 +279,8 @@ def test_wheel_of_an_installed_ci_gen_is_rebuilt_from_its_record(installed_ci_ge
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         info = f"ci_gen-{__version__}.dist-info"
-        assert {"ci_gen/cli.py", "ci_gen/local/npm/package-lock.json", f"{info}/METADATA",
+        assert {"ci_gen/cli.py", "ci_gen/local/npm/package-lock.json", "ci_gen/local/constraints.txt",
+                f"{info}/METADATA",
                 f"{info}/entry_points.txt", f"{info}/RECORD"} <= names
         assert not any("__pycache__" in n or n.endswith((".pyc", "/INSTALLER", "/direct_url.json"))
                        for n in names)

@@ -51,3 +51,19 @@ def test_each_module_and_the_example_run_on_one_worker(tmp_path):
     for module, seen in workers.items():
         assert len(seen) == 1, f"{module} ran on {sorted(seen)}"
     assert workers["test_ex_one"] == workers["test_ex_two"], workers
+
+
+def test_the_longest_groups_go_out_first():
+    """conftest's LONGEST_FIRST names real groups, and `make test` keeps xdist from reordering
+    the groups by test count (which would start the one-test end-to-end modules last)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
+    assert spec and spec.loader
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    modules = {p.name for p in (ROOT / "tests").glob("test_*.py")} | {conftest.EXAMPLE_GROUP}
+    assert set(conftest.LONGEST_FIRST) <= modules
+    make_test = next(ln for ln in (ROOT / "Makefile").read_text().splitlines() if "-m pytest" in ln)
+    assert "--dist loadgroup" in make_test and "--no-loadscope-reorder" in make_test
+    assert "--durations=10" in make_test

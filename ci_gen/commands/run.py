@@ -19,8 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "environment built once per version from the installed ci-gen's wheel, a job on any other "
         "image a fresh empty Python environment; the caller's CI/CD variables and tokens are "
         "withheld. Default: the "
-        "default-branch pipeline with its manual jobs; environments it deploys are stopped "
-        "afterwards. Exit status 1 when a job fails.")
+        "default-branch pipeline without its manual jobs (--manual runs them, --job NAME runs "
+        "NAME and what it needs); environments it deploys are stopped afterwards. Exit status 1 "
+        "when a job fails.")
     p.add_argument("directory", nargs="?", default=".", type=Path, metavar="DIR",
                    help="project directory: a git work tree with a commit and an origin remote "
                    "(default: .)")
@@ -33,8 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tag", metavar="TAG",
                    help="run the tag pipeline of TAG at HEAD (CI_COMMIT_TAG=TAG, no CI_COMMIT_BRANCH): "
                    "what GitLab runs when TAG is pushed, e.g. --tag 1.2.0 registers the model as 1.2.0")
-    p.add_argument("--no-manual", dest="manual", action="store_false",
-                   help="leave manual jobs (and the jobs that need them) out")
+    manual = p.add_mutually_exclusive_group()
+    manual.add_argument("--manual", dest="manual", action="store_true", default=None,
+                        help="run the manual jobs too, as if a person started each (by default "
+                        "they, and the jobs that need them, are left out)")
+    manual.add_argument("--no-manual", dest="manual", action="store_false",
+                        help="never run a manual job, not even one that --job NAME needs")
     p.add_argument("--keep-deployed", action="store_true",
                    help="do not run the environments' stop jobs after the pipeline")
     p.add_argument("--variable", "-v", action="append", default=[], metavar="KEY=VALUE",

@@ -88,7 +88,8 @@ def reproduce(root: Path, *, data: list[str], requirements: str | None = None,
                     if requirements:
                         install(Path(repo.root_dir), requirements)
                     step = "reproduce " + ", ".join(pending)
-                    ran = repo.reproduce()
+                    with _interpreter_first():
+                        ran = repo.reproduce()
                     outcome.ran = [s.addressing for s in ran] or pending
                 if push_run_cache:
                     step = "push the outputs and the run cache"
@@ -260,6 +261,21 @@ class _Writer(logging.Handler):
         if msg:
             self.out.write(msg + "\n")
             self.out.flush()
+
+
+@contextlib.contextmanager
+def _interpreter_first() -> Iterator[None]:
+    """The stages' `python` is this interpreter, the one `pip_install` installed the
+    requirements into: its bin directory first on PATH (Debian itself has no `python`)."""
+    before = os.environ.get("PATH")
+    os.environ["PATH"] = os.pathsep.join(p for p in (os.path.dirname(sys.executable), before) if p)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = before
 
 
 @contextlib.contextmanager

@@ -29,6 +29,12 @@ def run_variables(ctx: ProjectContext, given: dict[str, str], mr: bool,
     """
     user = dict(given)
     v = {
+        # The jobs' pip downloads go to this machine's own pip cache (a runner's `cache:` keeps
+        # them between pipelines): the components' `cache:` of .cache/pip stays empty, so
+        # gitlab-ci-local does not copy hundreds of MB into every job (one job at a time: the
+        # cells of a sweep waited for each other), and a new project's first run reuses what
+        # the machine has already downloaded.
+        "PIP_CACHE_DIR": pip_cache_dir(),
         "CI_GEN_DEPLOY_ENGINE": "process",
         "CI_GEN_DEPLOY_PORT": "0",
         "CI_GEN_STATE_DIR": str(ctx.state_dir / "ci-gen-state"),
@@ -53,6 +59,15 @@ def run_variables(ctx: ProjectContext, given: dict[str, str], mr: bool,
         unset.append("CI_COMMIT_BRANCH")
     v.update(user)
     return v, [u for u in unset if u not in user]
+
+
+def pip_cache_dir() -> str:
+    """pip's own cache directory for this user ($PIP_CACHE_DIR, else pip's default on Linux)."""
+    given = os.environ.get("PIP_CACHE_DIR")
+    if given:
+        return given
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "pip")
 
 
 def _merge_request_variables(ctx: ProjectContext) -> dict[str, str]:

@@ -68,6 +68,8 @@ class PlannedJob:
     environment: dict[str, Any] = field(default_factory=dict)
     cache_paths: list[str] = field(default_factory=list)
     image: str = ""  # as written after includes, variables not expanded
+    changes: bool = False  # one of its rules has `changes:`
+    script: str = ""  # before_script + script, one line each
 
     @property
     def is_stop(self) -> bool:
@@ -128,14 +130,31 @@ def plan(tool: str, cwd: Path, common: Sequence[str], env: dict[str, str]) -> tu
     stages = [str(s) for s in preview.get("stages", [])]
     jobs: dict[str, PlannedJob] = {}
     for item in listed:
-        data = preview.get(item["name"]) or {}
+        data = _preview_of(preview, item["name"])
         env_ = data.get("environment")
         env_ = {"name": env_} if isinstance(env_, str) else (env_ or {})
         jobs[item["name"]] = PlannedJob(
             name=item["name"], stage=item.get("stage", ""), when=item.get("when", "on_success"),
             allow_failure=bool(item.get("allow_failure")), needs=item.get("needs"), environment=env_,
-            cache_paths=_cache_paths(data.get("cache")), image=_image(data.get("image")))
+            cache_paths=_cache_paths(data.get("cache")), image=_image(data.get("image")),
+            changes=any(isinstance(r, dict) and "changes" in r for r in data.get("rules") or []),
+            script="\n".join(_lines(data.get("before_script")) + _lines(data.get("script"))))
     return stages, jobs
+
+
+_CELL = re.compile(r": \[[^\]]*\]$")  # a `parallel: matrix` cell: "BASE: [v1,v2]"
+
+
+def _preview_of(preview: dict[str, Any], name: str) -> dict[str, Any]:
+    """NAME's job in --preview, which keeps a matrix job once under its base name."""
+    data = preview.get(name)
+    if data is None and _CELL.search(name):
+        data = preview.get(_CELL.sub("", name))
+    return data if isinstance(data, dict) else {}
+
+
+def _lines(script: Any) -> list[str]:
+    return [str(x) for x in script] if isinstance(script, list) else [str(script)] if script else []
 
 
 def _image(image: Any) -> str:
@@ -169,8 +188,8 @@ def environment_url(job: PlannedJob, artifacts: Path) -> str:
 def select(jobs: dict[str, PlannedJob], run_manual: bool) -> tuple[list[str], dict[str, str]]:
     """The jobs of a pipeline run, and why each other job is left out.
 
-    Manual jobs run (except environment stop jobs, which run after the pipeline) unless
-    run_manual is off; a job that needs a job left out is left out too, as GitLab would keep
+    Manual jobs run only when run_manual is on (`--manual`: a person starts them on GitLab;
+    environment stop jobs run after the pipeline anyway); a job that needs a job left out is left out too, as GitLab would keep
     it waiting (gitlab-ci-local would refuse the whole pipeline instead).
     """
     left: dict[str, str] = {}
@@ -181,7 +200,7 @@ def select(jobs: dict[str, PlannedJob], run_manual: bool) -> tuple[list[str], di
         elif job.is_stop:
             left[job.name] = "environment stop job: runs after the pipeline"
         elif job.when == "manual" and not run_manual:
-            left[job.name] = "manual (--no-manual)"
+            left[job.name] = "manual (--manual runs it)"
         else:
             chosen.append(job.name)
     changed = True

@@ -40,7 +40,9 @@ class RunOptions:
     mr: bool = False
     schedule: bool = False  # CI_PIPELINE_SOURCE=schedule (the monitor's pipeline)
     tag: str = ""  # a tag pipeline: CI_COMMIT_TAG set, CI_COMMIT_BRANCH not
-    manual: bool = True
+    # Manual jobs: None leaves them out of a whole-pipeline run (a person starts them on
+    # GitLab) and runs those a --job needs; True (--manual) runs them; False (--no-manual) never.
+    manual: bool | None = None
     keep_deployed: bool = False
     variables: dict[str, str] = field(default_factory=dict)
     quiet: bool = False
@@ -78,6 +80,7 @@ class _Run:
     common: list[str] = field(default_factory=list)  # gitlab-ci-local flags of every call
     variables: dict[str, str] = field(default_factory=dict)
     wheel: Path | None = None  # ci-gen's own wheel (runner-like mode)
+    changes_note: str | None = None  # about `rules: changes`, said if a job has them
 
 
 def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
@@ -86,6 +89,7 @@ def run_local(opts: RunOptions, stream: IO[str] | None = None) -> RunOutcome:
     run = _prepare(opts, out)
     stages, jobs = gcl.plan(run.tool, run.ctx.root, run.common, run.env)
     chosen, left, cmd = _choose(run, jobs, stages)
+    _say_pipeline_notes(run, jobs, chosen)
     if run.wheel is not None:
         _stand_in_images(run, jobs, chosen)
     registry = local_registry.for_run(run.ctx.state_dir, chosen, opts.variables, run.env, out.say)
@@ -140,16 +144,23 @@ def _prepare(opts: RunOptions, out: _Out) -> _Run:
     _say_uncommitted(ctx, out)
     if job and job != opts.job:
         out.say(f"--job {opts.job}: {job}")
-    # A schedule has no push to compare (GitLab's `changes` are then always true) and runs
-    # no docker-build: neither note concerns it.
-    if note and not opts.schedule:
-        out.say(note)
-    if "CI_GEN_SKIP_BUILD" in variables and not opts.schedule:
-        out.say(f"docker-build will be skipped: {variables['CI_GEN_SKIP_BUILD']}")
     wheel = None if opts.host_env else _runner_variables(ctx, opts, variables, out)
     env = _job_env(ctx, opts, variables, out, wheel)
     return _Run(opts, out, ctx, tool, job, kind, origin, env, gcl.common_flags(evaluate_changes, unset),
-                variables, wheel)
+                variables, wheel, note)
+
+
+def _say_pipeline_notes(run: _Run, jobs: dict[str, gcl.PlannedJob], chosen: list[str]) -> None:
+    """What concerns this pipeline only: the `rules: changes` note when one of its jobs has
+    such rules, the docker-build skip when a chosen job is a build. A schedule has no push to
+    compare (GitLab's `changes` are then always true) and runs no docker-build."""
+    if run.opts.schedule:
+        return
+    if run.changes_note and any(j.changes for j in jobs.values()):
+        run.out.say(run.changes_note)
+    skip = run.variables.get("CI_GEN_SKIP_BUILD")
+    if skip and any("CI_GEN_SKIP_BUILD" in jobs[n].script for n in chosen if n in jobs):
+        run.out.say(f"docker-build will be skipped: {skip}")
 
 
 def _tool(ctx: ProjectContext, out: _Out) -> str:
@@ -256,11 +267,11 @@ def _choose(run: _Run, jobs: dict[str, gcl.PlannedJob],
                              f"jobs: {', '.join(jobs) or 'none'}")
         chosen = list(dict.fromkeys(n for cell in cells for n in gcl.needs_closure(jobs, cell, stages)))
         manual = [n for n in chosen if jobs[n].when == "manual" and n != run.job]
-        if manual and not run.opts.manual:
+        if manual and run.opts.manual is False:
             raise CiGenError(f"{run.job} needs the manual job(s) {', '.join(manual)}; drop --no-manual")
         cmd = [run.tool, run.job, "--needs"]
     else:
-        chosen, left = gcl.select(jobs, run.opts.manual)
+        chosen, left = gcl.select(jobs, bool(run.opts.manual))
         manual = [n for n in chosen if jobs[n].when == "manual"]
         cmd = [run.tool, *chosen, "--needs"]
     for m in manual:

@@ -6,7 +6,8 @@ PEP 503 index holding it, and the runtime environment built from it.
 - the index is a static directory (`file://`), what `$CI_GEN_INDEX_URL` names on a runner;
 - the runtime environment stands for the runtime image `RUNTIME_IMAGE_REPO:<version>`: a venv
   built once per ci-gen version under the per-user cache, with the `dvc` extra, its
-  dependencies pinned to what the caller has installed (the same versions, no surprise), and
+  dependencies pinned by ci-gen's own tested constraints (constraints.txt, shipped in the
+  wheel, as the runtime image is built with them), never by what the caller's venv holds, and
   ci-gen itself in an overlay per wheel, layered first: a run whose checkout differs from
   another's (an edit, a second clone) gets its own overlay, and never changes the ci-gen
   under the other run's jobs.
@@ -188,18 +189,44 @@ def _mkdir(p: Path) -> Path:
     return p
 
 
-def caller_pins() -> str:
-    """`name==version` of every distribution the caller has installed (but ci-gen itself)."""
-    seen: dict[str, str] = {}
-    for d in metadata.distributions():
-        name = d.metadata["Name"]
-        if name and _canon(name) != DIST and _canon(name) not in seen:
-            seen[_canon(name)] = f"{name}=={d.version}"
-    return "".join(f"{v}\n" for _, v in sorted(seen.items()))
+CONSTRAINTS = "constraints.txt"
 
 
-def _canon(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+def tested_pins() -> str:
+    """ci-gen's tested constraints: in the wheel (force-included beside this module), or at
+    the root of an editable checkout."""
+    from ci_gen.local.tool import checkout_root
+
+    here = Path(__file__).resolve().parent / CONSTRAINTS
+    root = checkout_root()
+    for path in (here, root / CONSTRAINTS if root else None):
+        if path is not None and path.is_file():
+            return path.read_text()
+    raise CiGenError(f"this ci-gen ships no {CONSTRAINTS}: cannot pin the runtime environment "
+                     f"(reinstall ci-gen from its wheel)")
+
+
+_CONFLICT = re.compile(r"^ERROR: (Cannot install .*? because these package versions have conflicting "
+                       r"dependencies)\.?$", re.M)
+
+
+def pip_failure(stdout: str, stderr: str) -> str:
+    """pip's failure in one line. A resolution conflict names its packages (pip's "The conflict
+    is caused by" lines), not only the closing "ResolutionImpossible"."""
+    output = f"{stdout}\n{stderr}"
+    lines = output.splitlines()
+    try:
+        start = next(i for i, ln in enumerate(lines) if ln.strip() == "The conflict is caused by:")
+    except StopIteration:
+        return last_line(stderr or stdout)
+    causes = []
+    for ln in lines[start + 1:]:
+        if not ln.startswith((" ", "\t")) or not ln.strip():
+            break
+        causes.append(ln.strip())
+    head = _CONFLICT.search(output)
+    lead = head.group(1) if head else "conflicting dependencies"
+    return f"{lead}: {'; '.join(dict.fromkeys(causes))}"
 
 
 @dataclass(frozen=True)
@@ -220,9 +247,9 @@ OVERLAY_DAYS = 7  # an overlay unused this long is removed when another is made
 
 def runtime_env(wheel: Path, out: IO[str]) -> Runtime:
     """The environment standing for the runtime image. Its venv is built once per version,
-    interpreter and caller pins; each wheel (an edited checkout) gets its own overlay, made
+    interpreter and tested pins; each wheel (an edited checkout) gets its own overlay, made
     once in seconds and never changed afterwards, so concurrent runs cannot disturb each other."""
-    pins = caller_pins()
+    pins = tested_pins()
     key = hashlib.sha256(f"{base_python()}\n{RUNTIME_EXTRAS}\n{pins}".encode()).hexdigest()[:12]
     target = user_cache_dir() / "runtime" / f"{__version__}-{key}"
     done = target / ".ci-gen-wheel"
@@ -284,7 +311,9 @@ def _wheel_id(wheel: Path) -> str:
 def _build_venv(where: Path, wheel: Path, pins: str) -> None:
     _run([base_python(), "-m", "venv", str(where)], "create the runtime venv")
     constraints = where / "ci-gen-pins.txt"
-    atomic_write(constraints, pins)
+    # ci-gen itself is the wheel being installed, never a pin.
+    atomic_write(constraints, "".join(ln + "\n" for ln in pins.splitlines()
+                                      if not re.match(rf"\s*{DIST}\s*(==|$)", ln, re.I)))
     _run([str(where / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-input",
           "--constraint", str(constraints), f"{DIST}[{RUNTIME_EXTRAS}] @ {wheel.as_uri()}"],
          f"install ci-gen[{RUNTIME_EXTRAS}] into the runtime venv")
@@ -339,4 +368,4 @@ def _run(cmd: list[str], what: str) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
-        raise CiGenError(f"cannot {what}: {last_line(proc.stderr or proc.stdout)}")
+        raise CiGenError(f"cannot {what}: {pip_failure(proc.stdout, proc.stderr)}")

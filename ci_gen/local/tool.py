@@ -25,7 +25,7 @@ INSTALL_HINT = (
 )
 
 
-def _checkout_root() -> Path | None:
+def checkout_root() -> Path | None:
     """The ci-gen source checkout this package runs from, if it is one (editable install)."""
     root = Path(__file__).resolve().parents[2]
     return root if (root / "package.json").is_file() and (root / "pyproject.toml").is_file() else None
@@ -37,7 +37,7 @@ def _lock_dir() -> Path | None:
     here = Path(__file__).resolve().parent / "npm"
     if (here / "package-lock.json").is_file():
         return here
-    root = _checkout_root()
+    root = checkout_root()
     return root if root is not None and (root / "package-lock.json").is_file() else None
 
 
@@ -57,7 +57,7 @@ def find_gitlab_ci_local(out: IO[str] | None = None) -> str:
         if not (os.path.isfile(explicit) and os.access(explicit, os.X_OK)):
             raise CiGenError(f"CI_GEN_GITLAB_CI_LOCAL={explicit} is not an executable file")
         return explicit
-    root = _checkout_root()
+    root = checkout_root()
     if root is not None:
         candidate = root / "node_modules" / ".bin" / "gitlab-ci-local"
         if os.access(candidate, os.X_OK):
@@ -87,18 +87,14 @@ def install_gitlab_ci_local(out: IO[str]) -> str:
     try:
         for name in ("package.json", "package-lock.json"):
             shutil.copy2(lock / name, tmp / name)
-        cmd = [npm, "ci", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=http"]
-        proc = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, errors="replace")
-        assert proc.stdout is not None
-        tail = []
-        for line in proc.stdout:
-            tail = (tail + [line])[-5:]
-            out.write(f"  npm: {line.rstrip()}\n")
-            out.flush()
-        if proc.wait() != 0 or not os.access(_bin(tmp), os.X_OK):
+        # Errors only: npm's per-request lines (hundreds on a first install) say nothing the
+        # user needs; its last error line goes into the failure.
+        cmd = [npm, "ci", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"]
+        proc = subprocess.run(cmd, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, errors="replace")
+        if proc.returncode != 0 or not os.access(_bin(tmp), os.X_OK):
             raise CiGenError(f"npm could not install gitlab-ci-local {GITLAB_CI_LOCAL_VERSION}: "
-                             f"{last_line(''.join(tail))}")
+                             f"{last_line(proc.stdout)}")
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)  # node_modules/.bin links are relative: the tree moves as is
     finally:

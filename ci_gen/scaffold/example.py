@@ -115,7 +115,12 @@ def _load_data_module(project: Path):
     if spec is None or spec.loader is None:
         raise CiGenError(f"{path}: cannot load the example's data module")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # Imported from the user's repository: no __pycache__ left in it (nor after a rollback).
+    before, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = before
     return module
 
 

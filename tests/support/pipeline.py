@@ -51,6 +51,7 @@ def run_pipeline(project: Path, stream: io.StringIO | None = None, quiet: bool =
     """`ci-gen run` in-process: (exit code, job name -> status, its output)."""
     out = stream or io.StringIO()
     options.setdefault("host_env", True)  # as ci_gen_run: runner-like only where a test asks
+    options.setdefault("manual", True)  # the whole pipeline, as `make demo` runs it
     outcome = run_local(RunOptions(directory=project, quiet=quiet, **options), out)
     return outcome.exit_code, {r.name: r.status for r in outcome.results}, out.getvalue()
 
