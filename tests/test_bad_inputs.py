@@ -284,7 +284,7 @@ def test_server_text_reaches_the_terminal_escaped(httpserver, tmp_path):
     ("outs:\n- md5: 5\n", "outs.0.md5: expected a string, got the integer 5"),
     ("outs: []\n", "outs: List should have at least 1 item"),
     ("- 1\n", "the document: expected an object"),
-    ("outs: [\n", "not YAML"),
+    ("outs: [\n", "invalid YAML"),
 ])
 def test_a_malformed_dvc_pointer_for_register_is_one_line(tmp_path, pointer, expect):
     (tmp_path / "home").mkdir()
@@ -821,34 +821,34 @@ def _answer(path: str, status: int, body: bytes, method: str = ""):
     return rule
 
 
-_LIST = "/containers/json"
+_ENGINE_LIST = "/containers/json"
 _CREATE = "/containers/create"
 _INSPECT = "/containers/*/json"
 ENGINE_CASES = [
     # (id, job, rule, message)
-    ("list-not-json", "stop", _answer(_LIST, 200, b"<html>oops</html>"),
+    ("list-not-json", "stop", _answer(_ENGINE_LIST, 200, b"<html>oops</html>"),
      "engine answer to GET /containers/json: not JSON"),
-    ("list-an-object", "stop", _answer(_LIST, 200, b'{"Id": "x"}'),
+    ("list-an-object", "stop", _answer(_ENGINE_LIST, 200, b'{"Id": "x"}'),
      "engine answer to GET /containers/json: the document: expected a list"),
-    ("list-of-strings", "stop", _answer(_LIST, 200, b'["abc"]'),
+    ("list-of-strings", "stop", _answer(_ENGINE_LIST, 200, b'["abc"]'),
      "engine answer to GET /containers/json: 0: expected an object"),
-    ("labels-a-list", "stop", _answer(_LIST, 200, b'[{"Id": "abc", "Labels": ["ci-gen.release=1"]}]'),
+    ("labels-a-list", "stop", _answer(_ENGINE_LIST, 200, b'[{"Id": "abc", "Labels": ["ci-gen.release=1"]}]'),
      "engine answer to GET /containers/json: 0.Labels: expected an object, got a list"),
-    ("label-not-a-string", "stop", _answer(_LIST, 200, b'[{"Id": "abc", "Labels": {"ci-gen.release": 1}}]'),
+    ("label-not-a-string", "stop", _answer(_ENGINE_LIST, 200, b'[{"Id": "abc", "Labels": {"ci-gen.release": 1}}]'),
      "0.Labels.ci-gen.release: expected a string"),
-    ("item-without-id", "stop", _answer(_LIST, 200, b'[{"Names": ["/x"], "State": "running"}]'),
+    ("item-without-id", "stop", _answer(_ENGINE_LIST, 200, b'[{"Names": ["/x"], "State": "running"}]'),
      "engine answer to GET /containers/json: 0.Id: missing"),
-    ("id-with-a-path", "stop", _answer(_LIST, 200, b'[{"Id": "../../images/x", "Labels": {}}]'),
+    ("id-with-a-path", "stop", _answer(_ENGINE_LIST, 200, b'[{"Id": "../../images/x", "Labels": {}}]'),
      "engine answer to GET /containers/json: 0.Id: String should match pattern"),
-    ("list-with-nan", "stop", _answer(_LIST, 200, b'[{"Id": "abc", "State": NaN}]'),
+    ("list-with-nan", "stop", _answer(_ENGINE_LIST, 200, b'[{"Id": "abc", "State": NaN}]'),
      "engine answer to GET /containers/json: NaN is not a JSON number"),
-    ("list-nested-5000-deep", "stop", _answer(_LIST, 200, b"[" * 5000 + b"]" * 5000),
+    ("list-nested-5000-deep", "stop", _answer(_ENGINE_LIST, 200, b"[" * 5000 + b"]" * 5000),
      "engine answer to GET /containers/json: JSON nested too deep"),
-    ("list-9-mib", "stop", _answer(_LIST, 200, b"[" + b" " * (9 * 1024 * 1024) + b"]"),
+    ("list-9-mib", "stop", _answer(_ENGINE_LIST, 200, b"[" + b" " * (9 * 1024 * 1024) + b"]"),
      "answered GET /containers/json with more than 8 MiB"),
-    ("error-with-escape-bytes", "stop", _answer(_LIST, 500, b'{"message": "\x1b[2Jboom\x1b[0m"}'),
+    ("error-with-escape-bytes", "stop", _answer(_ENGINE_LIST, 500, b'{"message": "\x1b[2Jboom\x1b[0m"}'),
      "boom"),
-    ("error-not-json", "stop", _answer(_LIST, 500, "\x1b]0;pwned\x07 engine down".encode()),
+    ("error-not-json", "stop", _answer(_ENGINE_LIST, 500, "\x1b]0;pwned\x07 engine down".encode()),
      "engine down"),
     ("create-without-id", "deploy", _answer(_CREATE, 201, b'{"Warnings": []}'),
      "engine answer to POST /containers/create: Id: missing"),

@@ -62,4 +62,4 @@ def test_run_schedule_and_mr_are_different_pipelines(capsys):
     from ci_gen import cli
 
     assert cli.main(["run", "--schedule", "--mr"]) == 2
-    assert "--schedule and --mr are different pipelines" in capsys.readouterr().err
+    assert "--schedule, --mr and --tag are different pipelines" in capsys.readouterr().err
