@@ -490,7 +490,7 @@ def test_bad_variable_is_a_usage_error(tmp_path):
     (("--tag", "old"), "--tag old: the tag names commit"),
 ])
 def test_a_bad_tag_pipeline_is_refused_before_anything_runs(tmp_path, args, message):
-    project = make_project(tmp_path / "p", "job:\n  script: [true]\n")
+    project = make_project(tmp_path / "p", "job:\n  script: ['true']\n")
     git(project, "tag", "old")
     (project / "x.txt").write_text("x\n")
     git(project, "add", "x.txt")
