@@ -57,17 +57,6 @@ FAULT_TESTS: dict[str, str] = {
 }
 
 
-# Issue 21: the bad-input table's sections for the surfaces added in 0.2.0, each a set of
-# parametrized tests in tests/test_bad_inputs.py (a case is clean when its test passes).
-SECTIONS: dict[str, list[str]] = {
-    "registry answers and tracking URIs": [
-        "tests/test_bad_inputs.py::test_a_malformed_registry_answer_is_one_line",
-        "tests/test_bad_inputs.py::test_a_bad_tracking_uri_is_one_line_without_its_password",
-        "tests/test_bad_inputs.py::test_server_text_reaches_the_terminal_escaped",
-        "tests/test_bad_inputs.py::test_a_malformed_dvc_pointer_for_register_is_one_line",
-        "tests/test_bad_inputs.py::test_a_malformed_registry_answer_to_register_is_one_line",
-    ],
-}
 
 
 def _pytest(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -150,13 +139,6 @@ def bad_inputs() -> dict[str, object] | None:
     return {"sections": sections, **total, "dirty": dirty}
 
 
-def section_counts(tests: list[str]) -> dict[str, object] | None:
-    outcomes = junit_outcomes(tests)
-    if not outcomes:
-        return None
-    dirty = [name for name, outcome in outcomes.items() if outcome != "passed"]
-    return {"tried": len(outcomes), "clean": len(outcomes) - len(dirty), "dirty": dirty}
-
 
 def secrets_counts() -> dict[str, int] | None:
     """Issue 6, Secrets: the whole local pipeline (tests/test_example_pipeline.py) runs with
@@ -220,16 +202,6 @@ def main() -> int:
             for name in b["dirty"]:
                 print(f"  NOT CLEAN {name}")
             failed |= bool(b["dirty"])
-        for section, tests in SECTIONS.items():
-            c = section_counts(tests)
-            if c is None:
-                print(f"bad inputs, {section}: not measured (pytest wrote no report)")
-                failed = True
-                continue
-            print(f"bad inputs, {section}: tried {c['tried']}, clean {c['clean']}")
-            for name in c["dirty"]:
-                print(f"  NOT CLEAN {name}")
-            failed |= bool(c["dirty"])
 
     if "secrets" in only:
         s = secrets_counts()

@@ -213,7 +213,7 @@ def _one_clean_line(proc: subprocess.CompletedProcess, expect: str) -> None:
 
 @pytest.mark.parametrize("command, path, answer, expect",
                          [pytest.param(*c[1:], id=c[0]) for c in REGISTRY_ANSWERS])
-def test_a_malformed_registry_answer_is_one_line(httpserver, tmp_path, command, path,
+def test_bad_registry_answer(httpserver, tmp_path, command, path,
                                                  answer, expect):
     from werkzeug import Response
 
@@ -242,7 +242,7 @@ def test_a_malformed_registry_answer_is_one_line(httpserver, tmp_path, command, 
     # The port is chosen when the test runs: xdist workers must collect the same ids.
     (f"http://user:{REG_SECRET}@127.0.0.1:CLOSED/", "is not reachable"),
 ])
-def test_a_bad_tracking_uri_is_one_line_without_its_password(tmp_path, uri, expect):
+def test_bad_tracking_uri(tmp_path, uri, expect):
     uri = uri.replace("CLOSED", str(closed_port()))
     (tmp_path / "home").mkdir()
     proc = subprocess.run([sys.executable, "-m", "ci_gen", "models", "list"], cwd=tmp_path,
@@ -286,7 +286,7 @@ def test_server_text_reaches_the_terminal_escaped(httpserver, tmp_path):
     ("- 1\n", "the document: expected an object"),
     ("outs: [\n", "invalid YAML"),
 ])
-def test_a_malformed_dvc_pointer_for_register_is_one_line(tmp_path, pointer, expect):
+def test_bad_dvc_pointer(tmp_path, pointer, expect):
     (tmp_path / "home").mkdir()
     work = tmp_path / "work"
     (work / "model").mkdir(parents=True)
@@ -308,7 +308,7 @@ def test_a_malformed_dvc_pointer_for_register_is_one_line(tmp_path, pointer, exp
     (_A + "experiments/get-by-name", b'{"experiment": {"experiment_id": ["1"]}}',
      "experiment.experiment_id: expected a string, got a list"),
 ])
-def test_a_malformed_registry_answer_to_register_is_one_line(httpserver, tmp_path, path, body,
+def test_bad_register_answer(httpserver, tmp_path, path, body,
                                                              expect):
     from werkzeug import Response
 
@@ -449,7 +449,7 @@ PROMETHEUS_ANSWERS = {
 
 
 @pytest.mark.parametrize("case", list(PROMETHEUS_ANSWERS))
-def test_monitor_refuses_a_malformed_prometheus_answer_in_one_line(case, tmp_path):
+def test_bad_prometheus_answer(case, tmp_path):
     body, expected = PROMETHEUS_ANSWERS[case]
     prometheus = Canned(200, body)
     try:
@@ -464,7 +464,7 @@ def test_monitor_refuses_a_malformed_prometheus_answer_in_one_line(case, tmp_pat
     (500, b"<html>oops</html>", None, "answered HTTP 500"),
     (200, b"", 64 * 1024 * 1024, "more than the 16.0 MiB allowed"),
 ])
-def test_monitor_refuses_an_error_or_a_huge_prometheus_answer(tmp_path, status, body, length, expected):
+def test_bad_prometheus_status(tmp_path, status, body, length, expected):
     prometheus = Canned(status, body, length=length)
     try:
         proc = run_monitor(tmp_path, _json.dumps(mon_profile()), "--prometheus-url", prometheus.url)
@@ -484,7 +484,7 @@ SCRAPES = {
 
 
 @pytest.mark.parametrize("case", list(SCRAPES))
-def test_monitor_refuses_a_malformed_scrape_in_one_line(case, tmp_path):
+def test_bad_metrics_scrape(case, tmp_path):
     text, expected = SCRAPES[case]
     endpoint = Canned(200, text.encode(), "text/plain; version=0.0.4")
     try:
@@ -525,7 +525,7 @@ REFERENCES = {
 
 
 @pytest.mark.parametrize("case", list(REFERENCES))
-def test_monitor_refuses_a_bad_reference_in_one_line_naming_the_field(case, tmp_path):
+def test_bad_reference_profile(case, tmp_path):
     reference, expected = REFERENCES[case]
     endpoint = Canned(200, exposition().encode(), "text/plain; version=0.0.4")
     try:
@@ -537,7 +537,7 @@ def test_monitor_refuses_a_bad_reference_in_one_line_naming_the_field(case, tmp_
 
 
 @pytest.mark.parametrize("side", ["live", "reference"])
-def test_monitor_huge_counts_like_the_reference_are_no_drift(tmp_path, side):
+def test_bad_huge_counts(tmp_path, side):
     # 1e308 a count: every sum of them overflows a float. Shares equal on both sides: PSI 0.
     huge = (1e307, 6e307, 2.5e307, 5e306, 0.0), (1e308, 1e308, 1e308)
     small = (2, 12, 5, 1, 0), (1, 1, 1)
@@ -674,7 +674,7 @@ HOSTILE_BODIES = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(HOSTILE_BODIES))
-def test_serve_refuses_non_finite_huge_and_deep_inputs_with_400(tiny_serve, case):
+def test_bad_serve_input(tiny_serve, case):
     text, expected = HOSTILE_BODIES[case]
     status, raw = predict_raw(tiny_serve, text.encode("utf-8", "surrogateescape"))
     one_error(status, raw, 400, expected)
@@ -686,7 +686,7 @@ def test_serve_refuses_non_finite_huge_and_deep_inputs_with_400(tiny_serve, case
     ("multipart/form-data; boundary=x", 415), (None, 415), ("application/json-patch+json", 415),
     ("application/json", 200), ("application/json; charset=utf-8", 200), ("Application/JSON", 200),
 ])
-def test_serve_requires_the_json_content_type(tiny_serve, ctype, status):
+def test_bad_serve_content_type(tiny_serve, ctype, status):
     got, raw = predict_raw(tiny_serve, ZEROS.encode(), ctype)
     if status == 200:
         assert got == 200 and len(strict(raw)["predictions"]) == 1
