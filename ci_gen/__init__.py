@@ -1,3 +1,3 @@
 """ci-gen: versioned GitLab CI/CD components for MLOps and the CLI around them."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -44,7 +44,7 @@ def test_sweep_is_opt_in_and_lints(tmp_path):
     path.write_text(yaml.safe_dump(doc))
     lint = cli("lint", str(path))
     assert lint.returncode == 1
-    assert "sweep@0.2.0: the sweep has 4 cells, more than max-cells (3)" in lint.stdout + lint.stderr
+    assert "sweep@0.3.0: the sweep has 4 cells, more than max-cells (3)" in lint.stdout + lint.stderr
 
 
 def test_project_mode_and_custom_project_and_version(tmp_path):
