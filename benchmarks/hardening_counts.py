@@ -15,7 +15,9 @@ script imports no test module):
   passes (the documented message, one stderr line, no traceback, the exit code, no secret
   echoed, no file changed). Cases marked `bug:` are strict xfails, counted apart.
 - secrets: tests/test_example_pipeline.py scans everything the whole pipeline wrote for its
-  sentinel credentials and writes the figures to $CI_GEN_COUNTS_FILE.
+  sentinel credentials and writes the figures to $CI_GEN_COUNTS_FILE; so does
+  tests/test_dvc_auth_oidc_pipeline.py for the `remote-auth: oidc` path (the credentials STS
+  issued and the ID tokens, in every file under the project and in the run's output).
 - faults: FAULT_TESTS below; a fault survived when the test that injects it passes.
 
 Run: `.venv/bin/python benchmarks/hardening_counts.py [--skip-table] [--only PART ...]`.
@@ -147,6 +149,13 @@ def secrets_counts() -> dict[str, int] | None:
     return pytest_counts(["tests/test_example_pipeline.py"], "secrets")
 
 
+def oidc_secrets_counts() -> dict[str, int] | None:
+    """Issue 25: train -> dvc-upload -> a fresh restore with `remote-auth: oidc`; every file
+    under the project (jobs' work trees, artifacts, caches, logs) and the run's output scanned
+    for the short-lived credentials STS issued and the ID tokens."""
+    return pytest_counts(["tests/test_dvc_auth_oidc_pipeline.py"], "secrets_oidc")
+
+
 def fault_counts() -> dict[str, int] | None:
     """Issue 6, Faults: run the tests that inject them; a fault survived when its test passes."""
     outcomes = junit_outcomes(sorted(set(FAULT_TESTS.values())))
@@ -209,6 +218,11 @@ def main() -> int:
               else f"secrets: {s['secrets']} sentinel credentials, {s['scanned']} files and logs "
                    f"scanned, found: {s['found']}")
         failed |= bool(s and s["found"])
+        o = oidc_secrets_counts()
+        print("secrets, oidc path: not measured yet" if o is None
+              else f"secrets, oidc path: {o['secrets']} issued credentials and ID tokens, "
+                   f"{o['scanned']} files and logs scanned, found: {o['found']}")
+        failed |= bool(o and o["found"])
     if "faults" in only:
         f = fault_counts()
         print("faults: not measured yet" if f is None
