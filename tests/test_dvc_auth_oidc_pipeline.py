@@ -23,6 +23,7 @@ from support.pipeline import job_log, run_pipeline
 from support.sts import ROLE, Signer, StsStandIn, start_auth_moto
 
 from ci_gen.local.project import parse_origin
+from ci_gen.scaffold.example import STAND_IN_REMOTE
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +79,8 @@ def test_oidc_train_upload_then_a_fresh_pipeline_restores(tmp_path, monkeypatch)
         params.write_text(params.read_text().replace("epochs: 12", "epochs: 1").replace("width: 32", "width: 8"))
         _use_oidc(project)
         _git(project, "commit", "-qam", "test: remote-auth oidc, one epoch")
-        origin = parse_origin(_git(project, "remote", "get-url", "origin").strip())
+        # init gives a repository it creates the `gcl-origin` stand-in (never `origin`).
+        origin = parse_origin(_git(project, "remote", "get-url", STAND_IN_REMOTE).strip())
         path = origin.path
         sts = StsStandIn(signer, moto, trusted=f"project_path:{path}:ref_type:branch:ref:main").start()
 

@@ -47,7 +47,7 @@ def test_example_init_next_line_works_as_typed(tmp_path):
     assert res.returncode == 0, res.stderr
     assert not printed(res.stdout, "first:"), res.stdout  # a new repository: nothing to do first
     (line,) = printed(res.stdout, "next:")
-    assert line.endswith(" run") and line.startswith("cd demo && ")
+    assert line.endswith(" run --manual") and line.startswith("cd demo && ")
     proc = new_shell(line, tmp_path, timeout=3000)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]

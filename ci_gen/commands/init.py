@@ -99,5 +99,7 @@ def next_steps(project: Path, example: bool, committed: bool) -> list[str]:
     if not has_run_remote(project):
         lines.append("first: add your GitLab project as origin (git remote add origin URL); "
                      "`ci-gen run` reads the project path from it, nothing is pushed")
-    lines.append(f"next: cd {where} && {cmd} lint && {cmd} run")
+    # --manual: the example's upload and deploy are manual jobs (a person starts them on
+    # GitLab); the rehearsal runs them too, so it ends with the deployed model's predictions.
+    lines.append(f"next: cd {where} && {cmd} lint && {cmd} run --manual")
     return lines

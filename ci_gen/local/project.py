@@ -13,6 +13,10 @@ from pathlib import Path
 from ci_gen.errors import CiGenError
 from ci_gen.gitcmd import git, redact_url, run
 
+# The remote gitlab-ci-local reads before `origin`: `ci-gen init` adds it to a repository it
+# creates, so that the user's `origin` stays theirs to add.
+STAND_IN = "gcl-origin"
+
 STATE_DIR = ".gitlab-ci-local"
 
 
@@ -105,7 +109,8 @@ def project_context(directory: Path) -> ProjectContext:
     if not head:
         raise CiGenError(f"{root} has no commit yet: gitlab-ci-local needs one "
                          f"(git add -A && git commit -m init)")
-    remote_name = "gcl-origin" if git(root, "remote", "get-url", "gcl-origin", check=False) else "origin"
+    # gitlab-ci-local reads `gcl-origin` before `origin` (ci-gen init's stand-in remote).
+    remote_name = STAND_IN if git(root, "remote", "get-url", STAND_IN, check=False) else "origin"
     url = git(root, "remote", "get-url", remote_name, check=False)
     if not url:
         raise CiGenError(f"{root} has no `origin` remote: gitlab-ci-local takes CI_SERVER_HOST "

@@ -14,7 +14,10 @@ from pathlib import Path
 
 from ci_gen.errors import CiGenError
 from ci_gen.files import atomic_write
-from ci_gen.release import pypi, tag
+from ci_gen.release import tag
+
+# pypi (requests, pydantic) is imported by the step that uses it: `check` and `image-tags`
+# run on a bare python image with the standard library only.
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("image-tags")
     p.add_argument("tag")
     p = sub.add_parser("pypi-token")
-    p.add_argument("--index", default=pypi.PYPI)
+    p.add_argument("--index", help="the index to mint for (default: pypi.org)")
     args = parser.parse_args(argv)
     try:
         if args.step == "check":
@@ -36,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.step == "image-tags":
             print(" ".join(tag.image_tags(args.tag)))
         else:
-            print(pypi.mint_token(os.environ.get("PYPI_ID_TOKEN", ""), args.index))
+            from ci_gen.release import pypi
+            print(pypi.mint_token(os.environ.get("PYPI_ID_TOKEN", ""), args.index or pypi.PYPI))
     except CiGenError as exc:
         print(f"ci-gen: {exc}", file=sys.stderr)
         return exc.exit_code

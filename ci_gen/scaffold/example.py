@@ -24,6 +24,7 @@ import yaml
 from ci_gen.dvcrepo import tool as dvctool
 from ci_gen.errors import CiGenError, UsageError, shown
 from ci_gen.gitcmd import git
+from ci_gen.local.project import STAND_IN
 from ci_gen.patterns import RE_CLOUD, RE_ENDPOINT, RE_LOCAL
 from ci_gen.scaffold import gitrepo
 
@@ -35,7 +36,7 @@ DATA_FILES = (
 )
 SYNTHETIC_TRAIN, SYNTHETIC_TEST, SYNTHETIC_SEED = 6000, 1000, 0
 # The remote a repository init creates gets for `ci-gen run` (never `origin`: see setup_example).
-STAND_IN_REMOTE = "gcl-origin"
+STAND_IN_REMOTE = STAND_IN
 STAND_IN_ORIGIN = "git@gitlab.example.com:mlops/{name}.git"
 # What DVC writes beside the plan's files (its repository files only when init runs `dvc init`).
 DVC_FILES = ("train_data.dvc", ".dvc/config", ".dvc/.gitignore", ".dvcignore")

@@ -138,6 +138,11 @@ NASTY_VALID: dict[str, list[str]] = {
     desc.RE_WINDOW: ["1s", "999999w"],
     desc.RE_ISSUE_LABEL: ["a", "x:-.", "Z" * 64],
     desc.RE_MODEL_VERSION: ["none", "latest", "0.0.0", "1.2.3--.-", "9" * 12 + ".0.0-" + "-" * 40],
+    desc.RE_DECIMAL: ["0", "000000.000000", "999999.999999"],
+    desc.RE_FRACTION: ["0", "1.000000", "0.000001"],
+    desc.RE_OIDC_AUD: ["a", "https://x/:@-._", "a" + "/" * 254],
+    desc.RE_REMOTE_ROLE: ["none", "arn:aws-us-gov:iam::000000000000:role/-+=,.@/_",
+                          "arn:aws:iam::123456789012:role/" + "/" * 512, "acs:ram::0:role/.@-_"],
 }
 
 
