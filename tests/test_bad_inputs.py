@@ -759,7 +759,12 @@ def _threads(pid: int) -> int:
 
 @pytest.mark.slow
 def test_serve_half_open_connections_are_timed_out_and_threads_stay_bounded(tiny_serve):
-    baseline = _threads(tiny_serve["pid"])
+    # TensorFlow starts thread pools of its own on the first predictions and its count
+    # moves a little: warm it first, take the highest of a few samples, and allow a few
+    # threads of slack. Unbounded serving would add one thread per connection (24 here).
+    predict_raw(tiny_serve, ZEROS.encode())
+    baseline = max(_threads(tiny_serve["pid"]) for _ in range(5) if not _time.sleep(0.1))
+    slack = 4
     socks = []
     try:
         for _ in range(24):  # request line and half the headers, then nothing
@@ -768,7 +773,7 @@ def test_serve_half_open_connections_are_timed_out_and_threads_stay_bounded(tiny
             socks.append(s)
         _time.sleep(0.5)
         most = max(_threads(tiny_serve["pid"]) for _ in range(5) if not _time.sleep(0.1))
-        assert most <= baseline + SERVE_THREADS, (baseline, most)
+        assert most <= baseline + SERVE_THREADS + slack < baseline + 24, (baseline, most)
         # Each is closed by the server: 24 connections, 4 at a time, 1 s each.
         started = _time.monotonic()
         for s in socks:
