@@ -26,6 +26,7 @@ from pydantic import BeforeValidator, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from ci_gen.errors import CiGenError, shown
+from ci_gen.files import TooLarge, read_limited
 from ci_gen.http import HttpError, loads_json
 from ci_gen.parse import Model, ParseError, parse
 from ci_gen.patterns import RE_PROM_LABEL, RE_PROM_METRIC
@@ -158,9 +159,10 @@ def load_reference(path: str | Path) -> Reference:
     path = Path(path)
     where = f"reference profile {path}"
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise ReferenceError(f"{where} is larger than {MAX_BYTES // (1024 * 1024)} MiB: not a profile")
-        raw = path.read_bytes()
+        raw = read_limited(path, MAX_BYTES)
+    except TooLarge:
+        raise ReferenceError(f"{where} is larger than {MAX_BYTES // (1024 * 1024)} MiB: "
+                             "not a profile") from None
     except FileNotFoundError:
         raise ReferenceError(f"reference profile {path} not found: the training pipeline's evaluate "
                              f"stage writes it (`dvc pull {path}` to fetch the committed one)") from None
